@@ -1,0 +1,98 @@
+/**
+ * The one catalogue of message codes for all of Trellis.
+ *
+ * `TRL0nnn` mirrors the Istio code of the same number (`TRL0106` ↔ `IST0106`);
+ * `TRL1nnn` are Trellis's own. A code is permanent: it is never reused for
+ * another meaning, and a retired code stays in the table marked `retired`.
+ * Templates use `{name}` placeholders filled from a message's `args`.
+ */
+export type Level = 'error' | 'warning' | 'info';
+
+export interface MessageType {
+  readonly code: string;
+  readonly name: string;
+  readonly level: Level;
+  /** A sentence with `{placeholders}`; the arguments come with each message. */
+  readonly template: string;
+  /** One line for the docs: what the code means and what to do about it. */
+  readonly docs: string;
+}
+
+const table = {
+  SchemaValidationError: {
+    code: 'TRL0106', level: 'error',
+    template: '{detail}',
+    docs: 'A field breaks a rule of its kind: wrong type, value out of range, missing required field, bad enum, malformed duration or regex, or fields that may not be set together. Fix the field named.',
+  },
+  YamlSyntaxError: {
+    code: 'TRL1001', level: 'error',
+    template: 'YAML syntax error: {detail}',
+    docs: 'The file is not valid YAML; nothing in the document was read. Fix the syntax at the position given.',
+  },
+  UnknownField: {
+    code: 'TRL1002', level: 'error',
+    template: 'unknown field "{field}"{hint}',
+    docs: 'The kind has no such field. A typo, or a field of another version of the API; it is an error so that no setting is silently dropped.',
+  },
+  UnsupportedKind: {
+    code: 'TRL1003', level: 'error',
+    template: '{kind} is not supported by Trellis: {instead}',
+    docs: 'Trellis rejects kinds whose semantics it does not implement instead of ignoring them. The message says what to use instead.',
+  },
+  UnknownKind: {
+    code: 'TRL1004', level: 'error',
+    template: 'unknown kind "{kind}" in apiVersion "{apiVersion}"{hint}',
+    docs: 'Neither Istio, Kubernetes (as registry data) nor trellis.dev defines this apiVersion/kind pair.',
+  },
+  FieldNotEnforced: {
+    code: 'TRL1005', level: 'warning',
+    template: 'field "{field}" is accepted but not yet enforced by Trellis',
+    docs: 'The field is valid Istio configuration, Trellis keeps it, but the data plane does not act on it yet. Behaviour differs from Istio until it does.',
+  },
+  DuplicateResource: {
+    code: 'TRL1006', level: 'error',
+    template: '{resource} is defined twice; first at {first}',
+    docs: 'Two documents declare the same kind, namespace and name. The later one is ignored; remove or rename one.',
+  },
+  NotPortable: {
+    code: 'TRL1007', level: 'info',
+    template: 'field "{field}" is a Trellis extension and is not understood by Istio',
+    docs: 'The configuration uses a Trellis-only extension (such as AuthorizationPolicy source.labels); Istio would reject it.',
+  },
+  FileNotReadable: {
+    code: 'TRL1008', level: 'error',
+    template: 'cannot read {path}: {detail}',
+    docs: 'A path given on the command line or found in a directory could not be read.',
+  },
+  WorkloadNotFound: {
+    code: 'TRL1009', level: 'error',
+    template: 'no workload "{name}"{where}; known workloads: {known}',
+    docs: 'A command named a workload (a Deployment, Pod, WorkloadEntry or App service) that the configuration does not declare.',
+  },
+  InvalidResourceHeader: {
+    code: 'TRL1010', level: 'error',
+    template: '{detail}',
+    docs: 'A document lacks apiVersion, kind or metadata.name, or they are not strings; it cannot be identified as a resource.',
+  },
+} as const satisfies Record<string, Omit<MessageType, 'name'>>;
+
+export type MessageName = keyof typeof table;
+
+/** Every message type by name. */
+export const messages: { readonly [K in MessageName]: MessageType } = Object.freeze(
+  Object.fromEntries(
+    Object.entries(table).map(([name, m]) => [name, Object.freeze({ name, ...m })]),
+  ) as { [K in MessageName]: MessageType },
+);
+
+/** Every message type by code, for `trellis analyze --list-codes` and docs. */
+export const messagesByCode: ReadonlyMap<string, MessageType> = new Map(
+  Object.values(messages).map((m) => [m.code, m]),
+);
+
+/** Fills a template's `{placeholders}`; a missing argument stays visible as `{name}`. */
+export function render(template: string, args: Readonly<Record<string, string | number>>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) =>
+    key in args ? String(args[key]) : whole,
+  );
+}
