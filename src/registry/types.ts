@@ -66,6 +66,12 @@ export interface Workload {
   readonly address?: string;
   /** Named ports of the workload (container ports, WorkloadEntry ports) for named targetPorts. */
   readonly ports: Readonly<Record<string, number>>;
+  /** Locality of each instance when they differ (App `placement`); length = replicas. `locality` is the first. */
+  readonly instanceLocalities?: readonly Locality[];
+  /** Load-balancing weight of each instance (WorkloadEntry `weight`); 1 when unset. */
+  readonly weight?: number;
+  /** Health of the instances when the source knows it (a Pod's readiness); `UNKNOWN` when unset. */
+  readonly health?: Endpoint['health'];
   readonly source: string;
   readonly hash: string;
 }
@@ -81,7 +87,9 @@ export interface Endpoint {
   readonly port: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly locality: Locality;
+  /** `''` for an endpoint outside the mesh (a MESH_EXTERNAL ServiceEntry endpoint without serviceAccount). */
   readonly serviceAccount: string;
+  /** SPIFFE ID the endpoint's certificate must carry; `''` when it has no mesh identity (see serviceAccount). */
   readonly identity: string;
   /** Load-balancing weight, 1 by default (WorkloadEntry weight). */
   readonly weight: number;
@@ -114,5 +122,22 @@ export interface RegistrySource {
   services(): readonly Service[];
   workloads(): readonly Workload[];
   /** Endpoints the source lists directly (ServiceEntry endpoints); selector-based ones are derived by the registry. */
-  staticEndpoints(): readonly (Endpoint & { readonly service: string; readonly servicePort: number })[];
+  staticEndpoints(): readonly StaticEndpoint[];
+  /** Namespaces the source declares without services or workloads in them (Namespace, ServiceAccount resources). */
+  namespaces?(): readonly string[];
+  /** Where a resource named by a `source` field (`Service default/reviews`) is written, for messages. */
+  positionOf?(source: string): { readonly file: string; readonly line: number; readonly col: number } | undefined;
+}
+
+/** An endpoint a source lists directly, with the service port it belongs to. */
+export interface StaticEndpoint extends Endpoint {
+  /** Hostname of the service. */
+  readonly service: string;
+  readonly servicePort: number;
+  /**
+   * The resource that lists it (`ServiceEntry ns/name`). When set, the
+   * registry attaches the endpoint only to a service from that same resource,
+   * so a duplicate hostname's endpoints are never merged into another's.
+   */
+  readonly source?: string;
 }

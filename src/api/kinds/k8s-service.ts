@@ -1,12 +1,75 @@
-/** PLACEHOLDER: replaced by the full schema. */
-import { z, type DeepReadonly } from '../schema.js';
+/**
+ * Kubernetes core/v1 Service, read as registry data: its selector, ports and
+ * type. Fields Trellis does not read (sessionAffinity, ipFamilies, …) are
+ * passed over; the fields it reads are checked as the API server would.
+ */
+import { labels, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
+import { DNS1123_LABEL } from './workload-entry.js';
 
-export const ServiceBody = z.object({ spec: z.any().optional() }).passthrough();
-export type ServiceSpec = DeepReadonly<any>;
+/** Kubernetes IANA_SVC_NAME: a named port, at most 15 lowercase letters, digits and single `-`, with a letter. */
+export const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/;
+
+export function ianaSvcName(what: string) {
+  return z.string().refine((s) => s.length <= 15 && IANA_SVC_NAME.test(s), {
+    message: `${what} must be at most 15 lowercase letters, digits and "-", with at least one letter`,
+  });
+}
+
+export const transportProtocol = z.enum(['TCP', 'UDP', 'SCTP']);
+
+const servicePort = z.object({
+  /** Required when the Service has several ports; its prefix gives the protocol (`http-api`). */
+  name: z.string().refine((s) => s === '' || (s.length <= 63 && DNS1123_LABEL.test(s)), { message: 'a port name must be a lowercase DNS-1123 label' }).optional(),
+  port: port(),
+  /** A number, or the name of a container port; the service port by default. */
+  targetPort: z.union([port(), ianaSvcName('a named targetPort')]).optional(),
+  /**
+   * Kubernetes allows TCP, UDP and SCTP; Trellis reads only whether it is UDP.
+   * Other values are accepted as Istio's own test data writes them (`HTTP`).
+   */
+  protocol: z.string().optional(),
+  appProtocol: z.string().optional(),
+  nodePort: port().optional(),
+});
+
+export const serviceSpec = z.object({
+  selector: labels.optional(),
+  ports: z.array(servicePort).optional(),
+  type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
+  /** `None` for a headless service. */
+  clusterIP: z.string().optional(),
+  clusterIPs: z.array(z.string()).optional(),
+  externalName: z.string().optional(),
+}).superRefine((s, ctx) => {
+  // Kubernetes also requires names when there are several ports; Istio's
+  // analyzers report unnamed ports instead (TRL0118), so they load here.
+  const ports = s.ports ?? [];
+  const names = new Map<string, number>();
+  const numbers = new Map<string, number>();
+  ports.forEach((p, i) => {
+    if (p.name) {
+      if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `Duplicate value: port name "${p.name}" is already ports[${names.get(p.name)}]` });
+      else names.set(p.name, i);
+    }
+    const key = `${p.port}/${(p.protocol ?? 'TCP').toUpperCase()}`;
+    if (numbers.has(key)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'port'], message: `Duplicate value: port ${key} is already ports[${numbers.get(key)}]` });
+    else numbers.set(key, i);
+  });
+  if (s.type === 'ExternalName' && !s.externalName) {
+    ctx.addIssue({ code: 'custom', path: ['externalName'], message: 'Required value: a Service of type ExternalName needs externalName' });
+  }
+});
+
+export type ServiceSpec = DeepReadonly<z.infer<typeof serviceSpec>>;
+export type ServicePortSpec = NonNullable<ServiceSpec['ports']>[number];
 
 export const Service = defineKind({
-  kind: 'Service', group: '', versions: ['v1'], namespaced: true,
-  body: ServiceBody,
-  docs: '',
+  kind: 'Service',
+  group: '',
+  versions: ['v1'],
+  namespaced: true,
+  registryData: true,
+  body: z.object({ spec: serviceSpec.optional(), status: z.unknown().optional() }),
+  docs: 'Kubernetes Service (registry data): a hostname name.namespace.svc.cluster.local, its ports and the selector that picks its workloads.',
 });

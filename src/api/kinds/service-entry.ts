@@ -1,12 +1,163 @@
-/** PLACEHOLDER: replaced by the full schema. */
-import { z, type DeepReadonly } from '../schema.js';
+/**
+ * `networking.istio.io` ServiceEntry: adds hosts to the registry — external
+ * APIs, or services whose workloads are WorkloadEntries and Pods picked by a
+ * selector — with Istio's validation rules (its CRD rules and its webhook).
+ */
+import { noDuplicates, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
+import { checkLabels, DNS1123_LABEL, isFqdn, isIpAddress, ISTIO_DNS_LABEL, workloadEntrySpec } from './workload-entry.js';
 
-export const ServiceEntryBody = z.object({ spec: z.any().optional() }).passthrough();
-export type ServiceEntrySpec = DeepReadonly<any>;
+/** Port protocols Istio accepts (case-insensitive); empty means "sniff". */
+const PROTOCOLS = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tls', 'tcp', 'udp', 'mongo', 'mysql', 'redis', 'http_proxy'];
+const HTTP_OR_TLS = new Set(['http', 'http2', 'grpc', 'grpc-web', 'http_proxy', 'https', 'tls']);
+
+const sePort = z.strictObject({
+  number: port(),
+  /** Application protocol: HTTP, HTTPS, HTTP2, GRPC, GRPC-Web, TLS, TCP, MONGO, MYSQL, REDIS. */
+  protocol: z.string().optional(),
+  name: z.string({ message: 'a port needs a name' }),
+  /** Port on the endpoints; the service port when unset. */
+  targetPort: port().optional(),
+}).superRefine((p, ctx) => {
+  if (p.name.length > 63 || !ISTIO_DNS_LABEL.test(p.name)) {
+    ctx.addIssue({ code: 'custom', path: ['name'], message: `invalid port name "${p.name}": use a DNS label (letters, digits and "-")` });
+  }
+  if (p.protocol !== undefined && p.protocol !== '' && !PROTOCOLS.includes(p.protocol.toLowerCase())) {
+    ctx.addIssue({ code: 'custom', path: ['protocol'], message: `unsupported protocol "${p.protocol}": use one of HTTP, HTTPS, HTTP2, GRPC, GRPC-Web, TLS, TCP, UDP, Mongo, MySQL, Redis` });
+  }
+});
+
+/** A ServiceEntry's selector: Istio's networking `WorkloadSelector` (`labels`, not `matchLabels`). */
+const seSelector = z.strictObject({ labels: z.record(z.string(), z.string()).optional() }).superRefine((s, ctx) => {
+  for (const [k, v] of Object.entries(s.labels ?? {})) {
+    if (k === '') ctx.addIssue({ code: 'custom', path: ['labels', k], message: 'empty key is not supported in selector' });
+    if (k.includes('*') || v.includes('*')) {
+      ctx.addIssue({ code: 'custom', path: ['labels', k], message: `wildcard is not supported in selector: "${k}=${v}"; a selector matches exact label values` });
+    }
+  }
+});
+
+/** Istio's `ValidateWildcardDomain`: `*` or `*prefix` only in the first label, DNS labels after it. */
+function hostError(host: string): string | undefined {
+  if (host === '*') return 'hostname cannot be wildcard: a ServiceEntry must name its hosts ("*" would capture every host); use *.example.com for a domain';
+  if (host.length > 255) return `host "${host}" is longer than 255 characters`;
+  const dot = host.indexOf('.');
+  const first = dot < 0 ? host : host.slice(0, dot);
+  const rest = dot < 0 ? '' : host.slice(dot + 1);
+  const firstOk = first === '*' || (first.length <= 63 && ISTIO_DNS_LABEL.test(first.startsWith('*') ? first.slice(1) : first));
+  if (!firstOk || (rest !== '' && !isFqdn(rest))) return `host "${host}" is not a valid DNS name or wildcard (*.example.com)`;
+  return undefined;
+}
+
+function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const ip = s.slice(0, slash);
+  const bits = s.slice(slash + 1);
+  const max = isIpAddress(ip) ? (ip.includes(':') ? 128 : 32) : -1;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
+}
+
+/** `exportTo` rules shared by Istio's kinds: `*`, `.`, `~` or a namespace; no duplicates; `~` alone. */
+export function checkExportTo(exportTo: readonly string[] | undefined, ctx: z.RefinementCtx, path: PropertyKey[]): void {
+  if (!exportTo) return;
+  exportTo.forEach((e, i) => {
+    if (e !== '*' && e !== '.' && e !== '~' && !DNS1123_LABEL.test(e)) {
+      ctx.addIssue({ code: 'custom', path: [...path, i], message: `exportTo "${e}" must be "*", ".", "~" or a namespace name` });
+    }
+  });
+  noDuplicates(exportTo, (e) => e, ctx, (i) => [...path, i], 'exportTo');
+  if (exportTo.includes('~') && exportTo.length > 1) {
+    ctx.addIssue({ code: 'custom', path, message: 'cannot export to no one ("~") and to someone at the same time' });
+  }
+}
+
+export const serviceEntrySpec = z.strictObject({
+  hosts: z.array(z.string()).min(1, { message: 'a ServiceEntry needs at least one host' }),
+  /** Virtual IPs or CIDR blocks of the service. */
+  addresses: z.array(z.string()).optional(),
+  ports: z.array(sePort).optional(),
+  location: z.enum(['MESH_EXTERNAL', 'MESH_INTERNAL']).optional(),
+  /** How endpoints are found; `NONE` (pass through to the address the caller used) by default. */
+  resolution: z.enum(['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN']).optional(),
+  endpoints: z.array(workloadEntrySpec).optional(),
+  workloadSelector: seSelector.optional(),
+  exportTo: z.array(z.string()).optional(),
+  subjectAltNames: z.array(z.string()).optional(),
+}).superRefine((se, ctx) => {
+  const resolution = se.resolution ?? 'NONE';
+  se.hosts.forEach((h, i) => {
+    const err = hostError(h);
+    if (err) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: err });
+  });
+  let cidr = false;
+  (se.addresses ?? []).forEach((a, i) => {
+    if (a.includes('/')) {
+      cidr = true;
+      if (!isCidr(a)) ctx.addIssue({ code: 'custom', path: ['addresses', i], message: `address "${a}" is not a valid CIDR block` });
+    } else if (!isIpAddress(a)) {
+      ctx.addIssue({ code: 'custom', path: ['addresses', i], message: `address "${a}" is not an IP address or CIDR block` });
+    }
+  });
+  if (cidr && resolution !== 'NONE' && resolution !== 'STATIC') {
+    ctx.addIssue({ code: 'custom', path: ['addresses'], message: `CIDR addresses are allowed only for NONE/STATIC resolution types, not ${resolution}` });
+  }
+  noDuplicates(se.ports, (p) => p.name, ctx, (i) => ['ports', i, 'name'], 'port name');
+  const numbers = new Map<number, number>();
+  (se.ports ?? []).forEach((p, i) => {
+    const first = numbers.get(p.number);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'number'], message: `port number cannot be duplicated: ${p.number} is already ports[${first}]` });
+    else numbers.set(p.number, i);
+  });
+  if (se.workloadSelector !== undefined && se.endpoints !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['workloadSelector'], message: 'only one of workloadSelector or endpoints can be set: select workloads by label, or list the endpoints' });
+  }
+  const endpoints = se.endpoints ?? [];
+  if (resolution === 'NONE' && endpoints.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['endpoints'], message: 'NONE mode cannot set endpoints: traffic goes to the address the caller used; set resolution STATIC or DNS to use these endpoints' });
+  }
+  if (resolution === 'DNS_ROUND_ROBIN' && endpoints.length > 1) {
+    ctx.addIssue({ code: 'custom', path: ['endpoints', 1], message: 'DNS_ROUND_ROBIN mode cannot have multiple endpoints: list one, or use resolution DNS' });
+  }
+  if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {
+    se.hosts.forEach((h, i) => {
+      if (h.includes('*')) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: `hosts must be FQDN if no endpoints are provided for resolution mode ${resolution}: "${h}" cannot be resolved` });
+    });
+  }
+  const portNames = new Set((se.ports ?? []).map((p) => p.name));
+  endpoints.forEach((ep, i) => {
+    const addr = ep.address ?? '';
+    const unix = addr.startsWith('unix://');
+    if (resolution === 'STATIC' && addr !== '' && !unix && !isIpAddress(addr)) {
+      ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'address'], message: `endpoint address "${addr}" is not an IP address; resolution STATIC needs IPs (use DNS for host names)` });
+    }
+    if (resolution !== 'STATIC' && unix) {
+      ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'address'], message: `unix:// endpoints need resolution STATIC, not ${resolution}` });
+    }
+    if (unix && (se.ports?.length ?? 0) !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'address'], message: 'exactly 1 service port required for unix endpoints' });
+    }
+    for (const name of Object.keys(ep.ports ?? {})) {
+      if (!portNames.has(name)) ctx.addIssue({ code: 'custom', path: ['endpoints', i, 'ports', name], message: `endpoint port "${name}" is not defined by the service entry; name one of its ports` });
+    }
+  });
+  if (resolution !== 'NONE' && se.hosts.length > 1) {
+    const i = (se.ports ?? []).findIndex((p) => !HTTP_OR_TLS.has((p.protocol ?? '').toLowerCase()));
+    if (i >= 0) ctx.addIssue({ code: 'custom', path: ['ports', i, 'protocol'], message: 'multiple hosts provided with non-HTTP, non-TLS ports: plain TCP cannot tell the hosts apart; use one host per ServiceEntry or resolution NONE' });
+  }
+  checkExportTo(se.exportTo, ctx, ['exportTo']);
+  if (se.workloadSelector) checkLabels(se.workloadSelector.labels, ctx, ['workloadSelector', 'labels']);
+});
+
+export type ServiceEntrySpec = DeepReadonly<z.infer<typeof serviceEntrySpec>>;
+export type ServiceEntryPort = NonNullable<ServiceEntrySpec['ports']>[number];
 
 export const ServiceEntry = defineKind({
-  kind: 'ServiceEntry', group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'], namespaced: true,
-  body: ServiceEntryBody,
-  docs: '',
+  kind: 'ServiceEntry',
+  group: 'networking.istio.io',
+  versions: ['v1', 'v1beta1', 'v1alpha3'],
+  namespaced: true,
+  body: z.strictObject({ spec: serviceEntrySpec, status: z.unknown().optional() }),
+  notEnforced: ['spec.subjectAltNames', 'spec.endpoints[*].network'],
+  docs: 'Adds hosts to the registry: external services, or services whose workloads are WorkloadEntries and Pods picked by a selector, with ports, resolution, addresses and endpoints.',
 });

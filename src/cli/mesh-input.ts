@@ -1,0 +1,45 @@
+/**
+ * What the CLI commands share: load the configuration and the registry from
+ * paths, print the diagnostics, and decide whether to go on.
+ */
+import type { ConfigSet } from '../api/config-set.js';
+import { formatDiagnostic, type Diagnostic } from '../api/diagnostic.js';
+import { loadConfig } from '../api/load.js';
+import { meshSettings } from '../compile/mesh.js';
+import { createRegistry } from '../registry/registry.js';
+import { configSource } from '../registry/sources/config-source.js';
+import type { Registry } from '../registry/types.js';
+
+export interface MeshInput {
+  readonly config: ConfigSet;
+  readonly registry: Registry;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export function loadMesh(paths: readonly string[]): MeshInput {
+  const config = loadConfig(paths);
+  const mesh = meshSettings(config);
+  const { registry, diagnostics } = createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], {
+    trustDomain: mesh.trustDomain,
+    domainSuffix: mesh.domainSuffix,
+  });
+  return { config, registry, diagnostics: [...config.diagnostics, ...diagnostics] };
+}
+
+/** Prints diagnostics to stderr; returns the number of errors among them. */
+export function report(ds: readonly Diagnostic[], opts: { quiet?: boolean } = {}): number {
+  let errors = 0;
+  for (const d of ds) {
+    if (d.level === 'error') errors++;
+    if (opts.quiet && d.level !== 'error') continue;
+    process.stderr.write(formatDiagnostic(d) + '\n');
+  }
+  return errors;
+}
+
+/** A user-facing failure: message to stderr, exit code 1 (2 for usage errors). */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}

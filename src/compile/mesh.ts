@@ -1,0 +1,25 @@
+/** Mesh-wide settings: the MeshConfig resource with Trellis's defaults applied. */
+import type { ConfigSet } from '../api/config-set.js';
+import { parseDuration } from '../api/duration.js';
+import type { MeshSettings } from '../protocol/snapshot.js';
+import { DEFAULTS } from './defaults.js';
+
+export function meshSettings(config: ConfigSet): MeshSettings {
+  const spec = (config.ofKind('MeshConfig')[0]?.body.spec ?? {}) as {
+    trustDomain?: string;
+    rootNamespace?: string;
+    outboundTrafficPolicy?: { mode?: 'ALLOW_ANY' | 'REGISTRY_ONLY' };
+    pathNormalization?: { normalization?: MeshSettings['pathNormalization'] };
+    enableAutoMtls?: boolean;
+    connectTimeout?: string;
+  };
+  return Object.freeze({
+    trustDomain: spec.trustDomain ?? DEFAULTS.trustDomain,
+    rootNamespace: spec.rootNamespace ?? DEFAULTS.rootNamespace,
+    domainSuffix: DEFAULTS.domainSuffix,
+    outboundTrafficPolicy: spec.outboundTrafficPolicy?.mode ?? DEFAULTS.outboundTrafficPolicy,
+    pathNormalization: spec.pathNormalization?.normalization ?? DEFAULTS.pathNormalization,
+    enableAutoMtls: spec.enableAutoMtls ?? DEFAULTS.enableAutoMtls,
+    connectTimeoutMs: (spec.connectTimeout ? parseDuration(spec.connectTimeout) : undefined) ?? DEFAULTS.connectTimeoutMs,
+  });
+}

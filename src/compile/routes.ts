@@ -1,0 +1,163 @@
+/**
+ * VirtualService HTTP routes → snapshot routes. Pure: the destinations' hosts
+ * and ports are resolved through the function passed in.
+ */
+import { parseDuration } from '../api/duration.js';
+import type { HTTPMatchRequest, HTTPRoute, Headers, StringMatch } from '../api/kinds/virtual-service.js';
+import type {
+  FaultPolicy, ForwardAction, HeaderOps, NamedMatcher, RetryPolicy, Route, RouteAction, RouteMatch, StringMatcher, WeightedCluster,
+} from '../protocol/snapshot.js';
+import { DEFAULTS } from './defaults.js';
+
+/** Resolves a destination (host as written, optional port, optional subset) to a cluster name. */
+export type ClusterNamer = (host: string, port: number | undefined, subset: string | undefined) => string;
+
+export function clusterName(port: number, subset: string | undefined, host: string): string {
+  return `outbound|${port}|${subset ?? ''}|${host}`;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ ...DEFAULTS.retry });
+
+/** The route for a service without a VirtualService: everything to its cluster. */
+export function defaultRoute(cluster: string): Route {
+  return Object.freeze({
+    name: 'default',
+    match: Object.freeze([]),
+    action: Object.freeze({
+      kind: 'forward', clusters: Object.freeze([Object.freeze({ cluster, weight: 100 })]),
+      timeoutMs: DEFAULTS.routeTimeoutMs, retry: DEFAULT_RETRY,
+    }) satisfies ForwardAction,
+  });
+}
+
+export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], name: ClusterNamer): Route[] {
+  return routes.map((r, i) => Object.freeze({
+    name: r.name ?? `${vsName}.${i}`,
+    match: Object.freeze((r.match ?? []).map(compileMatch)),
+    action: compileAction(r, name),
+  }));
+}
+
+function compileMatch(m: HTTPMatchRequest): RouteMatch {
+  const ic = m.ignoreUriCase === true;
+  const out: RouteMatch = {
+    ...(m.name !== undefined ? { name: m.name } : {}),
+    ...(m.uri ? { uri: matcher(m.uri, ic) } : {}),
+    ...(m.scheme ? { scheme: matcher(m.scheme) } : {}),
+    ...(m.method ? { method: matcher(m.method) } : {}),
+    ...(m.authority ? { authority: matcher(m.authority) } : {}),
+    headers: named(m.headers),
+    withoutHeaders: named(m.withoutHeaders),
+    queryParams: named(m.queryParams),
+    ...(m.port !== undefined ? { port: m.port } : {}),
+    ...(m.sourceLabels ? { sourceLabels: m.sourceLabels } : {}),
+    ...(m.sourceNamespace !== undefined ? { sourceNamespace: m.sourceNamespace } : {}),
+    ...(m.gateways?.length ? { gateways: m.gateways } : {}),
+  };
+  return Object.freeze(out);
+}
+
+function matcher(m: StringMatch, ignoreCase = false): StringMatcher {
+  const kind = m.exact !== undefined ? 'exact' : m.prefix !== undefined ? 'prefix' : 'regex';
+  const value = (m.exact ?? m.prefix ?? m.regex)!;
+  return Object.freeze(ignoreCase ? { kind, value, ignoreCase } : { kind, value });
+}
+
+/** Header / query matches; an empty StringMatch (`{}`) means "present". Sorted by name for determinism. */
+function named(m: Readonly<Record<string, StringMatch>> | undefined): readonly NamedMatcher[] {
+  if (!m) return Object.freeze([]);
+  return Object.freeze(Object.keys(m).sort().map((name) => {
+    const sm = m[name]!;
+    const hasValue = sm.exact !== undefined || sm.prefix !== undefined || sm.regex !== undefined;
+    return Object.freeze(hasValue ? { name, match: matcher(sm) } : { name });
+  }));
+}
+
+function compileAction(r: HTTPRoute, name: ClusterNamer): RouteAction {
+  if (r.directResponse) {
+    const body = r.directResponse.body;
+    const text = body?.string ?? (body?.bytes !== undefined ? Buffer.from(body.bytes, 'base64').toString('utf8') : undefined);
+    return Object.freeze({ kind: 'direct', status: r.directResponse.status, ...(text !== undefined ? { body: text } : {}) });
+  }
+  if (r.redirect) {
+    const d = r.redirect;
+    return Object.freeze({
+      kind: 'redirect',
+      ...(d.uri !== undefined ? { uri: d.uri } : {}),
+      ...(d.authority !== undefined ? { authority: d.authority } : {}),
+      ...(d.port !== undefined ? { port: d.port } : {}),
+      ...(d.derivePort !== undefined ? { derivePort: d.derivePort } : {}),
+      ...(d.scheme !== undefined ? { scheme: d.scheme } : {}),
+      status: d.redirectCode ?? DEFAULTS.redirectCode,
+    });
+  }
+  const dests = r.route ?? [];
+  const clusters: WeightedCluster[] = dests.map((d) => {
+    const req = headerOps(d.headers?.request);
+    const res = headerOps(d.headers?.response);
+    return Object.freeze({
+      cluster: name(d.destination.host, d.destination.port?.number, d.destination.subset),
+      weight: d.weight ?? (dests.length === 1 ? DEFAULTS.singleDestinationWeight : 0),
+      ...(req ? { requestHeaders: req } : {}),
+      ...(res ? { responseHeaders: res } : {}),
+    });
+  });
+  const reqOps = headerOps(r.headers?.request);
+  const resOps = headerOps(r.headers?.response);
+  const fault = compileFault(r.fault);
+  const rw = r.rewrite;
+  const action: ForwardAction = {
+    kind: 'forward',
+    clusters: Object.freeze(clusters),
+    timeoutMs: r.timeout !== undefined ? parseDuration(r.timeout)! : DEFAULTS.routeTimeoutMs,
+    retry: compileRetry(r.retries),
+    ...(rw && (rw.uri !== undefined || rw.authority !== undefined || rw.uriRegexRewrite)
+      ? { rewrite: Object.freeze({
+          ...(rw.uri !== undefined ? { uri: rw.uri } : {}),
+          ...(rw.authority !== undefined ? { authority: rw.authority } : {}),
+          ...(rw.uriRegexRewrite ? { uriRegex: Object.freeze({ match: rw.uriRegexRewrite.match, rewrite: rw.uriRegexRewrite.rewrite }) } : {}),
+        }) }
+      : {}),
+    ...(fault ? { fault } : {}),
+    ...(reqOps ? { requestHeaders: reqOps } : {}),
+    ...(resOps ? { responseHeaders: resOps } : {}),
+  };
+  return Object.freeze(action);
+}
+
+function compileRetry(r: HTTPRoute['retries']): RetryPolicy {
+  if (!r) return DEFAULT_RETRY;
+  const on = r.retryOn !== undefined ? r.retryOn.split(',').map((s) => s.trim()).filter(Boolean) : DEFAULTS.retry.retryOn;
+  // Numeric entries in retryOn are retriable status codes, as in Istio.
+  const codes = on.filter((s) => /^\d{3}$/.test(s)).map(Number);
+  const conditions = on.filter((s) => !/^\d{3}$/.test(s));
+  return Object.freeze({
+    attempts: r.attempts ?? DEFAULTS.retry.attempts,
+    perTryTimeoutMs: r.perTryTimeout !== undefined ? parseDuration(r.perTryTimeout)! : DEFAULTS.retry.perTryTimeoutMs,
+    retryOn: Object.freeze(codes.length && !conditions.includes('retriable-status-codes') ? [...conditions, 'retriable-status-codes'] : conditions),
+    retriableStatusCodes: Object.freeze(r.retryOn !== undefined ? codes : [...DEFAULTS.retry.retriableStatusCodes]),
+    retryRemoteLocalities: r.retryRemoteLocalities ?? DEFAULTS.retry.retryRemoteLocalities,
+    backoffBaseMs: r.backoff !== undefined ? parseDuration(r.backoff)! : DEFAULTS.retry.backoffBaseMs,
+  });
+}
+
+function compileFault(f: HTTPRoute['fault']): FaultPolicy | undefined {
+  if (!f || (!f.delay && !f.abort)) return undefined;
+  const pct = (p: { value: number } | undefined, legacy?: number) => p?.value ?? legacy ?? DEFAULTS.faultPercentage;
+  const out: FaultPolicy = {
+    ...(f.delay ? { delay: Object.freeze({ fixedDelayMs: parseDuration(f.delay.fixedDelay ?? f.delay.exponentialDelay!)!, percentage: pct(f.delay.percentage, f.delay.percent) }) } : {}),
+    ...(f.abort ? { abort: Object.freeze({
+      ...(f.abort.httpStatus !== undefined ? { httpStatus: f.abort.httpStatus } : {}),
+      ...(f.abort.grpcStatus !== undefined ? { grpcStatus: f.abort.grpcStatus } : {}),
+      percentage: pct(f.abort.percentage),
+    }) } : {}),
+  };
+  return Object.freeze(out);
+}
+
+function headerOps(h: NonNullable<Headers['request']> | undefined): HeaderOps | undefined {
+  if (!h || (!h.set && !h.add && !h.remove)) return undefined;
+  const pairs = (m: Readonly<Record<string, string>> | undefined) =>
+    Object.freeze(Object.keys(m ?? {}).sort().map((k) => Object.freeze([k.toLowerCase(), m![k]!] as const)));
+  return Object.freeze({ set: pairs(h.set), add: pairs(h.add), remove: Object.freeze((h.remove ?? []).map((s) => s.toLowerCase())) });
+}

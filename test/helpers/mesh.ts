@@ -1,0 +1,110 @@
+/** Test helpers: build a configuration set and registry from YAML text or files. */
+import { join } from 'node:path';
+import { ConfigSet } from '../../src/api/config-set.js';
+import { loadConfig, parseYaml } from '../../src/api/load.js';
+import type { Resource } from '../../src/api/resource.js';
+import type { Diagnostic } from '../../src/api/diagnostic.js';
+import { meshSettings } from '../../src/compile/mesh.js';
+import { createRegistry } from '../../src/registry/registry.js';
+import { configSource } from '../../src/registry/sources/config-source.js';
+import type { Registry } from '../../src/registry/types.js';
+
+export const ROOT = process.env.TRELLIS_ROOT ?? join(new URL('.', import.meta.url).pathname, '..', '..', '..');
+export const SAMPLES = join(ROOT, 'test', 'fixtures', 'istio-samples');
+export const BOOKINFO = join(SAMPLES, 'bookinfo');
+
+export interface Mesh {
+  readonly config: ConfigSet;
+  readonly registry: Registry;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+export function registryFor(config: ConfigSet): { registry: Registry; diagnostics: readonly Diagnostic[] } {
+  const mesh = meshSettings(config);
+  return createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], { trustDomain: mesh.trustDomain, domainSuffix: mesh.domainSuffix });
+}
+
+/** A mesh from files/directories (relative to the repo root or absolute). */
+export function meshFromFiles(...paths: string[]): Mesh {
+  const config = loadConfig(paths.map((p) => (p.startsWith('/') ? p : join(ROOT, p))));
+  const { registry, diagnostics } = registryFor(config);
+  return { config, registry, diagnostics: [...config.diagnostics, ...diagnostics] };
+}
+
+/** Resources parsed from YAML text; throws when the text has errors. */
+export function resources(yaml: string, file = 'inline.yaml'): Resource[] {
+  const r = parseYaml(yaml, file);
+  const errors = r.diagnostics.filter((d) => d.level === 'error');
+  if (errors.length) throw new Error(`test YAML does not validate: ${errors.map((e) => `${e.field}: ${e.message}`).join('; ')}`);
+  return [...r.resources];
+}
+
+/** A mesh from YAML text (plus optional files). */
+export function meshFromYaml(yaml: string, ...files: string[]): Mesh {
+  const base = files.length ? loadConfig(files.map((p) => (p.startsWith('/') ? p : join(ROOT, p)))).resources : [];
+  const config = ConfigSet.of([...base, ...resources(yaml)]);
+  const { registry, diagnostics } = registryFor(config);
+  return { config, registry, diagnostics };
+}
+
+/** Two Services with Deployments, for small routing tests. */
+export const TWO_SERVICES = `
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web-v1, namespace: shop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: web, version: v1 } }
+  template:
+    metadata: { labels: { app: web, version: v1 } }
+    spec:
+      serviceAccountName: web
+      containers: [{ name: web, image: web }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { app: api }
+  ports: [{ name: http, port: 80, targetPort: 9000 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api-v1, namespace: shop }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: api, version: v1 } }
+  template:
+    metadata: { labels: { app: api, version: v1 } }
+    spec:
+      serviceAccountName: api
+      containers: [{ name: api, image: api }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api-v2, namespace: shop }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: api, version: v2 } }
+  template:
+    metadata: { labels: { app: api, version: v2 } }
+    spec:
+      serviceAccountName: api
+      containers: [{ name: api, image: api }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: shop }
+spec:
+  host: api
+  subsets:
+  - { name: v1, labels: { version: v1 } }
+  - { name: v2, labels: { version: v2 } }
+`;
