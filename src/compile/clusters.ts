@@ -92,7 +92,17 @@ export function effectivePolicy(dr: DestinationRuleInput | undefined, port: numb
 
 const ms = (d: string | undefined, fallback: number): number => (d !== undefined ? (parseDuration(d) ?? fallback) : fallback);
 
+const NO_LOCALITY_RULES = Object.freeze([]) as readonly never[];
+const DEFAULT_LB = new Map<boolean, LoadBalancer>(
+  [true, false].map((on) => [on, Object.freeze({
+    policy: DEFAULTS.lbPolicy,
+    locality: Object.freeze({ enabled: DEFAULTS.localityLbEnabled && on, failover: NO_LOCALITY_RULES, distribute: NO_LOCALITY_RULES, failoverPriority: NO_LOCALITY_RULES }),
+  })]),
+);
+const defaultPools = new Map<number, ConnectionPool>();
+
 function loadBalancer(lb: Fields['loadBalancer'], outlier: boolean): LoadBalancer {
+  if (lb === undefined) return DEFAULT_LB.get(outlier)!;
   const simple = lb?.simple;
   const policy: LoadBalancer['policy'] = lb?.consistentHash
     ? 'CONSISTENT_HASH'
@@ -119,6 +129,11 @@ function loadBalancer(lb: Fields['loadBalancer'], outlier: boolean): LoadBalance
 }
 
 function connectionPool(cp: Fields['connectionPool'], meshConnectTimeoutMs: number): ConnectionPool {
+  if (cp === undefined) {
+    let p = defaultPools.get(meshConnectTimeoutMs);
+    if (!p) defaultPools.set(meshConnectTimeoutMs, (p = connectionPool({}, meshConnectTimeoutMs)));
+    return p;
+  }
   const d = DEFAULTS.connectionPool;
   return Object.freeze({
     maxConnections: cp?.tcp?.maxConnections ?? d.maxConnections,

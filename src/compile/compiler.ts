@@ -10,15 +10,16 @@ import { diagnostic, TrellisError } from '../api/diagnostic.js';
 import { labelsMatch } from '../policy/route-match.js';
 import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
-  type Route, type RouteTable, type Snapshot, type SnapshotEndpoint, type TcpRoute, type VirtualHost,
+  type Route, type RouteTable, type Snapshot, type TcpRoute, type VirtualHost,
 } from '../protocol/snapshot.js';
 import { resolveHost } from '../registry/host.js';
 import { isHttpProtocol } from '../registry/protocol.js';
-import type { Endpoint, Registry, Service, Workload } from '../registry/types.js';
+import type { Registry, Service, Workload } from '../registry/types.js';
 import { buildCluster, type DestinationRuleInput } from './clusters.js';
 import { buildIndex, drFor, meshVsFor, visibleIn, type ConfigIndex, type IndexedVs } from './config-index.js';
 import { composeHash, hashOf, hashText, withHash } from './hash.js';
 import { GenerationalMemo } from './memo.js';
+import { dirtyHosts, type ClusterSlice, type RouteSlice, type ServiceSlice } from './views.js';
 import { clusterName, compileHttpRoutes, defaultRoute } from './routes.js';
 
 /** Which proxy to compile for: a workload by name (`productpage-v1`, `sleep.default`). */
@@ -37,6 +38,8 @@ interface View {
   readonly outbound: OutboundConfig;
   readonly clusters: readonly Cluster[];
   readonly endpoints: readonly ClusterEndpoints[];
+  /** The slices it was assembled from, by service hostname. */
+  readonly slices: ReadonlyMap<string, ServiceSlice>;
 }
 
 /** Compiles one snapshot with a fresh compiler (no memo shared with other calls). */
@@ -45,31 +48,45 @@ export function compile(config: ConfigSet, registry: Registry, proxy: ProxyRef):
 }
 
 export function createCompiler(): Compiler {
-  const vhosts = new GenerationalMemo<VirtualHost>();
-  const clusters = new GenerationalMemo<Cluster>();
-  const endpointLists = new GenerationalMemo<ClusterEndpoints>();
+  const routeSlices = new GenerationalMemo<RouteSlice>();
+  const clusterSlices = new GenerationalMemo<ClusterSlice>();
+  const gatewayHosts = new GenerationalMemo<VirtualHost>();
   const views = new GenerationalMemo<View>();
   const nodes = new GenerationalMemo<ProxyNode>();
   const inbounds = new GenerationalMemo<readonly InboundListener[]>();
   const indexes = new WeakMap<ConfigSet, WeakMap<Registry, ConfigIndex>>();
   let lastConfig: ConfigSet | undefined;
   let lastRegistry: Registry | undefined;
-  const endpointObjects = new WeakMap<Endpoint, SnapshotEndpoint>();
+  /**
+   * When only VirtualServices and DestinationRules changed since the last
+   * configuration (same registry, same mesh settings): the hosts whose slices
+   * must be recomputed; views of the last configuration serve the rest.
+   */
+  let incremental: Set<string> | undefined;
+  let previousViews = new Map<string, View>();
+  const namespaceSets = new WeakMap<Registry, ReadonlySet<string>>();
+  const namespaceSet = (registry: Registry): ReadonlySet<string> => {
+    let s = namespaceSets.get(registry);
+    if (!s) namespaceSets.set(registry, (s = new Set(registry.namespaces())));
+    return s;
+  };
   /** Views of the current index, shared by every proxy that sees the mesh the same way. */
   const viewsByIndex = new WeakMap<ConfigIndex, Map<string, View>>();
 
   const indexFor = (config: ConfigSet, registry: Registry): ConfigIndex => {
-    if (config !== lastConfig || registry !== lastRegistry) {
-      for (const m of [vhosts, clusters, endpointLists, views, nodes, inbounds]) m.advance();
-      lastConfig = config;
-      lastRegistry = registry;
-    }
     let byReg = indexes.get(config);
     if (!byReg) indexes.set(config, (byReg = new WeakMap()));
     let idx = byReg.get(registry);
-    if (!idx) {
-      const nsSet = new Set(registry.namespaces());
-      byReg.set(registry, (idx = buildIndex(config, nsSet)));
+    if (!idx) byReg.set(registry, (idx = buildIndex(config, namespaceSet(registry))));
+    if (config !== lastConfig || registry !== lastRegistry) {
+      const prevIdx = lastConfig && lastRegistry ? indexes.get(lastConfig)?.get(lastRegistry) : undefined;
+      incremental = prevIdx && registry === lastRegistry && prevIdx.meshHash === idx.meshHash
+        ? dirtyHosts(lastConfig!, config, registry, idx.mesh.domainSuffix, namespaceSet(registry))
+        : undefined;
+      previousViews = prevIdx ? (viewsByIndex.get(prevIdx) ?? new Map()) : new Map();
+      for (const m of [routeSlices, clusterSlices, gatewayHosts, views, nodes, inbounds]) m.advance();
+      lastConfig = config;
+      lastRegistry = registry;
     }
     return idx;
   };
@@ -91,110 +108,89 @@ export function createCompiler(): Compiler {
     return nodes.get(`${w.name}.${w.namespace}`, `${w.hash}|${gateway}`, () => makeNode(w, gateway));
   };
 
-  const snapshotEndpoint = (e: Endpoint): SnapshotEndpoint => {
-    let s = endpointObjects.get(e);
-    if (!s) {
-      s = Object.freeze({
-        instance: e.instance,
-        ...(e.address !== undefined ? { address: e.address } : {}),
-        port: e.port, labels: e.labels, locality: e.locality, identity: e.identity, weight: e.weight, health: e.health,
-      });
-      endpointObjects.set(e, s);
-    }
-    return s;
-  };
-
-  /** Clusters and endpoint lists for one service as seen from `ns` (and the proxy's labels, for selector DRs). */
-  const serviceClusters = (
-    index: ConfigIndex, registry: Registry, svc: Service, port: number, subsets: ReadonlySet<string>, node: ProxyNode,
-    outC: Cluster[], outE: ClusterEndpoints[],
-  ): void => {
+  /** The clusters (default subset + every DestinationRule subset, per port) and endpoint lists of one service. */
+  const clusterSlice = (index: ConfigIndex, registry: Registry, svc: Service, node: ProxyNode): ClusterSlice => {
     const idr = drFor(index, svc.hostname, node.namespace, svc.namespace, node.labels);
     const dr = idr?.res.body.spec as DestinationRuleInput | undefined;
-    const all = new Set<string | undefined>([undefined, ...subsets, ...(dr?.subsets ?? []).map((s) => s.name)]);
-    const eps = registry.endpoints(svc.hostname, port);
-    const epsHash = registry.endpointsHash(svc.hostname, port);
-    for (const subset of [...all].sort(cmpSubset)) {
-      const name = clusterName(port, subset, svc.hostname);
-      const subsetLabels = subset !== undefined ? dr?.subsets?.find((s) => s.name === subset)?.labels : undefined;
-      const deps = `${svc.hash}|${epsHash}|${idr?.res.hash ?? '-'}|${index.meshHash}`;
-      const list = endpointLists.get(name, `${epsHash}|${subset === undefined ? '' : JSON.stringify(subsetLabels ?? null)}`, () => {
-        const selected = subset === undefined ? eps : subsetLabels ? eps.filter((e) => labelsMatch(subsetLabels, e.labels)) : [];
-        return Object.freeze({ cluster: name, endpoints: Object.freeze(selected.map(snapshotEndpoint)) });
-      });
-      const cluster = clusters.get(name, deps, () => {
-        const identities = [...new Set(list.endpoints.map((e) => e.identity))].sort();
-        return withHash(buildCluster({
-          name, host: svc.hostname, port, ...(subset !== undefined ? { subset } : {}), service: svc,
-          ...(dr ? { dr } : {}), ...(idr ? { drRef: idr.res.ref } : {}),
-          connectTimeoutMs: index.mesh.connectTimeoutMs, autoMtls: index.mesh.enableAutoMtls, identities,
-        }), hashText(`${name}|${deps}|${identities.join(',')}`));
-      });
-      outC.push(cluster);
-      outE.push(list);
-    }
+    let deps = `${svc.hash}|${idr?.res.hash ?? '-'}|${index.meshHash}`;
+    for (const sp of svc.ports) deps += `|${registry.endpointsHash(svc.hostname, sp.port)}`;
+    return clusterSlices.get(svc.hostname, deps, () => {
+      const cs: Cluster[] = [];
+      const es: ClusterEndpoints[] = [];
+      const subsets: (string | undefined)[] = [undefined, ...new Set((dr?.subsets ?? []).map((x) => x.name))];
+      for (const sp of svc.ports) {
+        const eps = registry.endpoints(svc.hostname, sp.port);
+        for (const subset of subsets) {
+          const name = clusterName(sp.port, subset, svc.hostname);
+          const labels = subset !== undefined ? dr?.subsets?.find((x) => x.name === subset)?.labels : undefined;
+          const selected = subset === undefined ? eps : eps.filter((e) => labelsMatch(labels ?? {}, e.labels));
+          const list: ClusterEndpoints = Object.freeze({ cluster: name, endpoints: subset === undefined ? eps : Object.freeze(selected) });
+          const identities = [...new Set(list.endpoints.map((e) => e.identity))].sort();
+          cs.push(buildCluster({
+            name, host: svc.hostname, port: sp.port, ...(subset !== undefined ? { subset } : {}), service: svc,
+            ...(dr ? { dr } : {}), ...(idr ? { drRef: idr.res.ref } : {}),
+            connectTimeoutMs: index.mesh.connectTimeoutMs, autoMtls: index.mesh.enableAutoMtls, identities,
+          }));
+          es.push(list);
+        }
+      }
+      return withHash(Object.freeze({ clusters: Object.freeze(cs), endpoints: Object.freeze(es) }), hashText(`c|${svc.hostname}|${deps}`));
+    });
   };
 
-  /** Names a destination's cluster; records which subsets of which service port are used. */
-  const namer = (registry: Registry, vsNamespace: string, listenerPort: number, suffix: string, used: Map<string, Set<string>>, namespaces: ReadonlySet<string>) =>
+  /** Names a destination's cluster: host resolved in the VirtualService's namespace, port from the destination, the service's only port, or the listener's. */
+  const namer = (registry: Registry, vsNamespace: string, listenerPort: number, suffix: string, namespaces: ReadonlySet<string>) =>
     (host: string, port: number | undefined, subset: string | undefined): string => {
       const fqdn = resolveHost(host, vsNamespace, suffix, namespaces);
       const svc = registry.service(fqdn);
       const p = port ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.port : listenerPort);
-      const key = `${fqdn}|${p}`;
-      let s = used.get(key);
-      if (!s) used.set(key, (s = new Set()));
-      if (subset !== undefined) s.add(subset);
       return clusterName(p, subset, fqdn);
     };
 
-  const meshView = (index: ConfigIndex, registry: Registry, node: ProxyNode): View => {
-    const ns = node.namespace;
+  /** The virtual hosts (HTTP ports) and TCP routes (other ports) of one service, for callers in `ns`. */
+  const routeSlice = (index: ConfigIndex, registry: Registry, svc: Service, ns: string, namespaces: ReadonlySet<string>): RouteSlice => {
     const suffix = index.mesh.domainSuffix;
-    const namespaces = new Set(registry.namespaces());
-    const byPort = new Map<number, VirtualHost[]>();
-    const tcp: TcpRoute[] = [];
-    const used = new Map<string, Set<string>>();
-    const visible = registry.services().filter((s) => s.exportTo.includes('*') || s.exportTo.includes(ns));
-    for (const svc of visible) {
+    const ivs = meshVsFor(index, svc.hostname, ns);
+    const vsNs = ivs?.res.metadata.namespace ?? svc.namespace;
+    const deps = `${svc.hash}|${ivs?.res.hash ?? '-'}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
+    return routeSlices.get(svc.hostname, deps, () => {
+      const vhs: VirtualHost[] = [];
+      const tcp: TcpRoute[] = [];
       for (const sp of svc.ports) {
-        used.has(`${svc.hostname}|${sp.port}`) || used.set(`${svc.hostname}|${sp.port}`, new Set());
-        const ivs = meshVsFor(index, svc.hostname, ns);
+        const name = namer(registry, vsNs, sp.port, suffix, namespaces);
         if (!isHttpProtocol(sp.protocol) && sp.protocol !== 'UNSPECIFIED') {
-          tcp.push(tcpRoute(svc, sp.port, ivs, namer(registry, ivs?.res.metadata.namespace ?? ns, sp.port, suffix, used, namespaces)));
+          tcp.push(tcpRoute(svc, sp.port, ivs, name));
           continue;
         }
-        const vh = virtualHost(svc, sp.port, ivs, registry, suffix, used, namespaces);
-        let list = byPort.get(sp.port);
-        if (!list) byPort.set(sp.port, (list = []));
-        list.push(vh);
+        const key = `${svc.hostname}:${sp.port}`;
+        const routes: readonly Route[] = ivs?.res.body.spec.http?.length
+          ? compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http, name)
+          : [defaultRoute(clusterName(sp.port, undefined, svc.hostname))];
+        vhs.push(withHash(Object.freeze({
+          name: key,
+          domains: Object.freeze([svc.hostname]),
+          ...(ivs ? { source: ivs.res.ref } : {}),
+          routes: Object.freeze(routes),
+        }), hashText(`${key}|${deps}`)));
       }
-    }
-    return assembleView(index, registry, node, byPort, tcp, used);
+      return withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze(tcp) }), hashText(`r|${svc.hostname}|${deps}`));
+    });
   };
 
-  const virtualHost = (
-    svc: Service, port: number, ivs: IndexedVs | undefined, registry: Registry, suffix: string,
-    used: Map<string, Set<string>>, namespaces: ReadonlySet<string>,
-  ): VirtualHost => {
-    const vsNs = ivs?.res.metadata.namespace ?? svc.namespace;
-    const name = namer(registry, vsNs, port, suffix, used, namespaces);
-    const key = `${svc.hostname}:${port}`;
-    const deps = `${svc.hash}|${ivs?.res.hash ?? '-'}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
-    const hit = vhosts.get(key, deps, () => {
-      const routes: readonly Route[] = ivs?.res.body.spec.http?.length
-        ? compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http, name)
-        : [defaultRoute(clusterName(port, undefined, svc.hostname))];
-      return withHash(Object.freeze({
-        name: key,
-        domains: Object.freeze([svc.hostname]),
-        ...(ivs ? { source: ivs.res.ref } : {}),
-        routes: Object.freeze(routes),
-      }), hashText(`${key}|${deps}`));
-    });
-    // A memo hit skips the namer: record the hit's clusters as used.
-    for (const r of hit.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) markUsed(used, c.cluster);
-    return hit;
+  const meshView = (index: ConfigIndex, registry: Registry, node: ProxyNode, key: string): View => {
+    const ns = node.namespace;
+    const namespaces = namespaceSet(registry);
+    const prev = incremental ? previousViews.get(key) : undefined;
+    const slices = new Map<string, ServiceSlice>();
+    for (const svc of registry.services()) {
+      if (!svc.exportTo.includes('*') && !svc.exportTo.includes(ns)) continue;
+      const old = prev && !incremental!.has(svc.hostname) ? prev.slices.get(svc.hostname) : undefined;
+      slices.set(svc.hostname, old ?? {
+        routes: routeSlice(index, registry, svc, ns, namespaces),
+        clusters: clusterSlice(index, registry, svc, node),
+      });
+    }
+    return assembleView(key, slices, [...slices.values()].map((s) => s.routes));
   };
 
   const tcpRoute = (svc: Service, port: number, ivs: IndexedVs | undefined, name: ReturnType<typeof namer>): TcpRoute => {
@@ -205,74 +201,110 @@ export function createCompiler(): Compiler {
     return Object.freeze({ port, host: svc.hostname, clusters: Object.freeze(clustersOut), ...(rule && ivs ? { source: ivs.res.ref } : {}) });
   };
 
-  const assembleView = (
-    index: ConfigIndex, registry: Registry, node: ProxyNode, byPort: Map<number, VirtualHost[]>, tcp: TcpRoute[],
-    used: Map<string, Set<string>>,
-  ): View => {
+  /** Puts slices together: route tables by port, TCP routes, clusters and endpoints in service order. */
+  const assembleView = (key: string, slices: ReadonlyMap<string, ServiceSlice>, routeParts: readonly RouteSlice[]): View => {
+    const byPort = new Map<number, VirtualHost[]>();
+    const tcp: TcpRoute[] = [];
+    for (const r of routeParts) {
+      for (const vh of r.vhosts) {
+        const port = Number(vh.name.slice(vh.name.lastIndexOf(':') + 1));
+        let list = byPort.get(port);
+        if (!list) byPort.set(port, (list = []));
+        if (!list.includes(vh)) list.push(vh);
+      }
+      for (const t of r.tcp) tcp.push(t);
+    }
     const tables: RouteTable[] = [...byPort.entries()].sort((a, b) => a[0] - b[0]).map(([port, vhs]) => {
       vhs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      return withHash(Object.freeze({ port, virtualHosts: Object.freeze(vhs) }), composeHash(vhs, `rt${port}`));
+      return Object.freeze({ port, virtualHosts: Object.freeze(vhs) });
     });
     tcp.sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : 1));
     const cs: Cluster[] = [];
     const es: ClusterEndpoints[] = [];
-    for (const key of [...used.keys()].sort()) {
-      const bar = key.lastIndexOf('|');
-      const svc = registry.service(key.slice(0, bar));
-      if (!svc) continue;
-      const port = Number(key.slice(bar + 1));
-      if (!svc.ports.some((p) => p.port === port)) continue;
-      serviceClusters(index, registry, svc, port, used.get(key)!, node, cs, es);
+    const parts: object[] = [...routeParts];
+    for (const s of slices.values()) {
+      parts.push(s.clusters);
+      for (const c of s.clusters.clusters) cs.push(c);
+      for (const e of s.clusters.endpoints) es.push(e);
     }
-    const order = cs.map((c, i) => [c, es[i]!] as const).sort((a, b) => (a[0].name < b[0].name ? -1 : 1));
-    const clustersOut = order.map((x) => x[0]);
-    const endpointsOut = order.map((x) => x[1]);
-    const tcpHash = hashText(JSON.stringify(tcp));
-    const viewHash = hashText(composeHash(tables) + tcpHash + composeHash(clustersOut) + composeHash(endpointsOut));
-    return views.get(node.kind === 'gateway' ? `gateway|${node.id}` : `mesh|${node.namespace}|${selectorSignature(index, node)}`, viewHash, () => withHash(Object.freeze({
+    const viewHash = composeHash(parts, key);
+    const view = views.get(key, viewHash, () => withHash(Object.freeze({
       outbound: Object.freeze({ http: Object.freeze(tables), tcp: Object.freeze(tcp) }),
-      clusters: Object.freeze(clustersOut),
-      endpoints: Object.freeze(endpointsOut),
+      clusters: Object.freeze(cs),
+      endpoints: Object.freeze(es),
+      slices,
     }), viewHash));
+    return view;
   };
 
-  const gatewayView = (index: ConfigIndex, registry: Registry, node: ProxyNode): View => {
+  const gatewayView = (index: ConfigIndex, registry: Registry, node: ProxyNode, viewKey: string): View => {
     const suffix = index.mesh.domainSuffix;
-    const namespaces = new Set(registry.namespaces());
-    const byPort = new Map<number, VirtualHost[]>();
-    const used = new Map<string, Set<string>>();
+    const namespaces = namespaceSet(registry);
+    const vhs: VirtualHost[] = [];
+    const targets = new Set<string>();
     for (const gw of index.gateways) {
       const spec = gw.body.spec;
       if (!spec.selector || !Object.keys(spec.selector).length || !labelsMatch(spec.selector, node.labels)) continue;
       const gwKey = `${gw.metadata.namespace}/${gw.metadata.name}`;
       for (const server of spec.servers ?? []) {
         const port = server.port.number;
-        const list = byPort.get(port) ?? [];
-        byPort.set(port, list);
         for (const ivs of index.gatewayVs.get(gwKey) ?? []) {
           const vsNs = ivs.res.metadata.namespace;
           const hosts = ivs.hosts.filter((h) => server.hosts.some((sh) => serverHostAllows(sh, h, vsNs)));
           if (!hosts.length || !ivs.res.body.spec.http?.length) continue;
           const key = `${gwKey}|${ivs.res.ref}:${port}`;
-          const name = namer(registry, vsNs, port, suffix, used, namespaces);
-          const deps = `${ivs.res.hash}|${gw.hash}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
-          const vh = vhosts.get(key, deps, () => withHash(Object.freeze({
+          const deps = `${ivs.res.hash}|${gw.hash}|${hosts.join(',')}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
+          const vh = gatewayHosts.get(key, deps, () => withHash(Object.freeze({
             name: `${hosts.join(',')}:${port}`,
             domains: Object.freeze([...hosts]),
             source: ivs.res.ref,
-            routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, name)),
+            routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, namer(registry, vsNs, port, suffix, namespaces))),
           }), hashText(`${key}|${deps}`)));
-          for (const r of vh.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) markUsed(used, c.cluster);
-          if (!list.includes(vh)) list.push(vh);
+          for (const r of vh.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) targets.add(c.cluster.split('|')[3]!);
+          vhs.push(vh);
         }
       }
     }
-    return assembleView(index, registry, node, byPort, [], used);
+    const slices = new Map<string, ServiceSlice>();
+    const empty: RouteSlice = Object.freeze({ vhosts: Object.freeze([]), tcp: Object.freeze([]) });
+    for (const host of [...targets].sort()) {
+      const svc = registry.service(host);
+      if (svc) slices.set(host, { routes: empty, clusters: clusterSlice(index, registry, svc, node) });
+    }
+    const routes: RouteSlice = withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze([]) }), composeHash(vhs, 'gw'));
+    return assembleView(viewKey, slices, [routes]);
+  };
+
+  /** Services selecting each workload, per registry (found once, not per compile). */
+  const servedBy = new WeakMap<Registry, Map<string, readonly Service[]>>();
+  const selecting = new WeakMap<Registry, Map<string, Service[]>>();
+  /** Node and inbound listeners per proxy, while the registry and the set of Gateways stay the same. */
+  const proxyStates = new WeakMap<Registry, Map<string, { readonly node: ProxyNode; readonly inbound: readonly InboundListener[]; readonly w: Workload }>>();
+  const servicesOf = (registry: Registry, w: Workload): readonly Service[] => {
+    let byWorkload = servedBy.get(registry);
+    if (!byWorkload) servedBy.set(registry, (byWorkload = new Map()));
+    const id = `${w.name}.${w.namespace}`;
+    let mine = byWorkload.get(id);
+    if (!mine) {
+      let byNs = selecting.get(registry);
+      if (!byNs) {
+        selecting.set(registry, (byNs = new Map()));
+        for (const s of registry.services()) {
+          if (!s.selector || Object.keys(s.selector).length === 0) continue;
+          const list = byNs.get(s.namespace);
+          if (list) list.push(s);
+          else byNs.set(s.namespace, [s]);
+        }
+      }
+      mine = (byNs.get(w.namespace) ?? []).filter((s) => labelsMatch(s.selector!, w.labels));
+      byWorkload.set(id, mine);
+    }
+    return mine;
   };
 
   const inboundFor = (registry: Registry, w: Workload, node: ProxyNode): readonly InboundListener[] => {
     if (node.kind === 'gateway') return Object.freeze([]);
-    const mine = registry.services().filter((s) => s.namespace === w.namespace && s.selector && Object.keys(s.selector).length > 0 && labelsMatch(s.selector, w.labels));
+    const mine = servicesOf(registry, w);
     const deps = mine.map((s) => s.hash).join(',') + '|' + w.hash;
     return inbounds.get(node.id, deps, () => {
       const out: InboundListener[] = [];
@@ -294,17 +326,25 @@ export function createCompiler(): Compiler {
     },
     compile(config, registry, proxy) {
       const index = indexFor(config, registry);
-      const node = resolveNode(index, registry, proxy);
-      const w = registry.workload(proxy.workload, proxy.namespace)!;
+      let states = proxyStates.get(registry);
+      if (!states) proxyStates.set(registry, (states = new Map()));
+      const stateKey = `${index.gatewaysHash}|${proxy.workload}|${proxy.namespace ?? ''}`;
+      let state = states.get(stateKey);
+      if (!state) {
+        const node = resolveNode(index, registry, proxy);
+        const w = registry.workload(proxy.workload, proxy.namespace)!;
+        state = { node, w, inbound: inboundFor(registry, w, node) };
+        states.set(stateKey, state);
+      }
+      const { node, inbound } = state;
       let shared = viewsByIndex.get(index);
       if (!shared) viewsByIndex.set(index, (shared = new Map()));
       const viewKey = node.kind === 'gateway' ? `gateway|${node.id}` : `mesh|${node.namespace}|${selectorSignature(index, node)}`;
       let view = shared.get(viewKey);
       if (!view) {
-        view = node.kind === 'gateway' ? gatewayView(index, registry, node) : meshView(index, registry, node);
+        view = node.kind === 'gateway' ? gatewayView(index, registry, node, viewKey) : meshView(index, registry, node, viewKey);
         shared.set(viewKey, view);
       }
-      const inbound = inboundFor(registry, w, node);
       const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
@@ -353,21 +393,6 @@ function destinationDeps(ivs: IndexedVs | undefined, registry: Registry, ns: str
     }
   }
   return out;
-}
-
-function markUsed(used: Map<string, Set<string>>, cluster: string): void {
-  const [, port, subset, host] = cluster.split('|');
-  const key = `${host}|${port}`;
-  let s = used.get(key);
-  if (!s) used.set(key, (s = new Set()));
-  if (subset) s.add(subset);
-}
-
-function cmpSubset(a: string | undefined, b: string | undefined): number {
-  if (a === b) return 0;
-  if (a === undefined) return -1;
-  if (b === undefined) return 1;
-  return a < b ? -1 : 1;
 }
 
 /** Gateway server hosts are `host` or `namespace/host`; `*` and `./` as in Istio. */

@@ -43,6 +43,8 @@ export interface ConfigIndex {
   readonly drByHost: ReadonlyMap<string, readonly IndexedDr[]>;
   readonly drWildcard: readonly IndexedDr[];
   readonly gateways: readonly GatewayResource[];
+  /** Hash of every Gateway: whether a workload is a gateway depends on them only. */
+  readonly gatewaysHash: string;
   /** DestinationRules with a workloadSelector: they make a proxy's view depend on its labels. */
   readonly selectorDrs: readonly IndexedDr[];
 }
@@ -99,6 +101,7 @@ export function buildIndex(config: ConfigSet, namespaces?: NamespaceSet): Config
     config, mesh, meshHash: hashText(stableJson(mesh)),
     meshVsByHost, meshVsWildcard, gatewayVs, drByHost, drWildcard,
     gateways: config.ofKind('Gateway'),
+    gatewaysHash: hashText(config.ofKind('Gateway').map((g) => g.hash).join(',')),
     selectorDrs: [...drByHost.values()].flat().concat(drWildcard)
       .filter((d) => (d.res.body.spec as { workloadSelector?: unknown }).workloadSelector !== undefined),
   });

@@ -133,16 +133,13 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   };
 }
 
+const clusterIndexes = new WeakMap<object, Map<string, number>>();
+
 function clusterIndex(s: Snapshot, name: string): number {
-  // Clusters are sorted by name: binary search.
-  let lo = 0;
-  let hi = s.clusters.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const n = s.clusters[mid]!.name;
-    if (n === name) return mid;
-    if (n < name) lo = mid + 1;
-    else hi = mid - 1;
+  let m = clusterIndexes.get(s);
+  if (!m) {
+    m = new Map(s.clusters.map((c, i) => [c.name, i]));
+    clusterIndexes.set(s, m);
   }
-  return -1;
+  return m.get(name) ?? -1;
 }

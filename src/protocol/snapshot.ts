@@ -18,7 +18,12 @@ export interface Snapshot {
   /** One per service port this workload serves. */
   readonly inbound: readonly InboundListener[];
   readonly outbound: OutboundConfig;
-  /** Every cluster the outbound routes name, sorted by name. */
+  /**
+   * The clusters of every service the proxy can reach: for each service
+   * (sorted by host) and port, the default subset and every DestinationRule
+   * subset. A route may name a cluster that is not here (an unknown subset):
+   * that request fails with 503 NC, as in Istio.
+   */
   readonly clusters: readonly Cluster[];
   /** Endpoints of every cluster, in the order of `clusters`. */
   readonly endpoints: readonly ClusterEndpoints[];
@@ -252,8 +257,12 @@ export interface Cluster {
   readonly source?: string;
 }
 
+/** One endpoint of a cluster. The registry's endpoint objects are used as they are (shared, not copied). */
 export interface SnapshotEndpoint {
   readonly instance: string;
+  readonly workload: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
   readonly address?: string;
   readonly port: number;
   readonly labels: Readonly<Record<string, string>>;

@@ -6,6 +6,7 @@
 import { atMostOne, duration, labels, percentage, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { exportToIssues, fqdnError, isDnsLabel, isIpAddress, wildcardDomainError } from './names.js';
+import { localityLbSetting } from './locality-lb.js';
 import { policySelector } from './policy-scope.js';
 
 const count = (what: string) => z.number().int({ message: `${what} must be a whole number` }).min(0, { message: `${what} must not be negative` });
@@ -61,50 +62,6 @@ const outlierDetection = z.strictObject({
   if (!o.splitExternalLocalOriginErrors && (o.consecutiveLocalOriginFailures ?? 0) > 0) {
     ctx.addIssue({ code: 'custom', path: ['consecutiveLocalOriginFailures'], message: 'consecutiveLocalOriginFailures only counts when splitExternalLocalOriginErrors is true; set it or remove this field' });
   }
-});
-
-/** A locality is `region/zone/subzone`; a `*` may only end it. */
-function localityError(l: string): string | undefined {
-  const stars = l.split('*').length - 1;
-  if (stars > 1 || (stars === 1 && !l.endsWith('*'))) return `locality "${l}" may hold one "*", only at the end`;
-  if (l.split('/').some((part) => part === '') || l.split('/').length > 3) return `locality "${l}" must be region, region/zone or region/zone/subzone, with no empty part`;
-  return undefined;
-}
-
-/** Locality-aware load balancing: weighted distribution, or failover between regions. */
-export const localityLbSetting = z.strictObject({
-  distribute: z.array(z.strictObject({ from: z.string().optional(), to: z.record(z.string(), z.number().int()).optional() })).optional(),
-  failover: z.array(z.strictObject({ from: z.string().optional(), to: z.string().optional() })).optional(),
-  failoverPriority: z.array(z.string()).optional(),
-  enabled: z.boolean().optional(),
-}).superRefine((l, ctx) => {
-  if (l.distribute?.length && l.failover?.length) {
-    ctx.addIssue({ code: 'custom', path: ['failover'], message: 'distribute and failover cannot be set together' });
-    return;
-  }
-  const topology = ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone', 'topology.istio.io/subzone'];
-  if (l.failover?.length) {
-    l.failoverPriority?.forEach((p, i) => {
-      if (topology.includes(p)) ctx.addIssue({ code: 'custom', path: ['failoverPriority', i], message: `failoverPriority "${p}" cannot be combined with failover; use one or the other` });
-    });
-  }
-  l.distribute?.forEach((d, i) => {
-    const fromErr = d.from === undefined ? undefined : localityError(d.from);
-    if (fromErr) ctx.addIssue({ code: 'custom', path: ['distribute', i, 'from'], message: fromErr });
-    let total = 0;
-    for (const [to, w] of Object.entries(d.to ?? {})) {
-      const toErr = localityError(to);
-      if (toErr) ctx.addIssue({ code: 'custom', path: ['distribute', i, 'to', to], message: toErr });
-      if (w < 1 || w > 100) ctx.addIssue({ code: 'custom', path: ['distribute', i, 'to', to], message: `locality weight ${w} must be between 1 and 100` });
-      total += w;
-    }
-    if (total !== 100) ctx.addIssue({ code: 'custom', path: ['distribute', i, 'to'], message: `locality weights must add up to 100, not ${total}` });
-  });
-  l.failover?.forEach((f, i) => {
-    const bad = [f.from, f.to].find((r) => r !== undefined && (r.includes('/') || r.includes('*')));
-    if (bad !== undefined) ctx.addIssue({ code: 'custom', path: ['failover', i], message: `failover names regions only: "${bad}" must not hold "/" or "*"` });
-    else if (f.from === f.to) ctx.addIssue({ code: 'custom', path: ['failover', i, 'to'], message: 'failover must go to a different region than it comes from' });
-  });
 });
 
 function isPrime(n: number): boolean {
@@ -247,10 +204,10 @@ export type TrafficPolicy = DeepReadonly<z.infer<typeof trafficPolicy>>;
 export type PortTrafficPolicy = NonNullable<TrafficPolicy['portLevelSettings']>[number];
 export type Subset = DeepReadonly<z.infer<typeof subset>>;
 export type LoadBalancerSettings = DeepReadonly<z.infer<typeof loadBalancerSettings>>;
-export type LocalityLbSetting = DeepReadonly<z.infer<typeof localityLbSetting>>;
 export type ConnectionPoolSettings = DeepReadonly<z.infer<typeof connectionPoolSettings>>;
 export type OutlierDetection = DeepReadonly<z.infer<typeof outlierDetection>>;
 export type ClientTLSSettings = DeepReadonly<z.infer<typeof clientTlsSettings>>;
+export type { LocalityLbSetting } from './locality-lb.js';
 
 const policyRoots = ['spec.trafficPolicy', 'spec.subsets[*].trafficPolicy'];
 const notEnforcedInPolicy = [

@@ -7,7 +7,7 @@
 import { atMostOne, duration, exactlyOne, labels, percentage, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { parseDuration } from '../duration.js';
-import { localityLbSetting } from './destination-rule.js';
+import { localityLbSetting } from './locality-lb.js';
 import { isDnsLabel } from './names.js';
 
 /** A trust domain: dot-separated DNS labels (`cluster.local`, `example.org`). */
