@@ -60,7 +60,7 @@ export function validateDocument(raw: unknown, loc: SourceLocator, defaultNamesp
 
   const rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc)) if (!ENVELOPE.has(k)) rest[k] = v;
-  const parsed = (def.body as z.ZodType).safeParse(rest);
+  const parsed = (def.body as z.ZodType).safeParse(rest, { reportInput: true });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) ds.push(...issueDiagnostics(issue, ref, at, !!def.registryData));
   }

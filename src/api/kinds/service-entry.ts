@@ -72,10 +72,23 @@ export function checkExportTo(exportTo: readonly string[] | undefined, ctx: z.Re
   }
 }
 
+/**
+ * YAML 1.2 reads an unquoted IPv6 address ending in `::` inside a flow list
+ * (`[1.2.3.4, 2001:db8::]`) as a one-pair mapping `{"2001:db8:": null}`;
+ * Go's YAML reader, and so Istio, reads the address. Read it as Istio does.
+ */
+function flowIpv6(v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  const entries = Object.entries(v);
+  if (entries.length !== 1 || entries[0]![1] !== null) return v;
+  const addr = `${entries[0]![0]}:`;
+  return isIpAddress(addr) ? addr : v;
+}
+
 export const serviceEntrySpec = z.strictObject({
   hosts: z.array(z.string()).min(1, { message: 'a ServiceEntry needs at least one host' }),
   /** Virtual IPs or CIDR blocks of the service. */
-  addresses: z.array(z.string()).optional(),
+  addresses: z.array(z.preprocess(flowIpv6, z.string())).optional(),
   ports: z.array(sePort).optional(),
   location: z.enum(['MESH_EXTERNAL', 'MESH_INTERNAL']).optional(),
   /** How endpoints are found; `NONE` (pass through to the address the caller used) by default. */

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/mesh.js';
+
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+function trellis(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('trellis --help lists the commands; every command has its own --help', () => {
+  const top = trellis('--help');
+  assert.equal(top.code, 0);
+  for (const c of ['validate', 'explain', 'compile', 'defaults']) {
+    assert.match(top.out, new RegExp(`\\b${c}\\b`));
+    const h = trellis(c, '--help');
+    assert.equal(h.code, 0, c);
+    assert.match(h.out, /Usage: trellis /);
+  }
+});
+
+test('trellis validate accepts the bundled example and exits 0', () => {
+  const r = trellis('validate', 'examples/bank');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /0 errors/);
+});
+
+test('trellis validate names file, line, column, code and field of a bad edit, and exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  writeFileSync(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: web }\nspec:\n  hosts: [web]\n  http:\n  - timeout: forever\n    route: [{ destination: { host: web } }]\n');
+  const r = trellis('validate', dir);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /vs\.yaml:7:14: error TRL0106 VirtualService default\/web spec\.http\[0\]\.timeout: .*not a valid duration/);
+  const j = trellis('validate', dir, '-o', 'json');
+  assert.equal(j.code, 1);
+  const doc = JSON.parse(j.out);
+  assert.equal(doc.errors, 1);
+  assert.equal(doc.diagnostics[0].field, 'spec.http[0].timeout');
+});
+
+test('trellis explain shows the route, the split and the endpoints', () => {
+  const r = trellis('explain', 'examples/bank', '--from', 'frontend', 'GET', 'http://accounts:8080/balance');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /route\s+"split"/);
+  assert.match(r.out, /outbound\|8080\|v1\|accounts\.bank\.svc\.cluster\.local\s+90%/);
+  assert.match(r.out, /outbound\|8080\|v2\|accounts\.bank\.svc\.cluster\.local\s+10%/);
+  const canary = trellis('explain', 'examples/bank', '--from', 'frontend', 'GET', 'http://accounts:8080/', '-H', 'x-canary: true', '-o', 'json');
+  assert.equal(canary.code, 0, canary.err);
+  const sim = JSON.parse(canary.out);
+  assert.equal(sim.route.name, 'canary-opt-in');
+  assert.deepEqual(sim.clusters.map((c: { name: string; percent: number }) => [c.name, c.percent]), [['outbound|8080|v2|accounts.bank.svc.cluster.local', 100]]);
+});
+
+test('trellis explain with an unknown workload says which workloads exist', () => {
+  const r = trellis('explain', 'examples/bank', '--from', 'nobody', 'GET', 'http://accounts:8080/');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /TRL1009.*no workload "nobody".*frontend\.bank/);
+});
+
+test('trellis compile --dump prints the stable snapshot JSON, identical on every run', () => {
+  const a = trellis('compile', 'examples/bank', '--proxy', 'frontend', '--dump');
+  const b = trellis('compile', 'examples/bank', '--proxy', 'frontend.bank', '--dump');
+  assert.equal(a.code, 0, a.err);
+  assert.equal(a.out, b.out);
+  const snap = JSON.parse(a.out);
+  assert.equal(snap.schema, 'trellis.dev/snapshot/v1');
+  assert.equal(snap.node.identity, 'spiffe://bank.example/ns/bank/sa/frontend');
+  assert.deepEqual(Object.keys(snap), [...Object.keys(snap)].sort(), 'keys are sorted');
+  assert.ok(snap.clusters.some((c: { name: string }) => c.name === 'outbound|8080|v2|accounts.bank.svc.cluster.local'));
+  const summary = trellis('compile', 'examples/bank', '--proxy', 'frontend');
+  assert.match(summary.out, /version [0-9a-f]{16}/);
+});
