@@ -45,7 +45,8 @@ export function isWildcard(host: string): boolean {
 /**
  * Whether `pattern` covers `host`. `*` covers everything; `*.example.com`
  * covers `a.example.com` and `a.b.example.com` but not `example.com`; a
- * concrete pattern covers only the same name. When `host` is itself a
+ * concrete pattern covers only the same name. A partial wildcard `*x.com`
+ * covers names ending in `x.com` (Istio's suffix rule). When `host` is itself a
  * wildcard, it is covered only by a pattern at least as wide
  * (`*.example.com` covers `*.a.example.com`).
  */

@@ -76,7 +76,9 @@ export function createRegistry(sources: readonly RegistrySource[], opts: Registr
     if (!svc || (e.source !== undefined && e.source !== svc.source)) continue;
     const { service: _s, servicePort: _p, source: _src, ...endpoint } = e;
     const k = key(e.service, e.servicePort);
-    staticByPort.set(k, [...(staticByPort.get(k) ?? []), endpoint]);
+    const list = staticByPort.get(k);
+    if (list) list.push(endpoint);
+    else staticByPort.set(k, [endpoint]);
   }
 
   const endpointLists = new Map<string, { list: readonly Endpoint[]; hash: string }>();
@@ -131,7 +133,9 @@ class BuiltRegistry implements Registry {
     this.domainSuffix = p.domainSuffix;
     for (const w of p.workloads) {
       this.#byKey.set(`${w.name}.${w.namespace}`, w);
-      this.#byName.set(w.name, [...(this.#byName.get(w.name) ?? []), w]);
+      const same = this.#byName.get(w.name);
+      if (same) same.push(w);
+      else this.#byName.set(w.name, [w]);
     }
     Object.freeze(this);
   }

@@ -10,12 +10,14 @@ import { DNS1123_LABEL } from './workload-entry.js';
 /** Kubernetes IANA_SVC_NAME: a named port, at most 15 lowercase letters, digits and single `-`, with a letter. */
 export const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/;
 
+/** A Kubernetes named port (IANA_SVC_NAME); `what` names it in the message. */
 export function ianaSvcName(what: string) {
   return z.string().refine((s) => s.length <= 15 && IANA_SVC_NAME.test(s), {
     message: `${what} must be at most 15 lowercase letters, digits and "-", with at least one letter`,
   });
 }
 
+/** A Kubernetes transport protocol. */
 export const transportProtocol = z.enum(['TCP', 'UDP', 'SCTP']);
 
 const servicePort = z.object({

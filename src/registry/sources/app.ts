@@ -11,6 +11,7 @@ import type { Service, Workload } from '../types.js';
 import type { ConvertOptions } from './kubernetes.js';
 import { hashed, NO_LOCALITY } from './make.js';
 
+/** An App: a service per `spec.services` entry, a workload per workload (or per shorthand service). */
 export function fromApp(r: ResourceOf<'App'>, o: ConvertOptions): { services: Service[]; workloads: Workload[] } {
   const services: Service[] = [];
   const workloads: Workload[] = [];

@@ -9,6 +9,7 @@ import { protocolOf } from '../protocol.js';
 import type { Endpoint, Service, StaticEndpoint, Workload } from '../types.js';
 import { exportTo, hashed, localityFromLabels, NO_LOCALITY } from './make.js';
 
+/** What every conversion needs: where identities and hostnames are minted. */
 export interface ConvertOptions {
   readonly trustDomain: string;
   readonly domainSuffix: string;

@@ -38,6 +38,7 @@ export function exportTo(values: readonly string[] | undefined, annotation: stri
   return [...new Set(raw.map((v) => (v === '.' ? namespace : v)))].sort();
 }
 
+/** Freezes a plain value and everything below it. */
 export function deepFreeze<T>(v: T): T {
   if (v && typeof v === 'object') {
     for (const x of Object.values(v)) deepFreeze(x);
