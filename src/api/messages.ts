@@ -74,6 +74,21 @@ const table = {
     template: '{detail}',
     docs: 'A document lacks apiVersion, kind or metadata.name, or they are not strings; it cannot be identified as a resource.',
   },
+  DuplicateServiceHost: {
+    code: 'TRL1101', level: 'warning',
+    template: 'service host {host} is defined by {first} and again by {resource}; the registry keeps the first and ignores this one',
+    docs: 'Two resources (or two sources) declare the same hostname. Nothing is merged: the first wins. Rename one, or merge them into one resource.',
+  },
+  UnresolvedTargetPort: {
+    code: 'TRL1102', level: 'warning',
+    template: 'port {port} of {service} targets the named port "{targetPort}", which workload {workload} does not declare; the workload gets no endpoint on this port',
+    docs: 'A Service targetPort names a container port the selected workload does not have. Name the container port, or use a number.',
+  },
+  DuplicateWorkload: {
+    code: 'TRL1103', level: 'warning',
+    template: 'workload {workload} is declared by {first} and again by {resource}; the registry keeps the first',
+    docs: 'Two resources declare a workload of the same name in the same namespace (a Pod and a Deployment, an App workload and a WorkloadEntry). Rename one.',
+  },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 
 export type MessageName = keyof typeof table;

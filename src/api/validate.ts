@@ -60,7 +60,8 @@ export function validateDocument(raw: unknown, loc: SourceLocator, defaultNamesp
 
   const rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc)) if (!ENVELOPE.has(k)) rest[k] = v;
-  const parsed = (def.body as z.ZodType).safeParse(rest, { reportInput: true });
+  // Our wording is the per-parse error map: a schema's own message still wins.
+  const parsed = (def.body as z.ZodType).safeParse(rest, { reportInput: true, error: (iss) => describe(iss as z.core.$ZodIssue) });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) ds.push(...issueDiagnostics(issue, ref, at, !!def.registryData));
   }
@@ -155,7 +156,10 @@ function issueDiagnostics(
     default:
       break;
   }
-  return [diagnostic('SchemaValidationError', { detail: `${field || 'document'}: ${describe(issue)}` }, { resource, position: at(path), field })];
+  // A missing field always says so first, whatever its schema's own wording.
+  const missing = issue.code === 'invalid_type' && issue.input === undefined && !issue.message.startsWith('Required value');
+  const text = missing ? `Required value: ${issue.message}` : issue.message;
+  return [diagnostic('SchemaValidationError', { detail: `${field || 'document'}: ${text}` }, { resource, position: at(path), field })];
 }
 
 function describe(issue: z.core.$ZodIssue): string {
@@ -174,9 +178,9 @@ function describe(issue: z.core.$ZodIssue): string {
       if (issue.origin === 'array') return `must have at most ${issue.maximum} items`;
       return `Invalid value: must be ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}`;
     case 'invalid_format':
-      return `Invalid value: ${issue.message}`;
+      return `Invalid value: must match the format ${issue.format}${issue.pattern ? ` ${issue.pattern}` : ''}`;
     default:
-      return issue.message;
+      return issue.message ?? 'invalid value';
   }
 }
 

@@ -120,12 +120,13 @@ export function createCompiler(): Compiler {
       const subsets: (string | undefined)[] = [undefined, ...new Set((dr?.subsets ?? []).map((x) => x.name))];
       for (const sp of svc.ports) {
         const eps = registry.endpoints(svc.hostname, sp.port);
+        // Secure naming: any identity the service runs as, for every subset (as Istio does).
+        const identities = [...new Set(eps.map((e) => e.identity))].sort();
         for (const subset of subsets) {
           const name = clusterName(sp.port, subset, svc.hostname);
           const labels = subset !== undefined ? dr?.subsets?.find((x) => x.name === subset)?.labels : undefined;
           const selected = subset === undefined ? eps : eps.filter((e) => labelsMatch(labels ?? {}, e.labels));
           const list: ClusterEndpoints = Object.freeze({ cluster: name, endpoints: subset === undefined ? eps : Object.freeze(selected) });
-          const identities = [...new Set(list.endpoints.map((e) => e.identity))].sort();
           cs.push(buildCluster({
             name, host: svc.hostname, port: sp.port, ...(subset !== undefined ? { subset } : {}), service: svc,
             ...(dr ? { dr } : {}), ...(idr ? { drRef: idr.res.ref } : {}),
@@ -134,7 +135,7 @@ export function createCompiler(): Compiler {
           es.push(list);
         }
       }
-      return withHash(Object.freeze({ clusters: Object.freeze(cs), endpoints: Object.freeze(es) }), hashText(`c|${svc.hostname}|${deps}`));
+      return withHash(Object.freeze({ clusters: Object.freeze(cs), endpoints: Object.freeze(es) }), `c|${svc.hostname}|${deps}`);
     });
   };
 
@@ -166,14 +167,14 @@ export function createCompiler(): Compiler {
         const routes: readonly Route[] = ivs?.res.body.spec.http?.length
           ? compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http, name)
           : [defaultRoute(clusterName(sp.port, undefined, svc.hostname))];
-        vhs.push(withHash(Object.freeze({
+        vhs.push(Object.freeze({
           name: key,
           domains: Object.freeze([svc.hostname]),
           ...(ivs ? { source: ivs.res.ref } : {}),
           routes: Object.freeze(routes),
-        }), hashText(`${key}|${deps}`)));
+        }));
       }
-      return withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze(tcp) }), hashText(`r|${svc.hostname}|${deps}`));
+      return withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze(tcp) }), `r|${svc.hostname}|${deps}`);
     });
   };
 
@@ -290,7 +291,8 @@ export function createCompiler(): Compiler {
       if (!byNs) {
         selecting.set(registry, (byNs = new Map()));
         for (const s of registry.services()) {
-          if (!s.selector || Object.keys(s.selector).length === 0) continue;
+          // An empty selector (ServiceEntry `workloadSelector: {}`) selects every workload of the namespace.
+          if (!s.selector) continue;
           const list = byNs.get(s.namespace);
           if (list) list.push(s);
           else byNs.set(s.namespace, [s]);

@@ -1,7 +1,9 @@
 /**
  * Part hashes. A compiled part's hash is the hash of the inputs it was built
  * from (which determine it completely), so nothing is re-hashed from its
- * content; a snapshot's version is composed from its parts' hashes. Hashes are
+ * content; a snapshot's version is composed from its parts' hashes. A part's
+ * recorded "hash" may be its dependency string itself (already a digest of
+ * content hashes): it is only ever fed into `composeHash`. Hashes are
  * kept beside the parts (a WeakMap), not in them, so dumps stay free of them.
  */
 import { createHash } from 'node:crypto';

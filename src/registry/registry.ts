@@ -81,13 +81,19 @@ export function createRegistry(sources: readonly RegistrySource[], opts: Registr
     else staticByPort.set(k, [endpoint]);
   }
 
+  const byNamespace = new Map<string, Workload[]>();
+  for (const w of workloadList) {
+    const list = byNamespace.get(w.namespace);
+    if (list) list.push(w);
+    else byNamespace.set(w.namespace, [w]);
+  }
   const endpointLists = new Map<string, { list: readonly Endpoint[]; hash: string }>();
   for (const svc of services.values()) {
     namespaces.add(svc.namespace);
     for (const sp of svc.ports) {
       const k = key(svc.hostname, sp.port);
       const list = [...(staticByPort.get(k) ?? [])];
-      list.push(...selectedEndpoints(svc, sp, workloadList, (w) => {
+      list.push(...selectedEndpoints(svc, sp, byNamespace.get(svc.namespace) ?? [], (w) => {
         diagnostics.push(registryDiagnostic('UnresolvedTargetPort', { port: sp.port, service: svc.hostname, targetPort: String(sp.targetPort), workload: `${w.name}.${w.namespace}` }, svc.source, positionOf(svc.source)));
       }));
       list.sort(compareEndpoints);

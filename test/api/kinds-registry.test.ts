@@ -96,7 +96,7 @@ test('ServiceEntry rules beyond the Istio test data', async (t) => {
     ['exportTo ~ stands alone', '  hosts: [a.example.com]\n  exportTo: ["~", "a"]', 'spec.exportTo', /no one/],
     ['a bad address', '  hosts: [a.example.com]\n  addresses: [1.2.3.4/99]', 'spec.addresses[0]', /not a valid CIDR/],
     ['a bad host', '  hosts: ["a..b"]', 'spec.hosts[0]', /not a valid DNS name/],
-    ['an empty host list', '  hosts: []', 'spec.hosts', /at least 1 item/],
+    ['an empty host list', '  hosts: []', 'spec.hosts', /at least one host/],
     ['unknown fields are errors', '  hosts: [a.example.com]\n  resolutoin: DNS', 'spec.resolutoin', /unknown field/],
     ['resolution is an enum', '  hosts: [a.example.com]\n  resolution: ROUND_ROBIN', 'spec.resolution', /Unsupported value/],
   ];
@@ -117,7 +117,7 @@ test('WorkloadEntry rules beyond the Istio test data', async (t) => {
   await t.test('an address is an IP, a DNS name or a unix socket', () => assertError(we('  address: "not an address"'), 'spec.address', /not an IP address, a DNS name/));
   await t.test('labels are Kubernetes labels', () => assertError(we('  address: 1.2.3.4\n  labels: {"a b": x}'), 'spec.labels.a b', /label key/));
   await t.test('locality has at most three parts', () => assertError(we('  address: 1.2.3.4\n  locality: a/b/c/d'), 'spec.locality', /region\/zone\/subzone/));
-  await t.test('weight is not negative', () => assertError(we('  address: 1.2.3.4\n  weight: -1'), 'spec.weight', /at least 0/));
+  await t.test('weight is not negative', () => assertError(we('  address: 1.2.3.4\n  weight: -1'), 'spec.weight', /must not be negative/));
   await t.test('service accounts are Kubernetes names', () => assertError(we('  address: 1.2.3.4\n  serviceAccount: Bad_SA'), 'spec.serviceAccount', /DNS-1123/));
   await t.test('a full entry is valid', () => assertValid(we('  address: 10.0.0.5\n  ports: {http: 8080}\n  labels: {app: ratings, version: v2}\n  locality: eu/eu-a/rack1\n  weight: 3\n  serviceAccount: ratings')));
 });
@@ -137,7 +137,7 @@ test('Kubernetes registry kinds: unread fields pass, read fields are checked', a
     ['container port range', k8s('v1', 'Pod', 'spec:\n  containers: [{name: c, ports: [{containerPort: 0}]}]'), 'spec.containers[0].ports[0].containerPort', /between 1 and 65535/],
     ['pod service account names', k8s('v1', 'Pod', 'spec:\n  serviceAccountName: Bad\n  containers: [{name: c}]'), 'spec.serviceAccountName', /DNS-1123/],
     ['duplicate container port names', k8s('v1', 'Pod', 'spec:\n  containers: [{name: a, ports: [{name: web, containerPort: 80}]}, {name: b, ports: [{name: web, containerPort: 81}]}]'), 'spec.containers[1].ports[0].name', /Duplicate value/],
-    ['replicas not negative', k8s('apps/v1', 'Deployment', 'spec:\n  replicas: -1\n  selector: {matchLabels: {app: x}}\n  template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c}]}}'), 'spec.replicas', /at least 0/],
+    ['replicas not negative', k8s('apps/v1', 'Deployment', 'spec:\n  replicas: -1\n  selector: {matchLabels: {app: x}}\n  template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c}]}}'), 'spec.replicas', /must not be negative/],
     ['selector matches the template', k8s('apps/v1', 'Deployment', 'spec:\n  selector: {matchLabels: {app: x}}\n  template: {metadata: {labels: {app: y}}, spec: {containers: [{name: c}]}}'), 'spec.selector.matchLabels.app', /does not match/],
   ];
   for (const [name, text, field, pattern] of rows) await t.test(name, () => assertError(text, field, pattern));
@@ -219,7 +219,7 @@ test('App validation', async (t) => {
     ['workload names are unique across services', app('  services:\n  - {name: a, ports: [{port: 80}], workloads: [{name: w, command: x}]}\n  - {name: b, ports: [{port: 80}], workloads: [{name: w, command: y}]}'), 'spec.services[1].workloads[0].name', /Duplicate value: workload "w.default"/],
     ['a shorthand workload collides with a named one', app('  services:\n  - {name: a, ports: [{port: 80}], workloads: [{name: b, command: x}]}\n  - {name: b, ports: [{port: 80}], command: y}'), 'spec.services[1].name', /Duplicate value: workload "b.default"/],
     ['placement: one, or one per replica', svc('    workloads: [{name: w, replicas: 3, command: x, placement: [{region: a}, {region: b}]}]'), 'spec.services[0].workloads[0].placement', /2 localities for 3 replicas/],
-    ['replicas are not negative', svc('    workloads: [{name: w, replicas: -1, command: x}]'), 'spec.services[0].workloads[0].replicas', /at least 0/],
+    ['replicas are not negative', svc('    workloads: [{name: w, replicas: -1, command: x}]'), 'spec.services[0].workloads[0].replicas', /must not be negative/],
     ['port numbers are unique', app('  services:\n  - {name: a, ports: [{name: a, port: 80}, {name: b, port: 80}], command: x}'), 'spec.services[0].ports[1].port', /Duplicate value: port 80/],
     ['port names are unique', app('  services:\n  - {name: a, ports: [{name: a, port: 80}, {name: a, port: 81}], command: x}'), 'spec.services[0].ports[1].name', /Duplicate value: port name "a"/],
     ['several ports need names', app('  services:\n  - {name: a, ports: [{name: a, port: 80}, {port: 81}], command: x}'), 'spec.services[0].ports[1].name', /needs a name/],
