@@ -8,7 +8,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createCompiler } from '../src/compile/index.js';
-import { meshSettings } from '../src/compile/mesh.js';
 import { createRegistry } from '../src/registry/registry.js';
 import { configSource } from '../src/registry/sources/config-source.js';
 import type { Snapshot } from '../src/protocol/snapshot.js';

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { TrellisError } from '../api/diagnostic.js';
+import { codesCommand } from './commands/codes.js';
 import { compileCommand } from './commands/compile.js';
 import { defaultsCommand } from './commands/defaults.js';
 import { explainCommand } from './commands/explain.js';
@@ -22,7 +23,8 @@ export function program(): Command {
     .addCommand(validateCommand())
     .addCommand(explainCommand())
     .addCommand(compileCommand())
-    .addCommand(defaultsCommand());
+    .addCommand(defaultsCommand())
+    .addCommand(codesCommand());
   for (const c of p.commands) c.showHelpAfterError('(run with --help for usage)');
   return p;
 }

@@ -12,7 +12,6 @@ import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
   type Route, type RouteTable, type Snapshot, type TcpRoute, type VirtualHost,
 } from '../protocol/snapshot.js';
-import { resolveHost } from '../registry/host.js';
 import { isHttpProtocol } from '../registry/protocol.js';
 import type { Registry, Service, Workload } from '../registry/types.js';
 import { buildCluster, type DestinationRuleInput } from './clusters.js';
@@ -140,25 +139,24 @@ export function createCompiler(): Compiler {
   };
 
   /** Names a destination's cluster: host resolved in the VirtualService's namespace, port from the destination, the service's only port, or the listener's. */
-  const namer = (registry: Registry, vsNamespace: string, listenerPort: number, suffix: string, namespaces: ReadonlySet<string>) =>
+  const namer = (index: ConfigIndex, registry: Registry, vsNamespace: string, listenerPort: number) =>
     (host: string, port: number | undefined, subset: string | undefined): string => {
-      const fqdn = resolveHost(host, vsNamespace, suffix, namespaces);
+      const fqdn = index.resolve(host, vsNamespace);
       const svc = registry.service(fqdn);
       const p = port ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.port : listenerPort);
       return clusterName(p, subset, fqdn);
     };
 
   /** The virtual hosts (HTTP ports) and TCP routes (other ports) of one service, for callers in `ns`. */
-  const routeSlice = (index: ConfigIndex, registry: Registry, svc: Service, ns: string, namespaces: ReadonlySet<string>): RouteSlice => {
-    const suffix = index.mesh.domainSuffix;
+  const routeSlice = (index: ConfigIndex, registry: Registry, svc: Service, ns: string): RouteSlice => {
     const ivs = meshVsFor(index, svc.hostname, ns);
     const vsNs = ivs?.res.metadata.namespace ?? svc.namespace;
-    const deps = `${svc.hash}|${ivs?.res.hash ?? '-'}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
+    const deps = `${svc.hash}|${ivs?.res.hash ?? '-'}|${destinationDeps(index, ivs, registry, vsNs)}`;
     return routeSlices.get(svc.hostname, deps, () => {
       const vhs: VirtualHost[] = [];
       const tcp: TcpRoute[] = [];
       for (const sp of svc.ports) {
-        const name = namer(registry, vsNs, sp.port, suffix, namespaces);
+        const name = namer(index, registry, vsNs, sp.port);
         if (!isHttpProtocol(sp.protocol) && sp.protocol !== 'UNSPECIFIED') {
           tcp.push(tcpRoute(svc, sp.port, ivs, name));
           continue;
@@ -180,14 +178,13 @@ export function createCompiler(): Compiler {
 
   const meshView = (index: ConfigIndex, registry: Registry, node: ProxyNode, key: string): View => {
     const ns = node.namespace;
-    const namespaces = namespaceSet(registry);
     const prev = incremental ? previousViews.get(key) : undefined;
     const slices = new Map<string, ServiceSlice>();
     for (const svc of registry.services()) {
       if (!svc.exportTo.includes('*') && !svc.exportTo.includes(ns)) continue;
       const old = prev && !incremental!.has(svc.hostname) ? prev.slices.get(svc.hostname) : undefined;
       slices.set(svc.hostname, old ?? {
-        routes: routeSlice(index, registry, svc, ns, namespaces),
+        routes: routeSlice(index, registry, svc, ns),
         clusters: clusterSlice(index, registry, svc, node),
       });
     }
@@ -239,8 +236,6 @@ export function createCompiler(): Compiler {
   };
 
   const gatewayView = (index: ConfigIndex, registry: Registry, node: ProxyNode, viewKey: string): View => {
-    const suffix = index.mesh.domainSuffix;
-    const namespaces = namespaceSet(registry);
     const vhs: VirtualHost[] = [];
     const targets = new Set<string>();
     for (const gw of index.gateways) {
@@ -254,12 +249,12 @@ export function createCompiler(): Compiler {
           const hosts = ivs.hosts.filter((h) => server.hosts.some((sh) => serverHostAllows(sh, h, vsNs)));
           if (!hosts.length || !ivs.res.body.spec.http?.length) continue;
           const key = `${gwKey}|${ivs.res.ref}:${port}`;
-          const deps = `${ivs.res.hash}|${gw.hash}|${hosts.join(',')}|${destinationDeps(ivs, registry, vsNs, suffix, namespaces)}`;
+          const deps = `${ivs.res.hash}|${gw.hash}|${hosts.join(',')}|${destinationDeps(index, ivs, registry, vsNs)}`;
           const vh = gatewayHosts.get(key, deps, () => withHash(Object.freeze({
             name: `${hosts.join(',')}:${port}`,
             domains: Object.freeze([...hosts]),
             source: ivs.res.ref,
-            routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, namer(registry, vsNs, port, suffix, namespaces))),
+            routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, namer(index, registry, vsNs, port))),
           }), hashText(`${key}|${deps}`)));
           for (const r of vh.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) targets.add(c.cluster.split('|')[3]!);
           vhs.push(vh);
@@ -386,12 +381,12 @@ function makeNode(w: Workload, gateway: boolean): ProxyNode {
 }
 
 /** What a VirtualService's destinations resolve against: the destination services' hashes. */
-function destinationDeps(ivs: IndexedVs | undefined, registry: Registry, ns: string, suffix: string, namespaces: ReadonlySet<string>): string {
+function destinationDeps(index: ConfigIndex, ivs: IndexedVs | undefined, registry: Registry, ns: string): string {
   if (!ivs) return '';
   let out = '';
   for (const r of ivs.res.body.spec.http ?? []) {
     for (const d of r.route ?? []) {
-      out += registry.service(resolveHost(d.destination.host, ns, suffix, namespaces))?.hash ?? '?';
+      out += registry.service(index.resolve(d.destination.host, ns))?.hash ?? '?';
     }
   }
   return out;

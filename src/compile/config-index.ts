@@ -45,6 +45,8 @@ export interface ConfigIndex {
   readonly gateways: readonly GatewayResource[];
   /** Hash of every Gateway: whether a workload is a gateway depends on them only. */
   readonly gatewaysHash: string;
+  /** `resolveHost` for this index's namespaces and suffix, memoized (hosts repeat across thousands of routes). */
+  resolve(host: string, namespace: string): string;
   /** DestinationRules with a workloadSelector: they make a proxy's view depend on its labels. */
   readonly selectorDrs: readonly IndexedDr[];
 }
@@ -97,8 +99,15 @@ export function buildIndex(config: ConfigSet, namespaces?: NamespaceSet): Config
     if (host.includes('*')) drWildcard.push(idr);
     else push(drByHost, host, idr);
   }
+  const resolved = new Map<string, string>();
+  const resolve = (host: string, namespace: string): string => {
+    const key = `${namespace}/${host}`;
+    let fqdn = resolved.get(key);
+    if (fqdn === undefined) resolved.set(key, (fqdn = resolveHost(host, namespace, suffix, namespaces)));
+    return fqdn;
+  };
   return Object.freeze({
-    config, mesh, meshHash: hashText(stableJson(mesh)),
+    config, mesh, meshHash: hashText(stableJson(mesh)), resolve,
     meshVsByHost, meshVsWildcard, gatewayVs, drByHost, drWildcard,
     gateways: config.ofKind('Gateway'),
     gatewaysHash: hashText(config.ofKind('Gateway').map((g) => g.hash).join(',')),

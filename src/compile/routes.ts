@@ -38,22 +38,20 @@ export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], 
   }));
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+const NONE: readonly never[] = Object.freeze([]);
+
 function compileMatch(m: HTTPMatchRequest): RouteMatch {
-  const ic = m.ignoreUriCase === true;
-  const out: RouteMatch = {
-    ...(m.name !== undefined ? { name: m.name } : {}),
-    ...(m.uri ? { uri: matcher(m.uri, ic) } : {}),
-    ...(m.scheme ? { scheme: matcher(m.scheme) } : {}),
-    ...(m.method ? { method: matcher(m.method) } : {}),
-    ...(m.authority ? { authority: matcher(m.authority) } : {}),
-    headers: named(m.headers),
-    withoutHeaders: named(m.withoutHeaders),
-    queryParams: named(m.queryParams),
-    ...(m.port !== undefined ? { port: m.port } : {}),
-    ...(m.sourceLabels ? { sourceLabels: m.sourceLabels } : {}),
-    ...(m.sourceNamespace !== undefined ? { sourceNamespace: m.sourceNamespace } : {}),
-    ...(m.gateways?.length ? { gateways: m.gateways } : {}),
-  };
+  const out: Mutable<RouteMatch> = { headers: named(m.headers), withoutHeaders: named(m.withoutHeaders), queryParams: named(m.queryParams) };
+  if (m.name !== undefined) out.name = m.name;
+  if (m.uri) out.uri = matcher(m.uri, m.ignoreUriCase === true);
+  if (m.scheme) out.scheme = matcher(m.scheme);
+  if (m.method) out.method = matcher(m.method);
+  if (m.authority) out.authority = matcher(m.authority);
+  if (m.port !== undefined) out.port = m.port;
+  if (m.sourceLabels) out.sourceLabels = m.sourceLabels;
+  if (m.sourceNamespace !== undefined) out.sourceNamespace = m.sourceNamespace;
+  if (m.gateways?.length) out.gateways = m.gateways;
   return Object.freeze(out);
 }
 
@@ -65,7 +63,7 @@ function matcher(m: StringMatch, ignoreCase = false): StringMatcher {
 
 /** Header / query matches; an empty StringMatch (`{}`) means "present". Sorted by name for determinism. */
 function named(m: Readonly<Record<string, StringMatch>> | undefined): readonly NamedMatcher[] {
-  if (!m) return Object.freeze([]);
+  if (!m) return NONE;
   return Object.freeze(Object.keys(m).sort().map((name) => {
     const sm = m[name]!;
     const hasValue = sm.exact !== undefined || sm.prefix !== undefined || sm.regex !== undefined;
@@ -93,35 +91,36 @@ function compileAction(r: HTTPRoute, name: ClusterNamer): RouteAction {
   }
   const dests = r.route ?? [];
   const clusters: WeightedCluster[] = dests.map((d) => {
-    const req = headerOps(d.headers?.request);
-    const res = headerOps(d.headers?.response);
-    return Object.freeze({
+    const wc: Mutable<WeightedCluster> = {
       cluster: name(d.destination.host, d.destination.port?.number, d.destination.subset),
       weight: d.weight ?? (dests.length === 1 ? DEFAULTS.singleDestinationWeight : 0),
-      ...(req ? { requestHeaders: req } : {}),
-      ...(res ? { responseHeaders: res } : {}),
-    });
+    };
+    const req = headerOps(d.headers?.request);
+    const res = headerOps(d.headers?.response);
+    if (req) wc.requestHeaders = req;
+    if (res) wc.responseHeaders = res;
+    return Object.freeze(wc);
   });
-  const reqOps = headerOps(r.headers?.request);
-  const resOps = headerOps(r.headers?.response);
-  const fault = compileFault(r.fault);
-  const rw = r.rewrite;
-  const action: ForwardAction = {
+  const action: Mutable<ForwardAction> = {
     kind: 'forward',
     clusters: Object.freeze(clusters),
     timeoutMs: r.timeout !== undefined ? parseDuration(r.timeout)! : DEFAULTS.routeTimeoutMs,
     retry: compileRetry(r.retries),
-    ...(rw && (rw.uri !== undefined || rw.authority !== undefined || rw.uriRegexRewrite)
-      ? { rewrite: Object.freeze({
-          ...(rw.uri !== undefined ? { uri: rw.uri } : {}),
-          ...(rw.authority !== undefined ? { authority: rw.authority } : {}),
-          ...(rw.uriRegexRewrite ? { uriRegex: Object.freeze({ match: rw.uriRegexRewrite.match, rewrite: rw.uriRegexRewrite.rewrite }) } : {}),
-        }) }
-      : {}),
-    ...(fault ? { fault } : {}),
-    ...(reqOps ? { requestHeaders: reqOps } : {}),
-    ...(resOps ? { responseHeaders: resOps } : {}),
   };
+  const rw = r.rewrite;
+  if (rw && (rw.uri !== undefined || rw.authority !== undefined || rw.uriRegexRewrite)) {
+    const rewrite: Mutable<NonNullable<ForwardAction['rewrite']>> = {};
+    if (rw.uri !== undefined) rewrite.uri = rw.uri;
+    if (rw.authority !== undefined) rewrite.authority = rw.authority;
+    if (rw.uriRegexRewrite) rewrite.uriRegex = Object.freeze({ match: rw.uriRegexRewrite.match, rewrite: rw.uriRegexRewrite.rewrite });
+    action.rewrite = Object.freeze(rewrite);
+  }
+  const fault = compileFault(r.fault);
+  if (fault) action.fault = fault;
+  const reqOps = headerOps(r.headers?.request);
+  const resOps = headerOps(r.headers?.response);
+  if (reqOps) action.requestHeaders = reqOps;
+  if (resOps) action.responseHeaders = resOps;
   return Object.freeze(action);
 }
 

@@ -15,7 +15,7 @@ function trellis(...args: string[]) {
 test('trellis --help lists the commands; every command has its own --help', () => {
   const top = trellis('--help');
   assert.equal(top.code, 0);
-  for (const c of ['validate', 'explain', 'compile', 'defaults']) {
+  for (const c of ['validate', 'explain', 'compile', 'defaults', 'codes']) {
     assert.match(top.out, new RegExp(`\\b${c}\\b`));
     const h = trellis(c, '--help');
     assert.equal(h.code, 0, c);
@@ -73,4 +73,15 @@ test('trellis compile --dump prints the stable snapshot JSON, identical on every
   assert.ok(snap.clusters.some((c: { name: string }) => c.name === 'outbound|8080|v2|accounts.bank.svc.cluster.local'));
   const summary = trellis('compile', 'examples/bank', '--proxy', 'frontend');
   assert.match(summary.out, /version [0-9a-f]{16}/);
+});
+
+test('trellis codes lists the catalogue and explains one code', () => {
+  const all = trellis('codes', '-o', 'json');
+  assert.equal(all.code, 0);
+  const codes = JSON.parse(all.out) as { code: string; level: string; docs: string }[];
+  assert.ok(codes.some((c) => c.code === 'TRL0106' && c.level === 'error'));
+  const one = trellis('codes', 'trl1002');
+  assert.equal(one.code, 0);
+  assert.match(one.out, /TRL1002\s+error\s+UnknownField/);
+  assert.equal(trellis('codes', 'TRL9999').code, 1);
 });
