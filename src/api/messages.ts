@@ -74,6 +74,11 @@ const table = {
     template: '{detail}',
     docs: 'A document lacks apiVersion, kind or metadata.name, or they are not strings; it cannot be identified as a resource.',
   },
+  ValueNotEnforced: {
+    code: 'TRL1011', level: 'warning',
+    template: 'value {value} of "{field}" is accepted but not yet enforced: {detail}',
+    docs: 'The field is enforced, but this one value of it is not acted on yet: Trellis keeps it, and the message says what happens instead. Behaviour differs from Istio for this value until it is supported.',
+  },
   DuplicateServiceHost: {
     code: 'TRL1101', level: 'warning',
     template: 'service host {host} is defined by {first} and again by {resource}; the registry keeps the first and ignores this one',

@@ -17,7 +17,7 @@ export interface SimulateRequest {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-export type Outcome = 'FORWARD' | 'REDIRECT' | 'DIRECT_RESPONSE' | 'NO_ROUTE' | 'PASSTHROUGH' | 'BLACKHOLE';
+export type Outcome = 'FORWARD' | 'TCP_PROXY' | 'REDIRECT' | 'DIRECT_RESPONSE' | 'NO_ROUTE' | 'PASSTHROUGH' | 'BLACKHOLE';
 
 export interface SimulatedCluster {
   readonly name: string;
@@ -38,7 +38,7 @@ export interface Simulation {
   readonly status?: number;
   /** Envoy-style response flag for failures: NR (no route), NC (no cluster), UH (no healthy upstream). */
   readonly responseFlag?: 'NR' | 'NC' | 'UH';
-  readonly listener: { readonly direction: 'outbound'; readonly port: number };
+  readonly listener: { readonly direction: 'outbound'; readonly port: number; readonly protocol: 'HTTP' | 'TCP' };
   readonly virtualHost?: string;
   readonly route?: {
     readonly name: string;
@@ -79,8 +79,17 @@ export function toRouteRequest(req: SimulateRequest): RouteRequest {
 
 export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteRequest): Simulation {
   const req = 'url' in request ? toRouteRequest(request) : request;
-  const decision = routerFor(snapshot).route(req);
-  const listener = { direction: 'outbound', port: req.port } as const;
+  const router = routerFor(snapshot);
+  const decision = router.route(req);
+  const listener = { direction: 'outbound', port: req.port, protocol: 'HTTP' } as const;
+  if (!decision.ok && decision.reason === 'NO_ROUTE_TABLE') {
+    const tcp = router.tcp(req.port, req.host);
+    if (tcp) {
+      const clusters = simulatedClusters(snapshot, tcp.clusters);
+      const split = describeSplit(clusters);
+      return { request: req, outcome: 'TCP_PROXY', listener: { ...listener, protocol: 'TCP' }, clusters, reason: `${tcp.host}:${tcp.port} is a TCP service${tcp.source ? ` (routed by ${tcp.source})` : ''}: bytes go to ${split}; HTTP routing does not apply` };
+    }
+  }
   if (!decision.ok) {
     if (decision.reason === 'NO_ROUTE') {
       return { request: req, outcome: 'NO_ROUTE', status: 404, responseFlag: 'NR', listener, ...(decision.virtualHost ? { virtualHost: decision.virtualHost.name } : {}), clusters: [], reason: `${decision.detail}: the proxy answers 404 (NR)` };
@@ -106,31 +115,41 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   if (a.kind === 'redirect') {
     return { request: req, outcome: 'REDIRECT', status: a.status, listener, virtualHost: virtualHost.name, route: routeInfo, clusters: [], reason: `${via} redirects with ${a.status}${a.uri ? ` to ${a.uri}` : ''}${a.authority ? ` on ${a.authority}` : ''}` };
   }
-  const total = a.clusters.reduce((n, c) => n + c.weight, 0);
-  const clusters = a.clusters.map((wc): SimulatedCluster => {
-    const i = clusterIndex(snapshot, wc.cluster);
-    const c = i >= 0 ? snapshot.clusters[i] : undefined;
-    const eps: ClusterEndpoints | undefined = i >= 0 ? snapshot.endpoints[i] : undefined;
-    const endpoints = eps?.endpoints ?? [];
-    return {
-      name: wc.cluster, weight: wc.weight,
-      percent: total > 0 ? Math.round((wc.weight / total) * 10000) / 100 : a.clusters.length === 1 ? 100 : 0,
-      found: c !== undefined, ...(c ? { cluster: c } : {}), endpoints,
-      healthyEndpoints: endpoints.filter((e) => e.health === 'HEALTHY' || e.health === 'UNKNOWN').length,
-    };
-  });
+  const clusters = simulatedClusters(snapshot, a.clusters);
   const live = clusters.filter((c) => c.percent > 0);
   const missing = live.filter((c) => !c.found);
   if (missing.length === live.length && live.length > 0) {
     return { request: req, outcome: 'FORWARD', status: 503, responseFlag: 'NC', listener, virtualHost: virtualHost.name, route: routeInfo, clusters, reason: `${via} sends to ${missing.map((c) => c.name).join(', ')}, which the mesh does not have: 503 (NC)` };
   }
-  const split = live.map((c) => `${c.name} ${c.percent}%${c.found ? ` (${c.healthyEndpoints} endpoint${c.healthyEndpoints === 1 ? '' : 's'})` : ' (no such cluster)'}`).join(', ');
+  const split = describeSplit(clusters);
   const none = live.every((c) => c.healthyEndpoints === 0);
   return {
     request: req, outcome: 'FORWARD', listener, virtualHost: virtualHost.name, route: routeInfo, clusters,
     ...(none ? { status: 503, responseFlag: 'UH' as const } : {}),
     reason: `${via} forwards to ${split}${none ? '; no healthy endpoint: 503 (UH)' : ''}`,
   };
+}
+
+function simulatedClusters(snapshot: Snapshot, weighted: readonly { readonly cluster: string; readonly weight: number }[]): SimulatedCluster[] {
+  const total = weighted.reduce((n, c) => n + c.weight, 0);
+  return weighted.map((wc): SimulatedCluster => {
+    const i = clusterIndex(snapshot, wc.cluster);
+    const c = i >= 0 ? snapshot.clusters[i] : undefined;
+    const eps: ClusterEndpoints | undefined = i >= 0 ? snapshot.endpoints[i] : undefined;
+    const endpoints = eps?.endpoints ?? [];
+    return {
+      name: wc.cluster, weight: wc.weight,
+      percent: total > 0 ? Math.round((wc.weight / total) * 10000) / 100 : weighted.length === 1 ? 100 : 0,
+      found: c !== undefined, ...(c ? { cluster: c } : {}), endpoints,
+      healthyEndpoints: endpoints.filter((e) => e.health === 'HEALTHY' || e.health === 'UNKNOWN').length,
+    };
+  });
+}
+
+function describeSplit(clusters: readonly SimulatedCluster[]): string {
+  return clusters.filter((c) => c.percent > 0)
+    .map((c) => `${c.name} ${c.percent}%${c.found ? ` (${c.healthyEndpoints} endpoint${c.healthyEndpoints === 1 ? '' : 's'})` : ' (no such cluster)'}`)
+    .join(', ');
 }
 
 const clusterIndexes = new WeakMap<object, Map<string, number>>();

@@ -4,7 +4,7 @@
  * route. Built once per snapshot; `route()` does no allocation-heavy work and
  * compiles nothing. The proxy and `simulate()` both call it.
  */
-import type { ProxyNode, Route, RouteTable, Snapshot, VirtualHost } from '../protocol/snapshot.js';
+import type { ProxyNode, Route, RouteTable, Snapshot, TcpRoute, VirtualHost } from '../protocol/snapshot.js';
 import type { RouteRequest } from './request.js';
 import { compileRouteMatch, type RequestTest } from './route-match.js';
 
@@ -54,6 +54,8 @@ export interface Router {
   route(req: RouteRequest): RouteDecision;
   /** The virtual host for a host on a port, or undefined. */
   virtualHost(port: number, host: string): VirtualHost | undefined;
+  /** The opaque TCP route for a host on a port (short names expanded as for HTTP), or undefined. */
+  tcp(port: number, host: string): TcpRoute | undefined;
 }
 
 /** Splits `host:port` and lowercases; IPv6 literals in brackets are kept whole. */
@@ -123,7 +125,17 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
     return t.any ? [t.any, h] : undefined;
   };
 
+  const tcpRoutes = new Map<string, TcpRoute>();
+  for (const t of snapshot.outbound.tcp) tcpRoutes.set(`${t.host}:${t.port}`, t);
+
   return {
+    tcp(port, host) {
+      for (const c of candidates(hostOnly(host))) {
+        const t = tcpRoutes.get(`${c}:${port}`);
+        if (t) return t;
+      }
+      return undefined;
+    },
     virtualHost(port, host) {
       const t = tables.get(port);
       return t ? findHost(t, host)?.[0].vh : undefined;

@@ -17,19 +17,27 @@ export const destination = z.strictObject({
   port: z.strictObject({ number: port().optional() }).optional(),
 });
 
+/**
+ * A header or query parameter match: as a string match, or `{}` alone, which
+ * (as in Istio) only asks that the header or parameter be present.
+ */
+const presenceOrMatch = z
+  .strictObject({ exact: z.string().optional(), prefix: z.string().optional(), regex: re2().optional() })
+  .superRefine((m, ctx) => atMostOne(m, ['exact', 'prefix', 'regex'], ctx, 'a string match'));
+
 const matchRequest = z.strictObject({
   name: z.string().optional(),
   uri: stringMatch.optional(),
   scheme: stringMatch.optional(),
   method: stringMatch.optional(),
   authority: stringMatch.optional(),
-  headers: z.record(z.string(), stringMatch).optional(),
+  headers: z.record(z.string(), presenceOrMatch).optional(),
   port: port().optional(),
   sourceLabels: labels.optional(),
   gateways: z.array(z.string()).optional(),
-  queryParams: z.record(z.string(), stringMatch).optional(),
+  queryParams: z.record(z.string(), presenceOrMatch).optional(),
   ignoreUriCase: z.boolean().optional(),
-  withoutHeaders: z.record(z.string(), stringMatch).optional(),
+  withoutHeaders: z.record(z.string(), presenceOrMatch).optional(),
   sourceNamespace: z.string().optional(),
   statPrefix: z.string().optional(),
 }).superRefine((m, ctx) => {

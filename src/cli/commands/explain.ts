@@ -71,7 +71,7 @@ export function formatSimulation(sim: Simulation, from: string): string {
   const r = sim.request;
   const lines = [`${r.method} ${r.scheme}://${r.host}${r.path} from ${from}`];
   const row = (k: string, v: string) => lines.push(`  ${k.padEnd(10)} ${v}`);
-  row('listener', `outbound :${sim.listener.port}`);
+  row('listener', `outbound :${sim.listener.port} (${sim.listener.protocol})`);
   if (sim.virtualHost) row('host', sim.virtualHost + (sim.route?.source ? `  (${sim.route.source})` : ''));
   if (sim.route) {
     const why = sim.route.matched ? `, because match ${sim.route.matchIndex}: ${describeMatch(sim.route.matched)}` : ' (matches every request)';
