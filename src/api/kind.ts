@@ -1,9 +1,20 @@
 import type { z } from 'zod';
 
 /**
+ * A value Trellis accepts but does not act on yet (warning TRL1011).
+ * `path` leads from the body to the value (`['spec', 'action']`); `message`
+ * says what Trellis does instead, and fills the `{detail}` of the message.
+ */
+export interface ValueWarning {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/**
  * What Trellis knows about one kind: where it lives (group, versions), the
  * schema of everything in a document but `apiVersion`, `kind` and `metadata`,
- * and which of its fields Trellis accepts but does not act on yet.
+ * and which of its fields, or of their values, Trellis accepts but does not
+ * act on yet.
  */
 export interface KindDef<Body = unknown> {
   readonly kind: string;
@@ -19,6 +30,14 @@ export interface KindDef<Body = unknown> {
    * for any list index or map key: `spec.http[*].mirror`.
    */
   readonly notEnforced?: readonly string[];
+  /**
+   * Values accepted but not yet enforced, where the field itself is (warning
+   * TRL1011 for each result, at the value's position): a Gateway TLS mode, an
+   * AuthorizationPolicy action. Given the parsed body; called only when the
+   * document has no error. Pure: it reads the body and nothing else. None by
+   * default.
+   */
+  warnings?(body: Body): readonly ValueWarning[];
   /** Trellis-only extension fields (info TRL1007). Same path syntax. */
   readonly extensions?: readonly string[];
   /**

@@ -73,6 +73,11 @@ export function validateDocument(raw: unknown, loc: SourceLocator, defaultNamesp
       ds.push(diagnostic('FieldNotEnforced', { field: formatPath(path) }, { resource: ref, position: at(path, true), field: formatPath(path) }));
     }
   }
+  for (const w of parsed.success ? def.warnings?.(parsed.data) ?? [] : []) {
+    const field = formatPath(w.path);
+    const value = JSON.stringify(valueAt(body, w.path)) ?? 'undefined';
+    ds.push(diagnostic('ValueNotEnforced', { value, field, detail: w.message }, { resource: ref, position: at([...w.path]), field }));
+  }
   for (const pattern of def.extensions ?? []) {
     for (const path of matchPaths(body, parsePattern(pattern))) {
       ds.push(diagnostic('NotPortable', { field: formatPath(path) }, { resource: ref, position: at(path, true), field: formatPath(path) }));
@@ -130,6 +135,11 @@ function readMetadata(
   const annotations = Object.freeze(strMap('annotations'));
   if (!ok) return undefined;
   return { name: m.name as string, ...(m.namespace ? { namespace: m.namespace as string } : {}), labels, annotations };
+}
+
+/** The value at `path` inside `v`, or undefined where the path leads nowhere. */
+function valueAt(v: unknown, path: readonly (string | number)[]): unknown {
+  return path.reduce<unknown>((x, k) => (x !== null && typeof x === 'object' ? (x as Record<string | number, unknown>)[k] : undefined), v);
 }
 
 function issueDiagnostics(

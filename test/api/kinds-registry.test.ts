@@ -7,8 +7,9 @@ import { loadConfig, parseYaml, yamlFiles } from '../../src/api/load.js';
 import { appServices } from '../../src/api/kinds/app.js';
 import type { ResourceOf } from '../../src/api/config-set.js';
 
-const CORPUS = '/work/shared/corpus/istio';
-const CRDS = join(CORPUS, 'validation-testdata/pkg/config/validation/testdata/crds');
+const ROOT = process.env.TRELLIS_ROOT ?? join(new URL('.', import.meta.url).pathname, '..', '..', '..');
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const CRDS = join(FIXTURES, 'istio-validation');
 
 /** Errors of one YAML document, as `field: message` lines. */
 function errorsOf(text: string): { field: string; message: string }[] {
@@ -154,7 +155,7 @@ test('the registry kinds of every Istio sample and analyzer input load, but two 
   const mine = /^(Service|Pod|Deployment|Namespace|ServiceAccount|ServiceEntry|WorkloadEntry) /;
   const rejected: string[] = [];
   let loaded = 0;
-  for (const f of [...yamlFiles(join(CORPUS, 'testdata')), ...yamlFiles(join(CORPUS, 'samples'))]) {
+  for (const f of [...yamlFiles(join(FIXTURES, 'istio-analyzers', 'testdata')), ...yamlFiles(join(FIXTURES, 'istio-samples'))]) {
     const c = loadConfig([f]);
     loaded += c.resources.filter((r) => mine.test(r.ref)).length;
     for (const d of c.errors) if (d.resource && mine.test(d.resource) && d.code !== 'TRL1006') rejected.push(`${d.resource} ${d.field}`);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigSet } from '../../src/api/config-set.js';
@@ -143,7 +144,7 @@ test('SPIFFE identities', () => {
 });
 
 test('Bookinfo: four services in default, reviews served by three versions as bookinfo-reviews', () => {
-  const config = loadConfig(['/work/shared/corpus/istio/samples/bookinfo/platform/kube/bookinfo.yaml']);
+  const config = loadConfig([join(process.env.TRELLIS_ROOT ?? join(new URL('.', import.meta.url).pathname, '..', '..', '..'), 'test/fixtures/istio-samples/bookinfo/platform/kube/bookinfo.yaml')]);
   assert.deepEqual(config.errors, []);
   const { registry, diagnostics } = createRegistry([configSource(config)]);
   assert.deepEqual(diagnostics, []);

@@ -5,7 +5,7 @@
  * resolves the group to identities.
  */
 import { z, type DeepReadonly } from '../schema.js';
-import { defineKind } from '../kind.js';
+import { defineKind, type ValueWarning } from '../kind.js';
 import { isIpOrCidr } from './names.js';
 import { policyScopeIssues, policySelector, policyTargetRef, policyTargetRefs } from './policy-scope.js';
 
@@ -99,9 +99,12 @@ const EXACT_KEYS = new Set([
 ]);
 const IP_KEYS = new Set(['source.ip', 'remote.ip', 'destination.ip']);
 
+/** Condition keys that match Envoy filter metadata, which Trellis has none of. */
+const ENVOY_FILTER_KEY = 'experimental.envoy.filters.';
+
 /** Why `key` is not a condition attribute Istio knows, or undefined. */
 function conditionKeyError(key: string): string | undefined {
-  if (EXACT_KEYS.has(key) || key.startsWith('experimental.envoy.filters.')) return undefined;
+  if (EXACT_KEYS.has(key) || key.startsWith(ENVOY_FILTER_KEY)) return undefined;
   if (key.startsWith('request.headers')) return /^request\.headers\[[^[\]]+\]$/.test(key) ? undefined : `"${key}" must name one header, as in request.headers[x-user]`;
   if (key.startsWith('request.auth.claims')) return /^request\.auth\.claims(\[[^[\]]+\])+$/.test(key) ? undefined : `"${key}" must name a claim, as in request.auth.claims[iss] or request.auth.claims[groups][0]`;
   return `unknown condition key "${key}"; see Istio's list of authorization conditions (source.ip, request.headers[...], request.auth.claims[...], destination.port, …)`;
@@ -168,6 +171,20 @@ export const authorizationPolicySpec = z.strictObject({
   }
 });
 
+/** The AUDIT action, and conditions on Envoy filter metadata: accepted, not enforced. */
+function policyWarnings(spec: z.infer<typeof authorizationPolicySpec>): ValueWarning[] {
+  const out: ValueWarning[] = [];
+  if (spec.action === 'AUDIT') {
+    out.push({ path: ['spec', 'action'], message: 'an AUDIT policy only marks requests for audit logging, which Trellis does not do yet; as in Istio, it does not change which requests are allowed' });
+  }
+  spec.rules?.forEach((r, i) => r.when?.forEach((c, j) => {
+    if (c.key.startsWith(ENVOY_FILTER_KEY)) {
+      out.push({ path: ['spec', 'rules', i, 'when', j, 'key'], message: 'Trellis has no Envoy filter metadata, so it cannot evaluate this condition and fails closed: the compiler denies the requests it would decide (an ALLOW rule with it never matches; a DENY rule with it always does)' });
+    }
+  }));
+  return out;
+}
+
 export type AuthorizationPolicySpec = DeepReadonly<z.infer<typeof authorizationPolicySpec>>;
 export type AuthorizationRule = NonNullable<AuthorizationPolicySpec['rules']>[number];
 export type AuthorizationSource = NonNullable<AuthorizationRule['from']>[number]['source'];
@@ -187,6 +204,7 @@ export const AuthorizationPolicy = defineKind({
     'spec.rules[*].from[*].source.trustDomains',
     'spec.rules[*].from[*].source.notTrustDomains',
   ],
+  warnings: (body) => policyWarnings(body.spec),
   extensions: [
     'spec.rules[*].from[*].source.labels',
     'spec.rules[*].from[*].source.notLabels',

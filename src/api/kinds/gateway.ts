@@ -4,7 +4,7 @@
  * workload labels. VirtualServices bind to it by name.
  */
 import { labels, z, type DeepReadonly } from '../schema.js';
-import { defineKind } from '../kind.js';
+import { defineKind, type ValueWarning } from '../kind.js';
 import { isIpAddress, namespacedHostError, unixAddressError } from './names.js';
 
 const PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTP_PROXY', 'TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL', 'UDP'];
@@ -131,6 +131,22 @@ export const gatewaySpec = z.strictObject({
   });
 });
 
+/** TLS modes a server accepts that Trellis does not act on yet, with what is missing. */
+const UNENFORCED_TLS_MODES: Readonly<Record<string, string>> = {
+  PASSTHROUGH: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; passing TLS through to the backend unterminated, routed by SNI, is not supported yet',
+  AUTO_PASSTHROUGH: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; routing TLS by SNI to mesh services without terminating it is not supported yet',
+  ISTIO_MUTUAL: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; accepting the mesh\'s own mTLS certificates on a server is not supported yet (use MUTUAL with caCertificates or a credentialName)',
+  OPTIONAL_MUTUAL: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; an optional client certificate is not supported yet (use MUTUAL to require one, SIMPLE to ask for none)',
+};
+
+/** The TLS mode of each HTTPS or TLS server whose mode Trellis does not enforce yet. */
+function tlsModeWarnings(spec: z.infer<typeof gatewaySpec>): ValueWarning[] {
+  return spec.servers.flatMap((s, i) => {
+    const why = s.tls?.mode === undefined || protocolKind(s.port.protocol) !== 'tls' ? undefined : UNENFORCED_TLS_MODES[s.tls.mode];
+    return why ? [{ path: ['spec', 'servers', i, 'tls', 'mode'], message: why }] : [];
+  });
+}
+
 export type GatewaySpec = DeepReadonly<z.infer<typeof gatewaySpec>>;
 export type Server = GatewaySpec['servers'][number];
 export type ServerTLSSettings = DeepReadonly<z.infer<typeof serverTlsSettings>>;
@@ -147,5 +163,6 @@ export const Gateway = defineKind({
     'spec.servers[*].tls.verifyCertificateSpki',
     'spec.servers[*].tls.verifyCertificateHash',
   ],
+  warnings: (body) => tlsModeWarnings(body.spec),
   docs: 'Ports, hosts and TLS of an ingress or egress gateway, chosen by workload labels; VirtualServices bind to it by name.',
 });
