@@ -59,14 +59,6 @@ export const labels = z.record(z.string(), z.string());
 /** Istio's `WorkloadSelector`. */
 export const workloadSelector = z.strictObject({ matchLabels: labels.optional() });
 
-/** Istio's `PolicyTargetReference` (`targetRef` / `targetRefs`). */
-export const targetRef = z.strictObject({
-  group: z.string().optional(),
-  kind: z.string(),
-  name: z.string(),
-  namespace: z.string().optional(),
-});
-
 /** Istio's `StringMatch`: exactly one of exact, prefix, regex. */
 export const stringMatch = z
   .strictObject({ exact: z.string().optional(), prefix: z.string().optional(), regex: re2().optional() })

@@ -28,9 +28,9 @@
  */
 import { duration, labels, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
-import { DNS1123_LABEL, DNS1123_SUBDOMAIN } from './workload-entry.js';
+import { isDnsSubdomain, isLowercaseDnsLabel } from './names.js';
 
-const dnsLabel = (what: string) => z.string().refine((s) => s.length <= 63 && DNS1123_LABEL.test(s), {
+const dnsLabel = (what: string) => z.string().refine(isLowercaseDnsLabel, {
   message: `${what} must be a lowercase DNS-1123 label (a-z, 0-9 and "-", at most 63 characters)`,
 });
 
@@ -97,7 +97,7 @@ const appService = z.strictObject({
   /** The namespace; `spec.namespace` by default. */
   namespace: dnsLabel('a namespace').optional(),
   /** The account the instances run as (their identity); the service name by default. */
-  serviceAccount: z.string().refine((s) => s.length <= 253 && DNS1123_SUBDOMAIN.test(s), { message: 'a service account must be a lowercase DNS-1123 name' }).optional(),
+  serviceAccount: z.string().refine(isDnsSubdomain, { message: 'a service account must be a lowercase DNS-1123 name' }).optional(),
   /** Labels of the service itself (not of its instances). */
   labels: labels.optional(),
   ports: z.array(appPort).min(1, { message: 'a service needs at least one port' }),

@@ -6,7 +6,7 @@
  */
 import { z, type DeepReadonly } from '../schema.js';
 import { defineKind, type ValueWarning } from '../kind.js';
-import { isIpOrCidr } from './names.js';
+import { isIpOrCidr, selectorIssues } from './names.js';
 import { policyScopeIssues, policySelector, policyTargetRef, policyTargetRefs } from './policy-scope.js';
 
 const value = z.string().refine((s) => s !== '', { message: 'must not be an empty string' });
@@ -29,9 +29,7 @@ const serviceAccounts = z.array(z.string().superRefine((s, ctx) => {
 /** A caller group by workload labels (Trellis extension). */
 const callerLabels = z.record(z.string(), z.string()).superRefine((m, ctx) => {
   if (Object.keys(m).length === 0) ctx.addIssue({ code: 'custom', message: 'a caller label group needs at least one label' });
-  for (const [k, v] of Object.entries(m)) {
-    if (k === '' || k.includes('*') || v.includes('*')) ctx.addIssue({ code: 'custom', path: [k], message: `caller label ${k}=${v}: keys must not be empty and neither keys nor values may hold "*"` });
-  }
+  selectorIssues(m, ctx, []);
 }).optional();
 
 const IDENTITY_FIELDS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'] as const;

@@ -7,9 +7,9 @@
 import { port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { ianaSvcName, transportProtocol } from './k8s-service.js';
-import { DNS1123_SUBDOMAIN } from './workload-entry.js';
+import { isDnsSubdomain } from './names.js';
 
-const serviceAccountName = z.string().refine((s) => s.length <= 253 && DNS1123_SUBDOMAIN.test(s), { message: 'a service account name must be a lowercase DNS-1123 name' });
+const serviceAccountName = z.string().refine(isDnsSubdomain, { message: 'a service account name must be a lowercase DNS-1123 name' });
 
 const containerPort = z.object({
   /** Referred to by a Service's named targetPort. */

@@ -5,7 +5,7 @@
  */
 import { labels, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
-import { DNS1123_LABEL } from './workload-entry.js';
+import { isLowercaseDnsLabel } from './names.js';
 
 /** Kubernetes IANA_SVC_NAME: a named port, at most 15 lowercase letters, digits and single `-`, with a letter. */
 export const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/;
@@ -22,7 +22,7 @@ export const transportProtocol = z.enum(['TCP', 'UDP', 'SCTP']);
 
 const servicePort = z.object({
   /** Required when the Service has several ports; its prefix gives the protocol (`http-api`). */
-  name: z.string().refine((s) => s === '' || (s.length <= 63 && DNS1123_LABEL.test(s)), { message: 'a port name must be a lowercase DNS-1123 label' }).optional(),
+  name: z.string().refine((s) => s === '' || isLowercaseDnsLabel(s), { message: 'a port name must be a lowercase DNS-1123 label' }).optional(),
   port: port(),
   /** A number, or the name of a container port; the service port by default. */
   targetPort: z.union([port(), ianaSvcName('a named targetPort')]).optional(),

@@ -8,13 +8,11 @@ import { atMostOne, duration, exactlyOne, labels, percentage, port, z, type Deep
 import { defineKind } from '../kind.js';
 import { parseDuration } from '../duration.js';
 import { localityLbSetting } from './locality-lb.js';
-import { isDnsLabel } from './names.js';
+import { isDnsLabel, isDnsLabels } from './names.js';
 
 /** A trust domain: dot-separated DNS labels (`cluster.local`, `example.org`). */
 const trustDomain = z.string().superRefine((d, ctx) => {
-  const parts = d.split('.');
-  const ok = d !== '' && parts.every((p, i) => isDnsLabel(p) || (p === '' && i === parts.length - 1 && i > 0));
-  if (!ok) ctx.addIssue({ code: 'custom', message: `"${d}" is not a trust domain; use dot-separated DNS labels, such as cluster.local` });
+  if (!isDnsLabels(d)) ctx.addIssue({ code: 'custom', message: `"${d}" is not a trust domain; use dot-separated DNS labels, such as cluster.local` });
 });
 
 /** A duration in whole seconds, at least 1s (Istio's drain durations). */

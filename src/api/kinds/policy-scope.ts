@@ -6,20 +6,20 @@
  * across namespaces, at most one way of choosing the workloads).
  */
 import { atMostOne, z } from '../schema.js';
+import { isDnsSubdomain, selectorIssues } from './names.js';
 
-/** Istio's `WorkloadSelector` as the security kinds check it: no empty keys, no `*`. */
+/** Istio's `WorkloadSelector` as the security kinds check it: no empty keys, no `*`, values of at most 63 characters. */
 export const policySelector = z.strictObject({
   matchLabels: z.record(z.string(), z.string()).optional(),
 }).superRefine((s, ctx) => {
+  selectorIssues(s.matchLabels, ctx, ['matchLabels']);
   for (const [k, v] of Object.entries(s.matchLabels ?? {})) {
-    const path = ['matchLabels', k];
-    if (k === '') ctx.addIssue({ code: 'custom', path, message: 'a selector label key must not be empty' });
-    else if (k.includes('*') || v.includes('*')) ctx.addIssue({ code: 'custom', path, message: `selector label ${k}=${v}: wildcards are not allowed; select workloads by exact label values` });
-    else if (v.length > 63) ctx.addIssue({ code: 'custom', path, message: `selector label value for "${k}" is longer than 63 characters` });
+    if (v.length > 63) ctx.addIssue({ code: 'custom', path: ['matchLabels', k], message: `selector label value for "${k}" is longer than 63 characters` });
   }
 });
 
-const GROUP = /^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** An API group: `''` (the core group) or a DNS subdomain. */
+const isGroup = (g: string) => g === '' || isDnsSubdomain(g);
 const KIND = /^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 /** The resources a policy may target, as `group/kind` (core group written as ''). */
 const TARGETABLE = new Set(['/Service', 'networking.istio.io/ServiceEntry', 'gateway.networking.k8s.io/Gateway', 'gateway.networking.k8s.io/GatewayClass']);
@@ -32,12 +32,12 @@ export const policyTargetRef = z.strictObject({
   namespace: z.string().optional(),
 }).superRefine((r, ctx) => {
   const group = r.group ?? '';
-  if (group.length > 253 || !GROUP.test(group)) {
+  if (!isGroup(group)) {
     ctx.addIssue({ code: 'custom', path: ['group'], message: `"${group}" is not an API group; use "" for core resources or a DNS name such as networking.istio.io` });
   }
   if (r.kind.length > 63 || !KIND.test(r.kind)) {
     ctx.addIssue({ code: 'custom', path: ['kind'], message: `"${r.kind}" is not a kind name; kinds are letters and digits, such as Service` });
-  } else if (GROUP.test(group) && !TARGETABLE.has(`${group === 'core' ? '' : group}/${r.kind}`)) {
+  } else if (isGroup(group) && !TARGETABLE.has(`${group === 'core' ? '' : group}/${r.kind}`)) {
     ctx.addIssue({ code: 'custom', path: ['kind'], message: `a policy can target a Service (group ""), a ServiceEntry (networking.istio.io) or a Gateway or GatewayClass (gateway.networking.k8s.io), not ${group || 'core'}/${r.kind}` });
   }
   if (r.name === '' || r.name.length > 253) ctx.addIssue({ code: 'custom', path: ['name'], message: 'targetRef.name must name the target, in at most 253 characters' });

@@ -5,7 +5,8 @@
  */
 import { noDuplicates, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
-import { checkLabels, DNS1123_LABEL, isFqdn, isIpAddress, ISTIO_DNS_LABEL, workloadEntrySpec } from './workload-entry.js';
+import { exportToIssues, isCidr, isDnsLabel, isIpAddress, labelIssues, selectorIssues, wildcardDomainError } from './names.js';
+import { workloadEntrySpec } from './workload-entry.js';
 
 /** Port protocols Istio accepts (case-insensitive); empty means "sniff". */
 const PROTOCOLS = ['http', 'http2', 'https', 'grpc', 'grpc-web', 'tls', 'tcp', 'udp', 'mongo', 'mysql', 'redis', 'http_proxy'];
@@ -19,7 +20,7 @@ const sePort = z.strictObject({
   /** Port on the endpoints; the service port when unset. */
   targetPort: port().optional(),
 }).superRefine((p, ctx) => {
-  if (p.name.length > 63 || !ISTIO_DNS_LABEL.test(p.name)) {
+  if (!isDnsLabel(p.name)) {
     ctx.addIssue({ code: 'custom', path: ['name'], message: `invalid port name "${p.name}": use a DNS label (letters, digits and "-")` });
   }
   if (p.protocol !== undefined && p.protocol !== '' && !PROTOCOLS.includes(p.protocol.toLowerCase())) {
@@ -29,47 +30,13 @@ const sePort = z.strictObject({
 
 /** A ServiceEntry's selector: Istio's networking `WorkloadSelector` (`labels`, not `matchLabels`). */
 const seSelector = z.strictObject({ labels: z.record(z.string(), z.string()).optional() }).superRefine((s, ctx) => {
-  for (const [k, v] of Object.entries(s.labels ?? {})) {
-    if (k === '') ctx.addIssue({ code: 'custom', path: ['labels', k], message: 'empty key is not supported in selector' });
-    if (k.includes('*') || v.includes('*')) {
-      ctx.addIssue({ code: 'custom', path: ['labels', k], message: `wildcard is not supported in selector: "${k}=${v}"; a selector matches exact label values` });
-    }
-  }
+  selectorIssues(s.labels, ctx, ['labels']);
 });
 
-/** Istio's `ValidateWildcardDomain`: `*` or `*prefix` only in the first label, DNS labels after it. */
+/** A host of a ServiceEntry: Istio's wildcard domain rule, and not `*` alone. */
 function hostError(host: string): string | undefined {
   if (host === '*') return 'hostname cannot be wildcard: a ServiceEntry must name its hosts ("*" would capture every host); use *.example.com for a domain';
-  if (host.length > 255) return `host "${host}" is longer than 255 characters`;
-  const dot = host.indexOf('.');
-  const first = dot < 0 ? host : host.slice(0, dot);
-  const rest = dot < 0 ? '' : host.slice(dot + 1);
-  const firstOk = first === '*' || (first.length <= 63 && ISTIO_DNS_LABEL.test(first.startsWith('*') ? first.slice(1) : first));
-  if (!firstOk || (rest !== '' && !isFqdn(rest))) return `host "${host}" is not a valid DNS name or wildcard (*.example.com)`;
-  return undefined;
-}
-
-function isCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const ip = s.slice(0, slash);
-  const bits = s.slice(slash + 1);
-  const max = isIpAddress(ip) ? (ip.includes(':') ? 128 : 32) : -1;
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
-}
-
-/** `exportTo` rules shared by Istio's kinds: `*`, `.`, `~` or a namespace; no duplicates; `~` alone. */
-export function checkExportTo(exportTo: readonly string[] | undefined, ctx: z.RefinementCtx, path: PropertyKey[]): void {
-  if (!exportTo) return;
-  exportTo.forEach((e, i) => {
-    if (e !== '*' && e !== '.' && e !== '~' && !DNS1123_LABEL.test(e)) {
-      ctx.addIssue({ code: 'custom', path: [...path, i], message: `exportTo "${e}" must be "*", ".", "~" or a namespace name` });
-    }
-  });
-  noDuplicates(exportTo, (e) => e, ctx, (i) => [...path, i], 'exportTo');
-  if (exportTo.includes('~') && exportTo.length > 1) {
-    ctx.addIssue({ code: 'custom', path, message: 'cannot export to no one ("~") and to someone at the same time' });
-  }
+  return wildcardDomainError(host);
 }
 
 /**
@@ -158,8 +125,8 @@ export const serviceEntrySpec = z.strictObject({
     const i = (se.ports ?? []).findIndex((p) => !HTTP_OR_TLS.has((p.protocol ?? '').toLowerCase()));
     if (i >= 0) ctx.addIssue({ code: 'custom', path: ['ports', i, 'protocol'], message: 'multiple hosts provided with non-HTTP, non-TLS ports: plain TCP cannot tell the hosts apart; use one host per ServiceEntry or resolution NONE' });
   }
-  checkExportTo(se.exportTo, ctx, ['exportTo']);
-  if (se.workloadSelector) checkLabels(se.workloadSelector.labels, ctx, ['workloadSelector', 'labels']);
+  exportToIssues(se.exportTo, ctx, ['exportTo'], { allowNone: true });
+  if (se.workloadSelector) labelIssues(se.workloadSelector.labels, ctx, ['workloadSelector', 'labels']);
 });
 
 export type ServiceEntrySpec = DeepReadonly<z.infer<typeof serviceEntrySpec>>;

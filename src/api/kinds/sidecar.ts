@@ -7,7 +7,7 @@ import { labels, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { connectionPoolSettings } from './destination-rule.js';
 import { protocolKind, protocolName, serverTlsSettings } from './gateway.js';
-import { isDnsLabel, isIpAddress, namespacedHostError, unixAddressError } from './names.js';
+import { isDnsLabel, isIpAddress, namespacedHostError, selectorIssues, unixAddressError } from './names.js';
 import { destination } from './virtual-service.js';
 
 const sidecarPort = z.strictObject({
@@ -98,9 +98,7 @@ export const sidecarSpec = z.strictObject({
   outboundTrafficPolicy: outboundTrafficPolicy.optional(),
   inboundConnectionPool: connectionPoolSettings.optional(),
 }).superRefine((s, ctx) => {
-  for (const [k, v] of Object.entries(s.workloadSelector?.labels ?? {})) {
-    if (k === '' || k.includes('*') || v.includes('*')) ctx.addIssue({ code: 'custom', path: ['workloadSelector', 'labels', k], message: `selector label ${k}=${v}: keys must not be empty and wildcards are not allowed` });
-  }
+  selectorIssues(s.workloadSelector?.labels, ctx, ['workloadSelector', 'labels']);
   if (!s.ingress?.length && !s.egress?.length && !s.outboundTrafficPolicy && !s.inboundConnectionPool) {
     ctx.addIssue({ code: 'custom', path: [], message: 'a Sidecar needs ingress, egress, outboundTrafficPolicy or inboundConnectionPool' });
   }
