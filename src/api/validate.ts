@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { diagnostic, formatPath, type Diagnostic } from './diagnostic.js';
 import { findKind, findUnsupported, kindsNamed } from './kinds/index.js';
+import { isDnsSubdomain, isLowercaseDnsLabel } from './kinds/names.js';
 import { matchPaths, parsePattern } from './field-paths.js';
 import type { Metadata, Resource } from './resource.js';
 import { resourceKey } from './resource.js';
@@ -17,7 +18,6 @@ const METADATA_PASSED = new Set([
   'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'generateName', 'ownerReferences',
   'finalizers', 'managedFields', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'selfLink',
 ]);
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export interface ValidateResult {
   readonly resource?: Resource;
@@ -117,9 +117,11 @@ function readMetadata(
       ok = false;
     }
   }
-  if (typeof m.name !== 'string' || m.name === '') bad('name', 'metadata.name is required');
-  else if (m.name.length > 253 || !DNS1123_SUBDOMAIN.test(m.name)) bad('name', `metadata.name "${m.name}" must be a lowercase DNS-1123 name (a-z, 0-9, "-" and ".")`);
-  if (m.namespace !== undefined && (typeof m.namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(m.namespace))) {
+  if (typeof m.name !== 'string' || m.name === '') {
+    ds.push(diagnostic('InvalidResourceHeader', { detail: 'the document has no metadata.name (a non-empty string is required)' }, { position: at(['metadata', 'name']), field: 'metadata.name' }));
+    ok = false;
+  } else if (!isDnsSubdomain(m.name)) bad('name', `metadata.name "${m.name}" must be a lowercase DNS-1123 name (a-z, 0-9, "-" and ".")`);
+  if (m.namespace !== undefined && (typeof m.namespace !== 'string' || !isLowercaseDnsLabel(m.namespace))) {
     bad('namespace', `metadata.namespace must be a lowercase DNS-1123 label, got ${JSON.stringify(m.namespace)}`);
   }
   const strMap = (field: 'labels' | 'annotations'): Record<string, string> => {
