@@ -19,7 +19,13 @@ export interface LoadResult {
 
 const YAML_FILE = /\.ya?ml$/i;
 
-/** The YAML files a path names: the file itself, or every `.yaml`/`.yml` below a directory (sorted, hidden entries skipped). */
+/**
+ * The YAML files a path names: the file itself, or every `.yaml`/`.yml` below
+ * a directory (sorted, hidden entries and node_modules skipped). Throws when
+ * `path` itself cannot be read. An entry below it that cannot be examined (a
+ * dangling link) is listed when its name is a YAML file's, so that reading it
+ * reports it, and passed over otherwise.
+ */
 export function yamlFiles(path: string): string[] {
   const st = statSync(path);
   if (!st.isDirectory()) return [path];
@@ -27,10 +33,18 @@ export function yamlFiles(path: string): string[] {
   for (const name of readdirSync(path).sort()) {
     if (name.startsWith('.') || name === 'node_modules') continue;
     const full = join(path, name);
-    if (statSync(full).isDirectory()) out.push(...yamlFiles(full));
+    if (isDirectory(full)) out.push(...yamlFiles(full));
     else if (YAML_FILE.test(name)) out.push(full);
   }
   return out;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Parses YAML text that came from `file` (used in messages) into validated resources. */
@@ -74,10 +88,18 @@ function isList(raw: unknown): boolean {
 
 /**
  * Loads every YAML file under the given paths into one configuration set.
- * File names in messages are relative to `cwd` when they are below it.
+ * File names in messages are relative to `cwd` (the process's by default)
+ * when they are below it. A path or file that cannot be read is reported
+ * (TRL1008) and the others still load.
  */
 export function loadConfig(paths: readonly string[], opts: { cwd?: string; defaultNamespace?: string } = {}): ConfigSet {
   const cwd = opts.cwd ?? process.cwd();
+  const shown = (f: string) => {
+    const rel = relative(cwd, f);
+    return rel.startsWith('..') ? f : rel;
+  };
+  const notReadable = (f: string, e: unknown) =>
+    diagnostic('FileNotReadable', { path: shown(f), detail: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const p of paths) {
@@ -85,7 +107,7 @@ export function loadConfig(paths: readonly string[], opts: { cwd?: string; defau
     try {
       files = yamlFiles(p);
     } catch (e) {
-      diagnostics.push(diagnostic('FileNotReadable', { path: p, detail: (e as NodeJS.ErrnoException).code ?? (e as Error).message }));
+      diagnostics.push(notReadable(p, e));
       continue;
     }
     for (const f of files) {
@@ -93,11 +115,10 @@ export function loadConfig(paths: readonly string[], opts: { cwd?: string; defau
       try {
         text = readFileSync(f, 'utf8');
       } catch (e) {
-        diagnostics.push(diagnostic('FileNotReadable', { path: f, detail: (e as NodeJS.ErrnoException).code ?? (e as Error).message }));
+        diagnostics.push(notReadable(f, e));
         continue;
       }
-      const rel = relative(cwd, f);
-      const r = parseYaml(text, rel.startsWith('..') ? f : rel, opts);
+      const r = parseYaml(text, shown(f), opts);
       resources.push(...r.resources);
       diagnostics.push(...r.diagnostics);
     }

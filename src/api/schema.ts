@@ -1,8 +1,8 @@
 /**
  * Building blocks for the kinds' schemas (zod). Every object is strict: an
  * unknown key is an error (TRL1002), never dropped. Rules shared by many kinds
- * live here once: durations, RE2 regexes, ports, label maps, selectors,
- * string matches.
+ * live here once: durations, RE2 regexes, ports, label maps, string
+ * matches, "one of" and "no repeats" checks. Name rules live in kinds/names.ts.
  */
 import { z } from 'zod';
 import { RE2JS } from 're2js';
@@ -41,9 +41,19 @@ export function re2() {
   });
 }
 
+/** Whether `n` is in the range of port numbers, 1–65535. */
+export function inPortRange(n: number): boolean {
+  return n >= 1 && n <= 65535;
+}
+
+/** Whether `s` writes a port number in decimal digits (`"8080"`), as AuthorizationPolicy ports and PeerAuthentication port keys do. */
+export function isPortText(s: string): boolean {
+  return /^\d+$/.test(s) && inPortRange(Number(s));
+}
+
 /** A TCP/UDP port number, 1–65535. */
 export function port() {
-  return z.number().int({ message: 'port must be a whole number' }).refine((n) => n >= 1 && n <= 65535, {
+  return z.number().int({ message: 'port must be a whole number' }).refine(inPortRange, {
     message: 'port must be between 1 and 65535',
   });
 }
@@ -56,13 +66,22 @@ export function percentage() {
 /** A map of label keys to values. */
 export const labels = z.record(z.string(), z.string());
 
-/** Istio's `WorkloadSelector`. */
-export const workloadSelector = z.strictObject({ matchLabels: labels.optional() });
+/** The fields of Istio's `StringMatch`. */
+const stringMatchFields = { exact: z.string().optional(), prefix: z.string().optional(), regex: re2().optional() };
+const STRING_MATCH_KINDS = ['exact', 'prefix', 'regex'] as const;
 
 /** Istio's `StringMatch`: exactly one of exact, prefix, regex. */
 export const stringMatch = z
-  .strictObject({ exact: z.string().optional(), prefix: z.string().optional(), regex: re2().optional() })
-  .superRefine((m, ctx) => exactlyOne(m, ['exact', 'prefix', 'regex'], ctx, 'a string match'));
+  .strictObject(stringMatchFields)
+  .superRefine((m, ctx) => exactlyOne(m, STRING_MATCH_KINDS, ctx, 'a string match'));
+
+/**
+ * A header or query parameter match: a `StringMatch`, or `{}` alone, which
+ * (as in Istio) only asks that the header or parameter be present.
+ */
+export const presenceOrStringMatch = z
+  .strictObject(stringMatchFields)
+  .superRefine((m, ctx) => atMostOne(m, STRING_MATCH_KINDS, ctx, 'a string match'));
 
 /**
  * Adds an issue unless exactly one of `keys` is set. `what` names the object
@@ -74,15 +93,8 @@ export function exactlyOne(
   ctx: z.RefinementCtx,
   what: string,
 ): void {
-  const set = keys.filter((k) => obj[k] !== undefined);
-  if (set.length === 1) return;
-  ctx.addIssue({
-    code: 'custom',
-    message: set.length === 0
-      ? `${what} needs one of ${keys.join(', ')}`
-      : `${what} may set only one of ${keys.join(', ')}; found ${set.join(' and ')}`,
-    path: set.length > 1 ? [set[1]!] : [],
-  });
+  if (keys.every((k) => obj[k] === undefined)) ctx.addIssue({ code: 'custom', message: `${what} needs one of ${keys.join(', ')}`, path: [] });
+  else atMostOne(obj, keys, ctx, what);
 }
 
 /** Adds an issue when more than one of `keys` is set. */
@@ -98,21 +110,28 @@ export function atMostOne(
   }
 }
 
-/** Reports values that appear twice in a list, at the second occurrence. */
-export function noDuplicates<T>(
+/**
+ * Reports a key that a list holds twice, at each later occurrence (items
+ * whose key is undefined are passed over). `what` names the value for the
+ * message `Duplicate value: <what> "<key>" appears more than once`, or words
+ * the whole message from the key and the index of its first occurrence.
+ */
+export function noDuplicates<T, K extends string | number>(
   items: readonly T[] | undefined,
-  keyOf: (t: T) => string | number | undefined,
+  keyOf: (t: T) => K | undefined,
   ctx: z.RefinementCtx,
   path: (i: number) => PropertyKey[],
-  what: string,
+  what: string | ((key: K, first: number) => string),
 ): void {
   if (!items) return;
-  const seen = new Set<string | number>();
+  const firstAt = new Map<K, number>();
   items.forEach((item, i) => {
     const k = keyOf(item);
     if (k === undefined) return;
-    if (seen.has(k)) ctx.addIssue({ code: 'custom', message: `Duplicate value: ${what} "${k}" appears more than once`, path: path(i) });
-    seen.add(k);
+    const first = firstAt.get(k);
+    if (first === undefined) { firstAt.set(k, i); return; }
+    const message = typeof what === 'string' ? `Duplicate value: ${what} "${k}" appears more than once` : what(k, first);
+    ctx.addIssue({ code: 'custom', message, path: path(i) });
   });
 }
 

@@ -1,10 +1,12 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { Position } from './diagnostic.js';
 
 /**
  * Finds the file position of a field path inside one YAML document, so that
- * every message names `file:line:col`. Paths follow aliases; a path that does
- * not exist (a missing required field) resolves to its nearest existing parent.
+ * every message names `file:line:col`. Paths follow aliases and merge keys (a
+ * merged field is found where it is written, in the mapping merged in); a path
+ * that does not exist (a missing required field) resolves to its nearest
+ * existing parent.
  */
 export class SourceLocator {
   readonly #doc: Document;
@@ -35,7 +37,7 @@ export class SourceLocator {
       let next: unknown;
       let keyNode: unknown;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && keyText(p.key) === String(seg));
+        const pair = this.#pair(node, String(seg));
         if (pair) { next = pair.value; keyNode = pair.key; }
       } else if (isSeq(node) && typeof seg === 'number') {
         next = node.items[seg];
@@ -47,6 +49,27 @@ export class SourceLocator {
       node = next;
     }
     return this.at(offset);
+  }
+
+  /**
+   * The pair of `key` in a mapping as YAML merges it: the mapping's own pair
+   * first, then the mappings its merge keys (`<<: *base`, `<<: [*a, *b]`) bring
+   * in, in order. `depth` bounds merges of merges.
+   */
+  #pair(map: YAMLMap, key: string, depth = 0): Pair | undefined {
+    const merged: unknown[] = [];
+    for (const p of map.items) {
+      if (!isPair(p)) continue;
+      if (isScalar(p.key) && typeof p.key.value === 'symbol') merged.push(...(isSeq(p.value) ? p.value.items : [p.value]));
+      else if (keyText(p.key) === key) return p;
+    }
+    if (depth >= 16) return undefined;
+    for (const m of merged) {
+      const source = isAlias(m) ? m.resolve(this.#doc) : m;
+      const pair = isMap(source) ? this.#pair(source, key, depth + 1) : undefined;
+      if (pair) return pair;
+    }
+    return undefined;
   }
 
   /** Position of a character offset in the file. */

@@ -26,7 +26,7 @@
  *
  * Defaults are applied in one place, `appServices()`, which every reader uses.
  */
-import { duration, labels, port, z, type DeepReadonly } from '../schema.js';
+import { duration, labels, noDuplicates, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { isDnsSubdomain, isLowercaseDnsLabel } from './names.js';
 
@@ -112,14 +112,12 @@ export const appSpec = z.strictObject({
   namespace: dnsLabel('a namespace').optional(),
   services: z.array(appService),
 }).superRefine((spec, ctx) => {
-  const services = new Map<string, number>();
+  const namespaceOf = (s: (typeof spec.services)[number]) => s.namespace ?? spec.namespace ?? 'default';
+  noDuplicates(spec.services, (s) => `${s.name}.${namespaceOf(s)}`, ctx, (i) => ['services', i, 'name'], (key, first) => `Duplicate value: service "${key}" is already services[${first}]`);
   const workloads = new Map<string, string>();
   spec.services.forEach((s, i) => {
     const at = (...p: PropertyKey[]) => ['services', i, ...p];
-    const ns = s.namespace ?? spec.namespace ?? 'default';
-    const key = `${s.name}.${ns}`;
-    if (services.has(key)) ctx.addIssue({ code: 'custom', path: at('name'), message: `Duplicate value: service "${key}" is already services[${services.get(key)}]` });
-    else services.set(key, i);
+    const ns = namespaceOf(s);
 
     if (s.workloads !== undefined && s.command !== undefined) ctx.addIssue({ code: 'custom', path: at('command'), message: 'set either workloads or command (a single workload named like the service), not both' });
     if (s.workloads === undefined && s.command === undefined) ctx.addIssue({ code: 'custom', path: at('workloads'), message: 'Required value: a service needs workloads, or a command for a single workload' });
@@ -132,16 +130,8 @@ export const appSpec = z.strictObject({
     if (s.ports.length > 1) s.ports.forEach((p, j) => {
       if (!p.name) ctx.addIssue({ code: 'custom', path: at('ports', j, 'name'), message: 'Required value: every port of a service with several ports needs a name' });
     });
-    const names = new Map<string, number>();
-    const numbers = new Map<number, number>();
-    s.ports.forEach((p, j) => {
-      if (p.name !== undefined) {
-        if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: at('ports', j, 'name'), message: `Duplicate value: port name "${p.name}" is already ports[${names.get(p.name)}]` });
-        else names.set(p.name, j);
-      }
-      if (numbers.has(p.port)) ctx.addIssue({ code: 'custom', path: at('ports', j, 'port'), message: `Duplicate value: port ${p.port} is already ports[${numbers.get(p.port)}]` });
-      else numbers.set(p.port, j);
-    });
+    noDuplicates(s.ports, (p) => p.name, ctx, (j) => at('ports', j, 'name'), (name, first) => `Duplicate value: port name "${name}" is already ports[${first}]`);
+    noDuplicates(s.ports, (p) => p.port, ctx, (j) => at('ports', j, 'port'), (port, first) => `Duplicate value: port ${port} is already ports[${first}]`);
 
     const ws = s.workloads ?? [{ name: s.name, replicas: s.replicas, placement: s.placement, env: s.env }];
     ws.forEach((w, j) => {

@@ -4,7 +4,7 @@
  * / `source.notLabels` name a caller group by workload labels; the compiler
  * resolves the group to identities.
  */
-import { z, type DeepReadonly } from '../schema.js';
+import { isPortText, z, type DeepReadonly } from '../schema.js';
 import { defineKind, type ValueWarning } from '../kind.js';
 import { isIpOrCidr, selectorIssues } from './names.js';
 import { policyScopeIssues, policySelector, policyTargetRef, policyTargetRefs } from './policy-scope.js';
@@ -17,7 +17,7 @@ const ipBlocks = z.array(z.string().superRefine((s, ctx) => {
 })).optional();
 
 const portString = z.string().superRefine((s, ctx) => {
-  if (!/^\d+$/.test(s) || Number(s) < 1 || Number(s) > 65535) ctx.addIssue({ code: 'custom', message: `"${s}" is not a port number between 1 and 65535` });
+  if (!isPortText(s)) ctx.addIssue({ code: 'custom', message: `"${s}" is not a port number between 1 and 65535` });
 });
 
 const serviceAccounts = z.array(z.string().superRefine((s, ctx) => {
@@ -120,7 +120,7 @@ const condition = z.strictObject({
   for (const field of ['values', 'notValues'] as const) {
     c[field]?.forEach((v, i) => {
       if (IP_KEYS.has(c.key) && !isIpOrCidr(v)) ctx.addIssue({ code: 'custom', path: [field, i], message: `"${v}" is not an IP address or CIDR block, as ${c.key} requires` });
-      if (c.key === 'destination.port' && !(/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 65535)) ctx.addIssue({ code: 'custom', path: [field, i], message: `"${v}" is not a port number between 1 and 65535` });
+      if (c.key === 'destination.port' && !isPortText(v)) ctx.addIssue({ code: 'custom', path: [field, i], message: `"${v}" is not a port number between 1 and 65535` });
     });
   }
 });

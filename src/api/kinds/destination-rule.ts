@@ -3,7 +3,7 @@
  * after routing: load balancing, connection pools, outlier detection, TLS to
  * the upstream, per-port and per-subset overrides.
  */
-import { atMostOne, duration, labels, percentage, port, z, type DeepReadonly } from '../schema.js';
+import { atMostOne, duration, labels, noDuplicates, percentage, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { exportToIssues, fqdnError, isDnsLabel, isIpAddress, wildcardDomainError } from './names.js';
 import { localityLbSetting } from './locality-lb.js';
@@ -188,11 +188,7 @@ export const destinationRuleSpec = z.strictObject({
 }).superRefine((s, ctx) => {
   const hostErr = wildcardDomainError(s.host);
   if (hostErr) ctx.addIssue({ code: 'custom', path: ['host'], message: hostErr });
-  const seen = new Set<string>();
-  s.subsets?.forEach((sub, i) => {
-    if (seen.has(sub.name)) ctx.addIssue({ code: 'custom', path: ['subsets', i, 'name'], message: `Duplicate value: subset "${sub.name}" is defined twice` });
-    seen.add(sub.name);
-  });
+  noDuplicates(s.subsets, (sub) => sub.name, ctx, (i) => ['subsets', i, 'name'], (name) => `Duplicate value: subset "${name}" is defined twice`);
   exportToIssues(s.exportTo, ctx, ['exportTo']);
   if (s.workloadSelector && s.exportTo && (s.exportTo.length > 1 || s.exportTo.includes('*'))) {
     ctx.addIssue({ code: 'custom', path: ['exportTo'], message: 'a DestinationRule with a workloadSelector applies only in its own namespace; exportTo may only be "."' });

@@ -3,7 +3,7 @@
  * load balancer at the edge of the mesh (ingress or egress), chosen by
  * workload labels. VirtualServices bind to it by name.
  */
-import { labels, z, type DeepReadonly } from '../schema.js';
+import { inPortRange, labels, noDuplicates, z, type DeepReadonly } from '../schema.js';
 import { defineKind, type ValueWarning } from '../kind.js';
 import { isIpAddress, namespacedHostError, unixAddressError } from './names.js';
 
@@ -93,7 +93,7 @@ const server = z.strictObject({
   });
   const unix = s.bind?.startsWith('unix://') ?? false;
   const n = s.port.number;
-  if (unix ? n !== 0 : n < 1 || n > 65535) {
+  if (unix ? n !== 0 : !inPortRange(n)) {
     ctx.addIssue({ code: 'custom', path: ['port', 'number'], message: unix ? 'port number must be 0 for a unix socket bind' : `port ${n} must be between 1 and 65535` });
   }
   if ((s.port.targetPort ?? 0) > 0) ctx.addIssue({ code: 'custom', path: ['port', 'targetPort'], message: 'targetPort has no effect on a Gateway; remove it' });
@@ -120,15 +120,8 @@ export const gatewaySpec = z.strictObject({
   selector: labels.optional(),
 }).superRefine((g, ctx) => {
   if (g.servers.length === 0) ctx.addIssue({ code: 'custom', path: ['servers'], message: 'a Gateway needs at least one server' });
-  const portNames = new Set<string>();
-  const serverNames = new Set<string>();
-  g.servers.forEach((s, i) => {
-    if (portNames.has(s.port.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'port', 'name'], message: `Duplicate value: port name "${s.port.name}" is used by two servers; port names must be unique in a Gateway` });
-    portNames.add(s.port.name);
-    if (s.name === undefined) return;
-    if (serverNames.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `Duplicate value: server name "${s.name}" is used twice in this Gateway` });
-    serverNames.add(s.name);
-  });
+  noDuplicates(g.servers, (s) => s.port.name, ctx, (i) => ['servers', i, 'port', 'name'], (name) => `Duplicate value: port name "${name}" is used by two servers; port names must be unique in a Gateway`);
+  noDuplicates(g.servers, (s) => s.name, ctx, (i) => ['servers', i, 'name'], (name) => `Duplicate value: server name "${name}" is used twice in this Gateway`);
 });
 
 /** TLS modes a server accepts that Trellis does not act on yet, with what is missing. */

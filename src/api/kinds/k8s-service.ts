@@ -3,7 +3,7 @@
  * type. Fields Trellis does not read (sessionAffinity, ipFamilies, …) are
  * passed over; the fields it reads are checked as the API server would.
  */
-import { labels, port, z, type DeepReadonly } from '../schema.js';
+import { labels, noDuplicates, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { isLowercaseDnsLabel } from './names.js';
 
@@ -46,18 +46,8 @@ export const serviceSpec = z.object({
 }).superRefine((s, ctx) => {
   // Kubernetes also requires names when there are several ports; Istio's
   // analyzers report unnamed ports instead (TRL0118), so they load here.
-  const ports = s.ports ?? [];
-  const names = new Map<string, number>();
-  const numbers = new Map<string, number>();
-  ports.forEach((p, i) => {
-    if (p.name) {
-      if (names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `Duplicate value: port name "${p.name}" is already ports[${names.get(p.name)}]` });
-      else names.set(p.name, i);
-    }
-    const key = `${p.port}/${(p.protocol ?? 'TCP').toUpperCase()}`;
-    if (numbers.has(key)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'port'], message: `Duplicate value: port ${key} is already ports[${numbers.get(key)}]` });
-    else numbers.set(key, i);
-  });
+  noDuplicates(s.ports, (p) => p.name || undefined, ctx, (i) => ['ports', i, 'name'], (name, first) => `Duplicate value: port name "${name}" is already ports[${first}]`);
+  noDuplicates(s.ports, (p) => `${p.port}/${(p.protocol ?? 'TCP').toUpperCase()}`, ctx, (i) => ['ports', i, 'port'], (key, first) => `Duplicate value: port ${key} is already ports[${first}]`);
   if (s.type === 'ExternalName' && !s.externalName) {
     ctx.addIssue({ code: 'custom', path: ['externalName'], message: 'Required value: a Service of type ExternalName needs externalName' });
   }

@@ -4,7 +4,7 @@
  * Trellis reads them as one cluster-scoped document. Every field is optional
  * here: defaults live in the compiler's defaults table, not in the schema.
  */
-import { atMostOne, duration, exactlyOne, labels, percentage, port, z, type DeepReadonly } from '../schema.js';
+import { atMostOne, duration, exactlyOne, labels, noDuplicates, percentage, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { parseDuration } from '../duration.js';
 import { localityLbSetting } from './locality-lb.js';
@@ -108,11 +108,7 @@ export const meshConfigSpec = z.strictObject({
   /** How long to wait for a client to speak first before treating a connection as TCP; `0s` turns detection off. */
   protocolDetectionTimeout: duration().optional(),
 }).superRefine((m, ctx) => {
-  const seen = new Set<string>();
-  m.extensionProviders?.forEach((p, i) => {
-    if (seen.has(p.name)) ctx.addIssue({ code: 'custom', path: ['extensionProviders', i, 'name'], message: `Duplicate value: extension provider "${p.name}" is defined twice` });
-    seen.add(p.name);
-  });
+  noDuplicates(m.extensionProviders, (p) => p.name, ctx, (i) => ['extensionProviders', i, 'name'], (name) => `Duplicate value: extension provider "${name}" is defined twice`);
 });
 
 export type MeshConfigSpec = DeepReadonly<z.infer<typeof meshConfigSpec>>;

@@ -1,5 +1,5 @@
 /** `security.istio.io` PeerAuthentication: whether workloads accept plain text, mutual TLS, or both. */
-import { z, type DeepReadonly } from '../schema.js';
+import { inPortRange, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { policySelector } from './policy-scope.js';
 
@@ -17,7 +17,7 @@ export const peerAuthenticationSpec = z.strictObject({
   if (ports.length === 0) ctx.addIssue({ code: 'custom', path: ['portLevelMtls'], message: 'portLevelMtls, when set, needs at least one port' });
   for (const key of ports) {
     if (!/^\d+$/.test(key)) ctx.addIssue({ code: 'custom', path: ['portLevelMtls', key], message: `"${key}" is not a port number; portLevelMtls keys are ports such as "8080"` });
-    else if (Number(key) < 1 || Number(key) > 65535) ctx.addIssue({ code: 'custom', path: ['portLevelMtls', key], message: `port ${key} must be between 1 and 65535` });
+    else if (!inPortRange(Number(key))) ctx.addIssue({ code: 'custom', path: ['portLevelMtls', key], message: `port ${key} must be between 1 and 65535` });
   }
   if (Object.keys(s.selector?.matchLabels ?? {}).length === 0) {
     ctx.addIssue({ code: 'custom', path: ['portLevelMtls'], message: 'portLevelMtls needs a selector with matchLabels: mesh-wide and namespace-wide policies cannot set port-level mTLS' });

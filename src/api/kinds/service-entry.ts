@@ -83,12 +83,7 @@ export const serviceEntrySpec = z.strictObject({
     ctx.addIssue({ code: 'custom', path: ['addresses'], message: `CIDR addresses are allowed only for NONE/STATIC resolution types, not ${resolution}` });
   }
   noDuplicates(se.ports, (p) => p.name, ctx, (i) => ['ports', i, 'name'], 'port name');
-  const numbers = new Map<number, number>();
-  (se.ports ?? []).forEach((p, i) => {
-    const first = numbers.get(p.number);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['ports', i, 'number'], message: `port number cannot be duplicated: ${p.number} is already ports[${first}]` });
-    else numbers.set(p.number, i);
-  });
+  noDuplicates(se.ports, (p) => p.number, ctx, (i) => ['ports', i, 'number'], (n, first) => `port number cannot be duplicated: ${n} is already ports[${first}]`);
   if (se.workloadSelector !== undefined && se.endpoints !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['workloadSelector'], message: 'only one of workloadSelector or endpoints can be set: select workloads by label, or list the endpoints' });
   }

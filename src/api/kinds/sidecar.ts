@@ -3,7 +3,7 @@
  * (ingress), which services it can reach (egress), and what happens to
  * traffic for unknown destinations (outboundTrafficPolicy).
  */
-import { labels, z, type DeepReadonly } from '../schema.js';
+import { inPortRange, labels, noDuplicates, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 import { connectionPoolSettings } from './destination-rule.js';
 import { protocolKind, protocolName, serverTlsSettings } from './gateway.js';
@@ -33,7 +33,7 @@ function portIssues(p: SidecarPort, bind: string | undefined, ctx: z.RefinementC
     }
     return;
   }
-  if (n < 1 || n > 65535) ctx.addIssue({ code: 'custom', path: ['port', 'number'], message: `port ${n} must be between 1 and 65535` });
+  if (!inPortRange(n)) ctx.addIssue({ code: 'custom', path: ['port', 'number'], message: `port ${n} must be between 1 and 65535` });
   if (bind !== undefined && bind !== '' && !isIpAddress(bind)) ctx.addIssue({ code: 'custom', path: ['bind'], message: `bind "${bind}" must be an IP address` });
 }
 
@@ -43,7 +43,7 @@ function defaultEndpointError(e: string): string | undefined {
   const m = /^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]|):(\d+)$/.exec(e);
   if (!m) return `defaultEndpoint "${e}" must be 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:<port>, [::]:<port> or unix://<path>`;
   const port = Number(m[2]);
-  return port >= 1 && port <= 65535 ? undefined : `defaultEndpoint port ${port} must be between 1 and 65535`;
+  return inPortRange(port) ? undefined : `defaultEndpoint port ${port} must be between 1 and 65535`;
 }
 
 const ingressListener = z.strictObject({
@@ -102,22 +102,12 @@ export const sidecarSpec = z.strictObject({
   if (!s.ingress?.length && !s.egress?.length && !s.outboundTrafficPolicy && !s.inboundConnectionPool) {
     ctx.addIssue({ code: 'custom', path: [], message: 'a Sidecar needs ingress, egress, outboundTrafficPolicy or inboundConnectionPool' });
   }
-  const ingressPorts = new Set<number>();
-  s.ingress?.forEach((l, i) => {
-    const n = l.port.number ?? 0;
-    if (ingressPorts.has(n)) ctx.addIssue({ code: 'custom', path: ['ingress', i, 'port', 'number'], message: `Duplicate value: ingress port ${n} is listed twice` });
-    ingressPorts.add(n);
-  });
-  const egressPorts = new Set<string>();
+  noDuplicates(s.ingress, (l) => l.port.number ?? 0, ctx, (i) => ['ingress', i, 'port', 'number'], (n) => `Duplicate value: ingress port ${n} is listed twice`);
   s.egress?.forEach((l, i) => {
-    if (!l.port) {
-      if (i !== s.egress!.length - 1) ctx.addIssue({ code: 'custom', path: ['egress', i], message: 'the egress listener without a port catches everything else and must come last' });
-      return;
-    }
-    const key = (l.port.number ?? 0) === 0 ? `unix ${l.bind}` : `port ${l.port.number}`;
-    if (egressPorts.has(key)) ctx.addIssue({ code: 'custom', path: ['egress', i, 'port'], message: `Duplicate value: egress ${key} is listed twice` });
-    egressPorts.add(key);
+    if (!l.port && i !== s.egress!.length - 1) ctx.addIssue({ code: 'custom', path: ['egress', i], message: 'the egress listener without a port catches everything else and must come last' });
   });
+  const egressKey = (l: NonNullable<typeof s.egress>[number]) => !l.port ? undefined : (l.port.number ?? 0) === 0 ? `unix ${l.bind}` : `port ${l.port.number}`;
+  noDuplicates(s.egress, egressKey, ctx, (i) => ['egress', i, 'port'], (key) => `Duplicate value: egress ${key} is listed twice`);
 });
 
 export type SidecarSpec = DeepReadonly<z.infer<typeof sidecarSpec>>;

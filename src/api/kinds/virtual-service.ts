@@ -1,5 +1,5 @@
 /** `networking.istio.io` VirtualService: how requests to a host are routed. */
-import { atMostOne, duration, exactlyOne, labels, percentage, port, re2, stringMatch, z, type DeepReadonly } from '../schema.js';
+import { atMostOne, duration, exactlyOne, labels, percentage, port, presenceOrStringMatch, re2, stringMatch, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
 
 const percent = z.strictObject({ value: percentage() });
@@ -17,27 +17,19 @@ export const destination = z.strictObject({
   port: z.strictObject({ number: port().optional() }).optional(),
 });
 
-/**
- * A header or query parameter match: as a string match, or `{}` alone, which
- * (as in Istio) only asks that the header or parameter be present.
- */
-const presenceOrMatch = z
-  .strictObject({ exact: z.string().optional(), prefix: z.string().optional(), regex: re2().optional() })
-  .superRefine((m, ctx) => atMostOne(m, ['exact', 'prefix', 'regex'], ctx, 'a string match'));
-
 const matchRequest = z.strictObject({
   name: z.string().optional(),
   uri: stringMatch.optional(),
   scheme: stringMatch.optional(),
   method: stringMatch.optional(),
   authority: stringMatch.optional(),
-  headers: z.record(z.string(), presenceOrMatch).optional(),
+  headers: z.record(z.string(), presenceOrStringMatch).optional(),
   port: port().optional(),
   sourceLabels: labels.optional(),
   gateways: z.array(z.string()).optional(),
-  queryParams: z.record(z.string(), presenceOrMatch).optional(),
+  queryParams: z.record(z.string(), presenceOrStringMatch).optional(),
   ignoreUriCase: z.boolean().optional(),
-  withoutHeaders: z.record(z.string(), presenceOrMatch).optional(),
+  withoutHeaders: z.record(z.string(), presenceOrStringMatch).optional(),
   sourceNamespace: z.string().optional(),
   statPrefix: z.string().optional(),
 }).superRefine((m, ctx) => {
@@ -147,25 +139,26 @@ const httpRoute = z.strictObject({
 
 const l4Destination = z.strictObject({ destination, weight: z.number().int().min(0).optional() });
 
+/** The match fields TLS and TCP routes share (Istio's `L4MatchAttributes`, less `sourceSubnet`). */
+const l4MatchFields = {
+  destinationSubnets: z.array(z.string()).optional(),
+  port: port().optional(),
+  sourceLabels: labels.optional(),
+  gateways: z.array(z.string()).optional(),
+  sourceNamespace: z.string().optional(),
+};
+
 const tlsRoute = z.strictObject({
   match: z.array(z.strictObject({
     sniHosts: z.array(z.string()).min(1, { message: 'sniHosts must name at least one host' }),
-    destinationSubnets: z.array(z.string()).optional(),
-    port: port().optional(),
-    sourceLabels: labels.optional(),
-    gateways: z.array(z.string()).optional(),
-    sourceNamespace: z.string().optional(),
+    ...l4MatchFields,
   })).min(1, { message: 'a TLS route needs at least one match' }),
   route: z.array(l4Destination).min(1, { message: 'a TLS route needs at least one destination' }),
 });
 
 const tcpRoute = z.strictObject({
   match: z.array(z.strictObject({
-    destinationSubnets: z.array(z.string()).optional(),
-    port: port().optional(),
-    sourceLabels: labels.optional(),
-    gateways: z.array(z.string()).optional(),
-    sourceNamespace: z.string().optional(),
+    ...l4MatchFields,
     sourceSubnet: z.string().optional(),
   })).optional(),
   route: z.array(l4Destination).min(1, { message: 'a TCP route needs at least one destination' }),

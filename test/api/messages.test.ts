@@ -1,0 +1,63 @@
+/** The message catalogue (src/api/messages.ts): every entry well formed, every code unique and permanent in form. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { messages, messagesByCode, render } from '../../src/api/messages.js';
+
+/**
+ * The Istio message codes that a `TRL0nnn` code mirrors, with Istio's name and
+ * level. Copied from Istio's catalogue, pkg/config/analysis/msg/messages.yaml
+ * at istio/istio 86c9f01fd735 (as listed in shared/corpus/istio/analyzers.md,
+ * "All message codes"). Add a row when a new TRL0nnn code mirrors one.
+ */
+const ISTIO_CODES: Readonly<Record<string, { readonly name: string; readonly level: 'error' | 'warning' | 'info' }>> = {
+  IST0106: { name: 'SchemaValidationError', level: 'error' },
+};
+
+const all = Object.entries(messages);
+
+test('every catalogue entry has a code of the form TRL0nnn or TRL1nnn', () => {
+  for (const [name, m] of all) assert.match(m.code, /^TRL[01]\d{3}$/, name);
+});
+
+test('every code is used by one entry only', () => {
+  const seen = new Map<string, string>();
+  for (const [name, m] of all) {
+    assert.equal(seen.get(m.code), undefined, `${m.code} is used by ${seen.get(m.code)} and ${name}`);
+    seen.set(m.code, name);
+  }
+  assert.equal(messagesByCode.size, all.length);
+});
+
+test('every entry is named by its key, has a level, a non-empty template and a one-line docs sentence', () => {
+  for (const [name, m] of all) {
+    assert.equal(m.name, name);
+    assert.ok(['error', 'warning', 'info'].includes(m.level), `${name}: level ${m.level}`);
+    assert.ok(m.template.trim() !== '', `${name}: empty template`);
+    assert.ok(m.docs.trim().length > 20, `${name}: docs too short to say what the code means`);
+    assert.doesNotMatch(m.docs, /\n/, `${name}: docs must be one line`);
+  }
+});
+
+test('templates hold only well-formed {placeholders}, all of which render', () => {
+  for (const [name, m] of all) {
+    const keys = [...m.template.matchAll(/\{(\w+)\}/g)].map((x) => x[1]!);
+    assert.doesNotMatch(m.template.replace(/\{\w+\}/g, ''), /[{}]/, `${name}: stray brace in ${m.template}`);
+    const rendered = render(m.template, Object.fromEntries(keys.map((k) => [k, `<${k}>`])));
+    assert.doesNotMatch(rendered, /\{\w+\}/, name);
+  }
+});
+
+test('every TRL0nnn code mirrors the Istio code of the same number, with its name and level', () => {
+  const mirrored = all.filter(([, m]) => m.code.startsWith('TRL0'));
+  assert.ok(mirrored.length > 0, 'the catalogue mirrors at least IST0106');
+  for (const [name, m] of mirrored) {
+    const istio = ISTIO_CODES[`IST${m.code.slice(3)}`];
+    assert.ok(istio, `${m.code} (${name}) has no Istio code IST${m.code.slice(3)}; use a TRL1nnn code for Trellis's own messages`);
+    assert.deepEqual({ name, level: m.level }, istio, m.code);
+  }
+});
+
+test('render fills placeholders and leaves missing ones visible', () => {
+  assert.equal(render('value {value} of "{field}"', { value: '"AUDIT"', field: 'spec.action' }), 'value "AUDIT" of "spec.action"');
+  assert.equal(render('{a} and {b}', { a: 1 }), '1 and {b}');
+});
