@@ -1,6 +1,7 @@
 /** `networking.istio.io` VirtualService: how requests to a host are routed. */
 import { atMostOne, duration, exactlyOne, labels, percentage, port, presenceOrStringMatch, re2, stringMatch, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
+import { exportToIssues, isIpAddress, wildcardDomainError } from './names.js';
 
 const percent = z.strictObject({ value: percentage() });
 
@@ -178,8 +179,12 @@ export const virtualServiceSpec = z.strictObject({
   const mesh = !s.gateways?.length || s.gateways.includes('mesh');
   s.hosts?.forEach((h, i) => {
     if (h === '*' && mesh) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: 'the wildcard host "*" is not allowed for a VirtualService bound to the mesh; name the hosts or bind it to a gateway' });
-    else if (!/^(\*|\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/.test(h) && h !== '*') ctx.addIssue({ code: 'custom', path: ['hosts', i], message: `host "${h}" is not a valid DNS name or wildcard (*.example.com)` });
+    else if (h !== '*' && !isIpAddress(h)) {
+      const err = wildcardDomainError(h);
+      if (err) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: err });
+    }
   });
+  exportToIssues(s.exportTo, ctx, ['exportTo']);
 });
 
 export type VirtualServiceSpec = DeepReadonly<z.infer<typeof virtualServiceSpec>>;
