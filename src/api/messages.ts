@@ -94,6 +94,21 @@ const table = {
     template: 'workload {workload} is declared by {first} and again by {resource}; the registry keeps the first',
     docs: 'Two resources declare a workload of the same name in the same namespace (a Pod and a Deployment, an App workload and a WorkloadEntry). Rename one.',
   },
+  UnknownInstance: {
+    code: 'TRL1201', level: 'error',
+    template: 'instance "{instance}" is not declared by the configuration{hint}',
+    docs: 'A proxy registered for an instance that no App workload, Pod or WorkloadEntry declares. The control plane refuses it; declare the instance, or start the proxy with the right --instance.',
+  },
+  ClaimMismatch: {
+    code: 'TRL1202', level: 'error',
+    template: 'instance "{instance}" claims {claim} "{claimed}", but the configuration says "{configured}"',
+    docs: 'What an instance is (labels, service account, identity) comes from the configuration, never from the proxy. A proxy that claims otherwise is refused.',
+  },
+  SnapshotRejected: {
+    code: 'TRL1203', level: 'error',
+    template: 'proxy {instance} rejected snapshot {version}: {reason}',
+    docs: 'A proxy could not apply a snapshot (NACK) and keeps serving the previous one. The reason names what it could not build.',
+  },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 
 export type MessageName = keyof typeof table;
