@@ -1,0 +1,51 @@
+/**
+ * The data plane's surface: what the agent (control-plane client), the
+ * `trellis proxy` command and tests use. Implemented by `createDataPlane` in
+ * data-plane.ts. Contracts: docs/running-mesh.md.
+ */
+import type { Snapshot } from '../protocol/snapshot.js';
+
+export interface DataPlaneOptions {
+  /** `sidecar` (inbound + outbound) or `gateway` (one listener per Gateway server port). */
+  readonly mode: 'sidecar' | 'gateway';
+  /** Address all listeners bind to; 127.0.0.1 by default. */
+  readonly host?: string;
+  /** 0 (the default) picks a free port; read the real one from `addresses`. */
+  readonly outboundPort?: number;
+  readonly inboundPort?: number;
+  readonly adminPort?: number;
+  /** Sidecar: where the local app listens (127.0.0.1:appPort). */
+  readonly appPort?: number;
+  /** Gateway: Gateway server port → local port to listen on (0 = any). */
+  readonly gatewayPorts?: Readonly<Record<number, number>>;
+}
+
+export interface DataPlaneAddresses {
+  /** `host:port` of each listener that is open. */
+  readonly outbound?: string;
+  readonly inbound?: string;
+  readonly admin: string;
+  /** Gateway mode: server port → `host:port`. */
+  readonly gateway?: Readonly<Record<number, string>>;
+}
+
+/** The result of applying a snapshot: ok, or the reason to NACK it (the previous snapshot stays). */
+export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+export interface DataPlane {
+  /** Opens the listeners; resolves when they accept connections. */
+  start(): Promise<DataPlaneAddresses>;
+  /**
+   * Applies a snapshot atomically: it is prepared in full (routers, matchers,
+   * load balancers, pools) and only then swapped in; requests in flight
+   * finish on the snapshot they started with. Never throws.
+   */
+  apply(snapshot: Snapshot): ApplyResult;
+  /** The snapshot in force, if any. */
+  readonly snapshot: Snapshot | undefined;
+  readonly addresses: DataPlaneAddresses;
+  /** What the agent reports for /ready and the admin page: connected to the control plane or not. */
+  setControlPlaneConnected(connected: boolean): void;
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes pools. */
+  close(graceMs?: number): Promise<void>;
+}
