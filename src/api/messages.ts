@@ -109,6 +109,21 @@ const table = {
     template: 'proxy {instance} rejected snapshot {version}: {reason}',
     docs: 'A proxy could not apply a snapshot (NACK) and keeps serving the previous one. The reason names what it could not build.',
   },
+  DuplicateInstance: {
+    code: 'TRL1204', level: 'error',
+    template: 'instance "{instance}" registered again from another connection ({listeners}); this connection is closed',
+    docs: 'Two proxies registered for the same instance, or a proxy reconnected before the control plane noticed its old connection was gone. The newest registration wins; start each proxy with its own --instance.',
+  },
+  InvalidHello: {
+    code: 'TRL1205', level: 'error',
+    template: 'the stream must begin with a hello message naming an instance: {detail}',
+    docs: 'A client opened the control-plane stream without a valid hello (wrong first message, missing instance or listeners). Use `trellis proxy`, or a client that speaks src/protocol/stream.ts.',
+  },
+  InstanceWithdrawn: {
+    code: 'TRL1206', level: 'warning',
+    template: 'instance "{instance}" is connected but the configuration no longer declares it; its proxy keeps its last snapshot and gets no pushes',
+    docs: 'A configuration edit removed (or scaled away) an instance whose proxy is still connected. Stop the proxy, or declare the instance again; it receives pushes again when it is declared.',
+  },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 
 export type MessageName = keyof typeof table;

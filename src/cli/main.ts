@@ -5,8 +5,13 @@ import { Command, CommanderError } from 'commander';
 import { TrellisError } from '../api/diagnostic.js';
 import { codesCommand } from './commands/codes.js';
 import { compileCommand } from './commands/compile.js';
+import { controlPlaneCommand } from './commands/control-plane.js';
+import { proxyCommand } from './commands/proxy.js';
 import { defaultsCommand } from './commands/defaults.js';
 import { explainCommand } from './commands/explain.js';
+import { logsCommand } from './commands/logs.js';
+import { statusCommand } from './commands/status.js';
+import { upCommand } from './commands/up.js';
 import { validateCommand } from './commands/validate.js';
 import { CliError } from './mesh-input.js';
 
@@ -24,7 +29,12 @@ export function program(): Command {
     .addCommand(explainCommand())
     .addCommand(compileCommand())
     .addCommand(defaultsCommand())
-    .addCommand(codesCommand());
+    .addCommand(codesCommand())
+    .addCommand(upCommand())
+    .addCommand(statusCommand())
+    .addCommand(logsCommand())
+    .addCommand(controlPlaneCommand())
+    .addCommand(proxyCommand());
   for (const c of p.commands) c.showHelpAfterError('(run with --help for usage)');
   return p;
 }

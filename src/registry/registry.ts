@@ -8,6 +8,7 @@ import type { Diagnostic } from '../api/diagnostic.js';
 import { contentHash } from '../api/validate.js';
 import { registryDiagnostic } from './diagnostics.js';
 import { compareEndpoints, selectedEndpoints } from './endpoints.js';
+import { overlayLive, type LiveInstances } from './live.js';
 import type { Endpoint, Registry, RegistrySource, Service, StaticEndpoint, Workload } from './types.js';
 
 export interface RegistryOptions {
@@ -17,6 +18,12 @@ export interface RegistryOptions {
   readonly domainSuffix?: string;
   /** The registry this one replaces: unchanged services, workloads and endpoint lists keep their object identity. */
   readonly previous?: Registry;
+  /**
+   * Registered instances by `Endpoint.instance`: their endpoints take address,
+   * port and health from the registration (see live.ts). Endpoints a source
+   * lists directly (ServiceEntry endpoints) are not affected.
+   */
+  readonly instances?: LiveInstances;
 }
 
 /** A registry and what was found while building it (duplicate hostnames, unresolved named ports). */
@@ -93,13 +100,15 @@ export function createRegistry(sources: readonly RegistrySource[], opts: Registr
     for (const sp of svc.ports) {
       const k = key(svc.hostname, sp.port);
       const list = [...(staticByPort.get(k) ?? [])];
-      list.push(...selectedEndpoints(svc, sp, byNamespace.get(svc.namespace) ?? [], (w) => {
+      const selected = selectedEndpoints(svc, sp, byNamespace.get(svc.namespace) ?? [], (w) => {
         diagnostics.push(registryDiagnostic('UnresolvedTargetPort', { port: sp.port, service: svc.hostname, targetPort: String(sp.targetPort), workload: `${w.name}.${w.namespace}` }, svc.source, positionOf(svc.source)));
-      }));
+      });
+      for (const e of selected) list.push(overlayLive(e, opts.instances));
       list.sort(compareEndpoints);
       const hash = contentHash(list);
-      const prev = opts.previous && opts.previous.endpointsHash(svc.hostname, sp.port) === hash ? opts.previous.endpoints(svc.hostname, sp.port) : undefined;
-      endpointLists.set(k, { list: prev ?? freeze(list.map(freezeDeep)), hash });
+      const before = opts.previous?.endpoints(svc.hostname, sp.port);
+      const prev = before && opts.previous!.endpointsHash(svc.hostname, sp.port) === hash ? before : undefined;
+      endpointLists.set(k, { list: prev ?? freeze(reuseEndpoints(list, before)), hash });
     }
   }
   for (const w of workloadList) namespaces.add(w.namespace);
@@ -198,6 +207,27 @@ function cmp(a: string, b: string): number {
 
 function reuse<T extends { readonly hash: string }>(next: T, prev: T | undefined): T {
   return prev && prev.hash === next.hash ? prev : freezeDeep(next);
+}
+
+/**
+ * The endpoints of a changed list, frozen, where each endpoint equal to one of
+ * the previous list (same instance, same content) is that previous object.
+ */
+function reuseEndpoints(list: Endpoint[], before: readonly Endpoint[] | undefined): Endpoint[] {
+  if (!before?.length) return list.map(freezeDeep);
+  const byInstance = new Map<string, Endpoint>();
+  for (const e of before) byInstance.set(`${e.instance}|${e.address ?? ''}|${e.port}`, e);
+  return list.map((e) => {
+    const old = byInstance.get(`${e.instance}|${e.address ?? ''}|${e.port}`);
+    return old && sameEndpoint(old, e) ? old : freezeDeep(e);
+  });
+}
+
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.health === b.health && a.weight === b.weight && a.identity === b.identity && a.serviceAccount === b.serviceAccount
+    && a.workload === b.workload && a.namespace === b.namespace
+    && (a.labels === b.labels || contentHash(a.labels) === contentHash(b.labels))
+    && (a.locality === b.locality || contentHash(a.locality) === contentHash(b.locality));
 }
 
 function freeze<T>(list: T[]): readonly T[] {

@@ -8,6 +8,7 @@ import { parseSpiffeId, spiffeId } from '../../src/registry/identity.js';
 import { parseProtocol, protocolOf } from '../../src/registry/protocol.js';
 import { createRegistry } from '../../src/registry/registry.js';
 import { configSource } from '../../src/registry/sources/config-source.js';
+import type { LiveInstances } from '../../src/registry/live.js';
 import type { Registry } from '../../src/registry/types.js';
 import { runRegistryContract, type RegistryFixture } from './contract.js';
 
@@ -35,7 +36,7 @@ function fixtureYaml(f: RegistryFixture): string {
 }
 
 /** Loads YAML text and builds a registry from it; fails the test on configuration errors. */
-function registryOf(text: string, opts: { trustDomain?: string } = {}): { registry: Registry; diagnostics: readonly { code: string; message: string }[] } {
+function registryOf(text: string, opts: { trustDomain?: string; instances?: LiveInstances; previous?: Registry } = {}): { registry: Registry; diagnostics: readonly { code: string; message: string }[] } {
   const loaded = parseYaml(text, 'test.yaml');
   assert.deepEqual(loaded.diagnostics.filter((d) => d.level === 'error'), []);
   const config = ConfigSet.of(loaded.resources, loaded.diagnostics);

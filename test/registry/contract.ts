@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { LiveInstances } from '../../src/registry/live.js';
 import type { Endpoint, Locality, Registry } from '../../src/registry/types.js';
 
 export interface FixtureService {
@@ -31,8 +32,11 @@ export interface RegistryFixture {
   readonly workloads: readonly FixtureWorkload[];
 }
 
-/** Builds a registry from a fixture through the source under test. */
-export type MakeRegistry = (fixture: RegistryFixture, opts: { readonly trustDomain: string }) => Registry;
+/**
+ * Builds a registry from a fixture through the source under test; `instances`
+ * and `previous` are passed on to `createRegistry`.
+ */
+export type MakeRegistry = (fixture: RegistryFixture, opts: { readonly trustDomain: string; readonly instances?: LiveInstances; readonly previous?: Registry }) => Registry;
 
 const TD = 'example.org';
 const host = (name: string, ns: string) => `${name}.${ns}.svc.cluster.local`;
@@ -190,5 +194,58 @@ export function runRegistryContract(name: string, make: MakeRegistry): void {
     assert.deepEqual([...r.namespaces()], [...r.namespaces()].sort());
     assert.equal(r.trustDomain, TD);
     assert.equal(r.domainSuffix, 'cluster.local');
+  });
+
+  test(`${name}: registered instances take address, port and health from the registration; the others stay as configured`, () => {
+    const plain = reg();
+    const instances: LiveInstances = new Map([
+      ['reviews-v2.default#1', { address: '127.0.0.1', port: 15001, healthy: true }],
+      ['ratings-v1.default', { address: '127.0.0.1', port: 15002, healthy: false }],
+      ['nobody.default', { address: '127.0.0.1', port: 15003, healthy: true }],
+    ]);
+    const r = make(baseFixture, { trustDomain: TD, instances });
+    const reviews = r.endpoints(host('reviews', 'default'), 9080);
+    const before = plain.endpoints(host('reviews', 'default'), 9080);
+    assert.deepEqual(reviews.map((e) => e.instance), before.map((e) => e.instance));
+    const v2 = reviews.find((e) => e.instance === 'reviews-v2.default#1')!;
+    assert.deepEqual([v2.address, v2.port, v2.health], ['127.0.0.1', 15001, 'HEALTHY']);
+    assert.deepEqual([v2.identity, v2.labels.version, v2.serviceAccount], [before[2]!.identity, 'v2', 'bookinfo-reviews'], 'what the instance is stays from the configuration');
+    for (const e of reviews.filter((x) => x.instance !== 'reviews-v2.default#1')) {
+      assert.deepEqual(e, before.find((x) => x.instance === e.instance), `${e.instance} did not register and stays as configured`);
+    }
+    for (const port of [9080, 9090]) {
+      const [e] = r.endpoints(host('ratings', 'default'), port);
+      assert.deepEqual([e!.address, e!.port, e!.health], ['127.0.0.1', 15002, 'UNHEALTHY'], `ratings:${port} goes to the proxy's inbound listener`);
+    }
+    assert.notEqual(r.endpointsHash(host('reviews', 'default'), 9080), plain.endpointsHash(host('reviews', 'default'), 9080));
+    assert.equal(r.endpointsHash(host('details', 'prod'), 80), plain.endpointsHash(host('details', 'prod'), 80));
+    assertFrozenDeep(reviews, 'endpoints');
+  });
+
+  test(`${name}: with previous, unchanged endpoint lists and unchanged endpoints keep their identity across registrations`, () => {
+    const a = make(baseFixture, { trustDomain: TD, instances: new Map([['reviews-v2.default#0', { address: '127.0.0.1', port: 15001, healthy: true }]]) });
+    const b = make(baseFixture, { trustDomain: TD, previous: a, instances: new Map([
+      ['reviews-v2.default#0', { address: '127.0.0.1', port: 15001, healthy: true }],
+      ['reviews-v2.default#1', { address: '127.0.0.1', port: 15002, healthy: true }],
+    ]) });
+    const reviews = host('reviews', 'default');
+    assert.equal(b.endpoints(host('details', 'prod'), 80), a.endpoints(host('details', 'prod'), 80), 'an untouched list is the same array');
+    assert.notEqual(b.endpoints(reviews, 9080), a.endpoints(reviews, 9080));
+    const same = (r: Registry, i: string) => r.endpoints(reviews, 9080).find((e) => e.instance === i);
+    assert.equal(same(b, 'reviews-v2.default#0'), same(a, 'reviews-v2.default#0'), 'an unchanged endpoint in a changed list is the same object');
+    assert.equal(same(b, 'reviews-v1.default'), same(a, 'reviews-v1.default'));
+    assert.notEqual(same(b, 'reviews-v2.default#1'), same(a, 'reviews-v2.default#1'));
+
+    const c = make(baseFixture, { trustDomain: TD, previous: b, instances: new Map([
+      ['reviews-v2.default#0', { address: '127.0.0.1', port: 15001, healthy: false }],
+      ['reviews-v2.default#1', { address: '127.0.0.1', port: 15002, healthy: true }],
+    ]) });
+    assert.equal(same(c, 'reviews-v2.default#0')!.health, 'UNHEALTHY', 'health changes the endpoint');
+    assert.notEqual(c.endpointsHash(reviews, 9080), b.endpointsHash(reviews, 9080));
+    const d = make(baseFixture, { trustDomain: TD, previous: c, instances: new Map([
+      ['reviews-v2.default#0', { address: '127.0.0.1', port: 15001, healthy: false }],
+      ['reviews-v2.default#1', { address: '127.0.0.1', port: 15002, healthy: true }],
+    ]) });
+    assert.equal(d.endpoints(reviews, 9080), c.endpoints(reviews, 9080), 'the same registrations give the same list');
   });
 }

@@ -1,0 +1,96 @@
+/** `trellis control-plane`: the control plane as a process (docs/running-mesh.md). */
+import { Command } from 'commander';
+import { parseDuration } from '../../api/duration.js';
+import { createControlPlane } from '../../controlplane/control-plane.js';
+import { formatEvent } from '../../controlplane/events.js';
+import { CliError } from '../mesh-input.js';
+
+/** A port flag: 0–65535. */
+export function portArg(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n > 65535) throw new CliError(`${flag} must be a port number 0-65535 (0 picks a free port), not "${v}"`, 2);
+    return n;
+  };
+}
+
+/** A duration flag, Istio style (`10s`, `500ms`, `1m`). */
+export function durationArg(flag: string) {
+  return (v: string): number => {
+    const ms = parseDuration(v);
+    if (ms === undefined) throw new CliError(`${flag} must be a duration like 10s, 500ms or 1m, not "${v}"`, 2);
+    return ms;
+  };
+}
+
+/** Writes one line per event with a timestamp. */
+export function logLine(prefix: string, text: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${prefix} ${text}\n`);
+}
+
+interface Flags {
+  config: string;
+  host: string;
+  grpcPort: number;
+  adminPort: number;
+  registrationGrace: number;
+  goneAfter: number;
+  stateDir?: string;
+}
+
+export function controlPlaneCommand(): Command {
+  return new Command('control-plane')
+    .summary('run the control plane: watch configuration, register proxies, push snapshots')
+    .description(
+      'Watches a directory of YAML configuration (Istio networking/security kinds, App manifests,\n' +
+      'WorkloadEntries), registers the proxies that connect over gRPC (each names the instance it\n' +
+      'serves; what that instance is comes from the configuration), compiles each proxy\'s snapshot\n' +
+      'and pushes it whenever it changes. An edit with errors is reported with file:line and the last\n' +
+      'good version of that file stays in force.\n\n' +
+      'Admin API (HTTP, JSON) on --admin-port: /ready /services /endpoints /proxies /config/errors /metrics.\n' +
+      'Logs one line per event on stdout. SIGTERM or SIGINT closes it cleanly.\n\n' +
+      'Example:\n' +
+      '  trellis control-plane --config examples/bank --grpc-port 0 --admin-port 0',
+    )
+    .requiredOption('--config <dir>', 'configuration directory (or file), watched for changes')
+    .option('--host <address>', 'address the gRPC and admin servers bind to', '127.0.0.1')
+    .option('--grpc-port <port>', 'gRPC port of the proxy stream (0 = any free port)', portArg('--grpc-port'), 15010)
+    .option('--admin-port <port>', 'admin API port (0 = any free port)', portArg('--admin-port'), 15014)
+    .option('--registration-grace <duration>', 'after a start, how long to wait for instances to register again before pushing snapshots without them to proxies that already serve one', durationArg('--registration-grace'), 10_000)
+    .option('--gone-after <duration>', 'how long an instance whose stream closed stays known (out of rotation) before it is forgotten', durationArg('--gone-after'), 30_000)
+    .option('--state-dir <dir>', 'directory for state kept across restarts (control-plane.json: the registered instances)')
+    .action(async (flags: Flags) => {
+      const cp = createControlPlane({
+        config: flags.config,
+        host: flags.host,
+        grpcPort: flags.grpcPort,
+        adminPort: flags.adminPort,
+        registrationGraceMs: flags.registrationGrace,
+        goneAfterMs: flags.goneAfter,
+        ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
+        log: (e) => logLine('control-plane', formatEvent(e)),
+      });
+      try {
+        await cp.start(); // logs "listening grpc=… admin=…"
+      } catch (e) {
+        throw new CliError(`cannot start the control plane: ${(e as Error).message}`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          logLine('control-plane', `${sig}: closing`);
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          const force = setTimeout(() => process.exit(1), 5000);
+          force.unref();
+          void cp.close().then(() => {
+            logLine('control-plane', 'closed');
+            resolve();
+          });
+        };
+        const onTerm = () => stop('SIGTERM');
+        const onInt = () => stop('SIGINT');
+        process.on('SIGTERM', onTerm);
+        process.on('SIGINT', onInt);
+      });
+    });
+}

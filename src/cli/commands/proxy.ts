@@ -1,0 +1,154 @@
+/** `trellis proxy`: one sidecar (or gateway) proxy and its agent, as a process (docs/running-mesh.md). */
+import { Command } from 'commander';
+import { createAgent, type AgentEvent } from '../../proxy/agent.js';
+import { createDataPlane } from '../../proxy/data-plane.js';
+import { CliError } from '../mesh-input.js';
+import { durationArg, logLine, portArg } from './control-plane.js';
+
+/** Exit status of a proxy whose registration the control plane refused. */
+export const EXIT_REFUSED = 3;
+
+interface Flags {
+  controlPlane: string;
+  instance: string;
+  host: string;
+  inboundPort: number;
+  outboundPort: number;
+  adminPort: number;
+  appPort?: number;
+  healthPath?: string;
+  healthInterval: number;
+  gateway?: boolean;
+  listen: string[];
+  claimLabel: string[];
+  claimServiceAccount?: string;
+  claimIdentity?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function formatAgentEvent(e: AgentEvent): string {
+  switch (e.type) {
+    case 'connecting':
+      return `connecting to control plane ${e.target} (attempt ${e.attempt})`;
+    case 'connected':
+      return `connected to control plane ${e.target}`;
+    case 'disconnected':
+      return `disconnected from control plane: ${e.reason}; retrying in ${e.retryInMs} ms (serving the last snapshot meanwhile)`;
+    case 'applied':
+      return `snapshot applied version=${e.version}`;
+    case 'nack':
+      return `snapshot rejected version=${e.version}: ${e.reason}`;
+    case 'refused':
+      return `registration refused ${e.code}: ${e.reason}`;
+    case 'health':
+      return `app ${e.healthy ? 'healthy' : 'unhealthy'}${e.detail ? `: ${e.detail}` : ''}`;
+  }
+}
+
+function gatewayPorts(listen: readonly string[]): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const l of listen) {
+    const m = /^(\d{1,5})=(\d{1,5})$/.exec(l);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535 || Number(m[2]) > 65535) throw new CliError(`--listen takes <serverPort>=<localPort> (e.g. 80=18080, 0 for any local port), not "${l}"`, 2);
+    out[Number(m[1])] = Number(m[2]);
+  }
+  return out;
+}
+
+export function proxyCommand(): Command {
+  return new Command('proxy')
+    .summary('run a sidecar (or gateway) proxy that takes its configuration from the control plane')
+    .description(
+      'Opens the data plane\'s listeners (outbound for the app\'s calls, inbound from other proxies,\n' +
+      'admin), registers with the control plane as --instance and serves the snapshots it pushes. While\n' +
+      'the control plane is unreachable it keeps serving the last snapshot and reconnects with backoff.\n' +
+      `If the control plane refuses the registration (unknown instance, claims that disagree with the\n` +
+      `configuration) it exits with status ${EXIT_REFUSED} without serving.\n\n` +
+      'Admin port: /ready /config_dump /metrics. SIGTERM or SIGINT: stop accepting, finish requests, exit.\n\n' +
+      'Examples:\n' +
+      '  trellis proxy --control-plane 127.0.0.1:15010 --instance accounts-v1.bank#0 --app-port 18080 --health-path /healthz\n' +
+      '  trellis proxy --control-plane 127.0.0.1:15010 --instance ingress.bank --gateway --listen 80=18000',
+    )
+    .requiredOption('--control-plane <host:port>', 'the control plane\'s gRPC address')
+    .requiredOption('--instance <name>', 'the instance this proxy serves: workload.namespace#i, or workload.namespace for one replica')
+    .option('--host <address>', 'address the listeners bind to', '127.0.0.1')
+    .option('--inbound-port <port>', 'inbound listener port (0 = any)', portArg('--inbound-port'), 0)
+    .option('--outbound-port <port>', 'outbound listener port for the app\'s calls (0 = any)', portArg('--outbound-port'), 0)
+    .option('--admin-port <port>', 'admin port (0 = any)', portArg('--admin-port'), 0)
+    .option('--app-port <port>', 'where the local app listens (127.0.0.1)', portArg('--app-port'))
+    .option('--health-path <path>', 'HTTP health check of the app on --app-port (2xx = healthy); unhealthy instances leave rotation')
+    .option('--health-interval <duration>', 'time between health checks', durationArg('--health-interval'), 1500)
+    .option('--gateway', 'gateway mode: no inbound listener, one listener per --listen')
+    .option('--listen <serverPort=localPort>', 'gateway mode: a Gateway server port and the local port to listen on (repeatable)', collect, [] as string[])
+    .option('--claim-label <key=value>', 'a label the proxy claims; registration is refused if the configuration disagrees (repeatable)', collect, [] as string[])
+    .option('--claim-service-account <name>', 'a service account the proxy claims (checked like --claim-label)')
+    .option('--claim-identity <spiffe-id>', 'an identity the proxy claims (checked like --claim-label)')
+    .action(async (f: Flags) => {
+      if (f.healthPath !== undefined && !f.healthPath.startsWith('/')) throw new CliError(`--health-path must start with "/", not "${f.healthPath}"`, 2);
+      if (f.healthPath !== undefined && f.appPort === undefined) throw new CliError('--health-path needs --app-port', 2);
+      if (!f.gateway && f.listen.length) throw new CliError('--listen is for --gateway mode', 2);
+      const labels: Record<string, string> = {};
+      for (const l of f.claimLabel) {
+        const eq = l.indexOf('=');
+        if (eq <= 0) throw new CliError(`--claim-label takes key=value, not "${l}"`, 2);
+        labels[l.slice(0, eq)] = l.slice(eq + 1);
+      }
+      const claims = {
+        ...(f.claimLabel.length ? { labels } : {}),
+        ...(f.claimServiceAccount ? { serviceAccount: f.claimServiceAccount } : {}),
+        ...(f.claimIdentity ? { identity: f.claimIdentity } : {}),
+      };
+      const log = (text: string) => logLine(`proxy ${f.instance}`, text);
+      const dp = createDataPlane({
+        mode: f.gateway ? 'gateway' : 'sidecar',
+        host: f.host,
+        outboundPort: f.outboundPort,
+        adminPort: f.adminPort,
+        ...(f.gateway ? { gatewayPorts: gatewayPorts(f.listen) } : { inboundPort: f.inboundPort }),
+        ...(f.appPort !== undefined ? { appPort: f.appPort } : {}),
+      });
+      let addresses;
+      try {
+        addresses = await dp.start();
+      } catch (e) {
+        throw new CliError(`cannot open the proxy's listeners: ${(e as Error).message}`);
+      }
+      const gw = addresses.gateway ? ` gateway=${Object.entries(addresses.gateway).map(([p, a]) => `${p}=${a}`).join(',')}` : '';
+      log(`listening inbound=${addresses.inbound ?? '-'} outbound=${addresses.outbound ?? '-'} admin=${addresses.admin}${gw}`);
+
+      let exitCode = 0;
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = async (why: string, code: number) => {
+          if (stopping) return;
+          stopping = true;
+          exitCode = code;
+          log(`${why}: closing`);
+          const force = setTimeout(() => process.exit(code || 1), 10_000);
+          force.unref();
+          await agent.close();
+          await dp.close(code === EXIT_REFUSED ? 0 : 5000);
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          resolve();
+        };
+        const agent = createAgent({
+          controlPlane: f.controlPlane,
+          instance: f.instance,
+          dataPlane: dp,
+          ...(Object.keys(claims).length ? { claims } : {}),
+          ...(f.healthPath !== undefined && f.appPort !== undefined ? { healthCheck: { port: f.appPort, path: f.healthPath, intervalMs: f.healthInterval } } : {}),
+          log: (e) => log(formatAgentEvent(e)),
+          onRefused: (code) => void stop(`refused by the control plane (${code}); not serving`, EXIT_REFUSED),
+        });
+        const onTerm = () => void stop('SIGTERM', 0);
+        const onInt = () => void stop('SIGINT', 0);
+        process.on('SIGTERM', onTerm);
+        process.on('SIGINT', onInt);
+        void agent.start();
+      });
+      process.exitCode = exitCode;
+      setTimeout(() => process.exit(exitCode), 1000).unref();
+    });
+}

@@ -1,0 +1,27 @@
+/** The command lines `trellis up` runs: the control plane, gateway proxies and sidecars (docs/running-mesh.md). */
+import type { GatewayPlan, InstancePlan, MeshPlan } from './plan.js';
+
+export function controlPlaneArgs(plan: MeshPlan, configDir: string, stateDir: string): string[] {
+  return ['control-plane', '--config', configDir, '--grpc-port', String(plan.controlPlane.grpcPort), '--admin-port', String(plan.controlPlane.adminPort), '--state-dir', stateDir];
+}
+
+export function gatewayArgs(plan: MeshPlan, g: GatewayPlan): string[] {
+  return [
+    'proxy', '--gateway', '--instance', g.instance,
+    '--control-plane', `127.0.0.1:${plan.controlPlane.grpcPort}`,
+    '--admin-port', String(g.adminPort),
+    ...Object.entries(g.listen).flatMap(([server, local]) => ['--listen', `${server}=${local}`]),
+  ];
+}
+
+export function sidecarArgs(plan: MeshPlan, i: InstancePlan): string[] {
+  return [
+    'proxy', '--instance', i.instance,
+    '--control-plane', `127.0.0.1:${plan.controlPlane.grpcPort}`,
+    '--inbound-port', String(i.inboundPort),
+    '--outbound-port', String(i.outboundPort),
+    '--admin-port', String(i.adminPort),
+    '--app-port', String(i.appPort),
+    ...(i.healthPath ? ['--health-path', i.healthPath] : []),
+  ];
+}

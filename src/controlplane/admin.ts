@@ -1,0 +1,134 @@
+/**
+ * The admin API (docs/running-mesh.md), HTTP and JSON:
+ * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`, and
+ * `/metrics` in Prometheus text.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Diagnostic } from '../api/diagnostic.js';
+import type { ProxyListeners } from '../protocol/stream.js';
+import type { Registry } from '../registry/types.js';
+import { syncState, type ProxySession, type SyncState } from './proxy-sessions.js';
+
+export interface AdminSource {
+  /** True once the first configuration loaded. */
+  ready(): boolean;
+  registry(): Registry;
+  sessions(): readonly ProxySession[];
+  configErrors(): readonly Diagnostic[];
+  metrics(): string;
+}
+
+export interface ServiceRow {
+  readonly hostname: string;
+  readonly namespace: string;
+  readonly ports: readonly { readonly name: string; readonly port: number; readonly protocol: string }[];
+}
+
+export interface EndpointRow {
+  readonly service: string;
+  readonly port: number;
+  readonly instance: string;
+  /** `address:port` traffic goes to, or null while the instance has not registered. */
+  readonly address: string | null;
+  readonly healthy: boolean;
+}
+
+export interface ProxyRow {
+  readonly instance: string;
+  readonly workload: string;
+  readonly namespace: string;
+  readonly kind: 'sidecar' | 'gateway';
+  readonly identity: string;
+  readonly connected: boolean;
+  readonly lastPushedVersion: string | null;
+  readonly lastAckedVersion: string | null;
+  readonly sync: SyncState;
+  readonly nackReason?: string;
+  readonly listeners: ProxyListeners;
+}
+
+export function serviceRows(r: Registry): ServiceRow[] {
+  return r.services().map((s) => ({ hostname: s.hostname, namespace: s.namespace, ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })) }));
+}
+
+export function endpointRows(r: Registry): EndpointRow[] {
+  const out: EndpointRow[] = [];
+  for (const s of r.services()) {
+    for (const p of s.ports) {
+      for (const e of r.endpoints(s.hostname, p.port)) {
+        const address = e.address === undefined ? null : `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+        out.push({ service: s.hostname, port: p.port, instance: e.instance, address, healthy: address !== null && (e.health === 'HEALTHY' || e.health === 'UNKNOWN') });
+      }
+    }
+  }
+  return out;
+}
+
+export function proxyRows(sessions: readonly ProxySession[]): ProxyRow[] {
+  return sessions.map((s) => ({
+    instance: s.instance,
+    workload: s.workload.name,
+    namespace: s.workload.namespace,
+    kind: s.kind,
+    identity: s.workload.identity,
+    connected: s.connected,
+    lastPushedVersion: s.lastPushedVersion ?? null,
+    lastAckedVersion: s.lastAckedVersion ?? null,
+    sync: syncState(s),
+    ...(s.nack ? { nackReason: s.nack.reason } : {}),
+    listeners: s.listeners,
+  }));
+}
+
+export interface AdminServer {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(src: AdminSource, opts: { host?: string; port: number }): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body, null, 2) + '\n');
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET' });
+    try {
+      switch (path) {
+        case '/ready':
+          return src.ready() ? json(200, { ready: true }) : json(503, { ready: false, reason: 'no configuration loaded yet' });
+        case '/services':
+          return json(200, serviceRows(src.registry()));
+        case '/endpoints':
+          return json(200, endpointRows(src.registry()));
+        case '/proxies':
+          return json(200, proxyRows(src.sessions()));
+        case '/config/errors':
+          return json(200, src.configErrors().map((d) => ({
+            code: d.code, level: d.level, message: d.message, resource: d.resource ?? null, position: d.position ?? null, field: d.field ?? null,
+          })));
+        case '/metrics':
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+          return res.end(src.metrics());
+        default:
+          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/metrics'] });
+      }
+    } catch (e) {
+      return json(500, { error: (e as Error).message });
+    }
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  return {
+    address: a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * The control plane: configuration directory (watched) → store (last good per
+ * file) → registry (configuration + live instances) → one compiler → pushes
+ * over the gRPC stream; registration; the admin API. Contracts:
+ * docs/running-mesh.md.
+ *
+ * ```ts
+ * const cp = createControlPlane({ config: 'examples/bank', grpcPort: 0, adminPort: 0 });
+ * const { grpc, admin } = await cp.start();
+ * …
+ * await cp.close();
+ * ```
+ */
+import type { ServerCredentials } from '@grpc/grpc-js';
+import { ConfigSet } from '../api/config-set.js';
+import type { Diagnostic } from '../api/diagnostic.js';
+import { startAdminServer, type AdminServer } from './admin.js';
+import type { ConfigUpdate } from './config-store.js';
+import { watchConfig, type ConfigWatcher } from './config-watcher.js';
+import type { ControlPlaneEvent } from './events.js';
+import { MeshState } from './mesh-state.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import { ProxyHub } from './proxy-hub.js';
+import { ProxySessions, type ProxySession } from './proxy-sessions.js';
+import { Pusher } from './push.js';
+import { declaredInstances } from './registration.js';
+import { startStreamServer, type StreamServer } from './server.js';
+import { StartupGrace } from './startup-grace.js';
+import { readState, writeState } from './state-file.js';
+import { handleStream } from './stream-handler.js';
+
+export interface ControlPlaneOptions {
+  /** The configuration directory (or file), watched. */
+  readonly config: string;
+  /** Address the gRPC and admin servers bind to; 127.0.0.1 by default. */
+  readonly host?: string;
+  /** 15010 by default; 0 picks a free port. */
+  readonly grpcPort?: number;
+  /** 15014 by default; 0 picks a free port. */
+  readonly adminPort?: number;
+  /** How long a started control plane waits for the expected instances to register before pushing to proxies that serve a snapshot; 10 s. */
+  readonly registrationGraceMs?: number;
+  /** How long an instance whose stream closed stays known (out of rotation) before it is forgotten; 30 s. */
+  readonly goneAfterMs?: number;
+  /** Where to keep the registered instances across restarts (`control-plane.json`); none by default. */
+  readonly stateDir?: string;
+  /** Debounce of changes before a push round; 100 ms. */
+  readonly debounceMs?: number;
+  /** Interval of the configuration directory scan; 250 ms. */
+  readonly pollMs?: number;
+  /** gRPC credentials; insecure by default (mTLS comes with the CA). */
+  readonly credentials?: ServerCredentials;
+  /** Receives one event per thing worth logging. */
+  readonly log?: (e: ControlPlaneEvent) => void;
+  /** File names in messages are relative to this directory; the process's cwd by default. */
+  readonly cwd?: string;
+}
+
+export interface ControlPlane {
+  /** Loads the configuration, opens the gRPC and admin servers; resolves with their `host:port`. */
+  start(): Promise<{ grpc: string; admin: string }>;
+  /** Ends every stream, closes the servers and the watcher. */
+  close(): Promise<void>;
+  /** The configuration in force. */
+  readonly config: ConfigSet;
+  /** Diagnostics shown at /config/errors: the configuration in force, the registry, and rejected edits. */
+  configErrors(): readonly Diagnostic[];
+  /** Every proxy known (connected or not yet gone). */
+  sessions(): readonly ProxySession[];
+  /** Reloads the configuration now (without waiting for the watcher). */
+  reload(): void;
+  /** Whether start-up grace still holds pushes back. */
+  readonly inGrace: boolean;
+}
+
+export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
+  const log = opts.log ?? (() => {});
+  const metrics = new ControlPlaneMetrics();
+  const sessions = new ProxySessions();
+  const state = new MeshState(ConfigSet.of([]));
+  let rejected: readonly Diagnostic[] = [];
+  let loaded = false;
+  let grace: StartupGrace | undefined;
+  let watcher: ConfigWatcher | undefined;
+  let grpc: StreamServer | undefined;
+  let admin: AdminServer | undefined;
+  let closed = false;
+
+  const persist = () => {
+    const err = writeState(opts.stateDir, sessions.all().map((s) => s.instance));
+    if (err) log({ type: 'error', message: `cannot write state in ${opts.stateDir}: ${err.message}` });
+  };
+  const hub: ProxyHub = new ProxyHub({
+    state, sessions, metrics, goneAfterMs: opts.goneAfterMs ?? 30_000, log,
+    pusher: () => pusher, grace: () => grace, onInstancesChanged: persist,
+  });
+  const lastError = new Map<string, string>();
+  const pusher: Pusher = new Pusher({
+    sessions,
+    debounceMs: opts.debounceMs ?? 100,
+    snapshotFor: (s) => state.snapshot(s.workload),
+    held: (s) => hub.isWithdrawn(s.instance) || (grace?.active === true && s.servingVersion !== undefined),
+    beforeRound: () => hub.refreshSessions(),
+    onPush: (s, snap, _nonce, reason, sinceChangeMs) => {
+      metrics.pushes++;
+      if (sinceChangeMs !== undefined) metrics.convergence.observe(sinceChangeMs / 1000);
+      lastError.delete(s.instance);
+      log({ type: 'push', instance: s.instance, version: snap.version, reason });
+    },
+    onError: (s, e) => {
+      const message = (e as Error).message ?? String(e);
+      if (lastError.get(s.instance) === message) return;
+      lastError.set(s.instance, message);
+      log({ type: 'error', instance: s.instance, message: `cannot compile its snapshot: ${message}` });
+    },
+  });
+
+  const onUpdate = (u: ConfigUpdate) => {
+    rejected = u.rejected;
+    if (u.rejected.length) {
+      metrics.reloadsRejected++;
+      log({ type: 'config-rejected', diagnostics: u.rejected, files: [...new Set(u.rejectedFiles)] });
+    } else {
+      metrics.reloadsOk++;
+    }
+    if (u.changed || !loaded) {
+      state.setConfig(u.config);
+      const files = new Set(u.config.resources.map((r) => r.position.file)).size;
+      log({ type: 'config-loaded', resources: u.config.resources.length, files });
+      grace?.retain(new Set(declaredInstances(state.registry)));
+      pusher.schedule('config');
+    }
+    loaded = true;
+  };
+
+  const configErrors = (): Diagnostic[] => [...state.config.diagnostics, ...state.registryDiagnostics, ...rejected];
+
+  const startGrace = () => {
+    const declared = declaredInstances(state.registry, (w) => w.kind === 'App');
+    const previous = readState(opts.stateDir);
+    const expected = previous ? previous.instances.filter((i) => declared.includes(i)) : declared;
+    const graceMs = opts.registrationGraceMs ?? 10_000;
+    grace = new StartupGrace({
+      expected,
+      graceMs,
+      onEnd: (why, missing) => {
+        log({ type: 'grace', state: 'ended', why, missing });
+        pusher.schedule('grace-ended');
+      },
+    });
+    if (grace.active) log({ type: 'grace', state: 'waiting', missing: grace.missing, graceMs });
+  };
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    pusher.close();
+    grace?.close();
+    watcher?.close();
+    hub.close();
+    for (const s of sessions.connected()) s.stream?.end();
+    await Promise.all([grpc?.close(), admin?.close()]);
+  };
+
+  return {
+    async start() {
+      watcher = watchConfig({
+        path: opts.config,
+        onUpdate,
+        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+        ...(opts.debounceMs !== undefined ? { debounceMs: opts.debounceMs } : {}),
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      });
+      watcher.start();
+      startGrace();
+      try {
+        grpc = await startStreamServer({
+          host: opts.host ?? '127.0.0.1',
+          port: opts.grpcPort ?? 15010,
+          ...(opts.credentials ? { credentials: opts.credentials } : {}),
+          onStream: (call) => handleStream(call, hub),
+        });
+        admin = await startAdminServer({
+          ready: () => loaded,
+          registry: () => state.registry,
+          sessions: () => sessions.all(),
+          configErrors,
+          metrics: () => metrics.render({
+            connectedProxies: sessions.connected().length,
+            knownProxies: sessions.all().length,
+            configErrors: configErrors().filter((d) => d.level === 'error').length,
+            registeredInstances: sessions.all().length,
+          }),
+        }, { host: opts.host ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
+      } catch (e) {
+        await close();
+        throw e;
+      }
+      log({ type: 'listening', grpc: grpc.address, admin: admin.address });
+      return { grpc: grpc.address, admin: admin.address };
+    },
+    close,
+    get config() {
+      return state.config;
+    },
+    configErrors,
+    sessions: () => sessions.all(),
+    reload: () => {
+      watcher?.reload();
+    },
+    get inGrace() {
+      return grace?.active === true;
+    },
+  };
+}

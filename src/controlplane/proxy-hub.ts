@@ -1,0 +1,168 @@
+/**
+ * What the control plane does with each proxy's messages: registration
+ * (hello → session + live instance), ACK / NACK bookkeeping, health, and the
+ * life after a stream closes (out of rotation at once, forgotten after
+ * `goneAfterMs`). Every change to the mesh schedules a push round.
+ */
+import { diagnostic, type Diagnostic } from '../api/diagnostic.js';
+import type { AckMessage, HealthMessage, HelloMessage, NackMessage } from '../protocol/stream.js';
+import { parseHostPort } from '../registry/live.js';
+import type { ControlPlaneEvent } from './events.js';
+import type { MeshState } from './mesh-state.js';
+import type { ControlPlaneMetrics } from './metrics.js';
+import type { ProxySession, ProxySessions, SessionStream } from './proxy-sessions.js';
+import type { Pusher } from './push.js';
+import { findInstance, register } from './registration.js';
+import type { StartupGrace } from './startup-grace.js';
+import type { StreamHub } from './stream-handler.js';
+
+export interface ProxyHubDeps {
+  readonly state: MeshState;
+  readonly sessions: ProxySessions;
+  readonly metrics: ControlPlaneMetrics;
+  readonly pusher: () => Pusher;
+  readonly grace: () => StartupGrace | undefined;
+  readonly goneAfterMs: number;
+  readonly log: (e: ControlPlaneEvent) => void;
+  /** Called when the set of known instances changes (to persist it). */
+  readonly onInstancesChanged: () => void;
+}
+
+export class ProxyHub implements StreamHub<ProxySession> {
+  readonly #d: ProxyHubDeps;
+  readonly #goneTimers = new Map<string, NodeJS.Timeout>();
+  /** Instances connected but no longer declared: no pushes until they are again. */
+  readonly #withdrawn = new Set<string>();
+
+  constructor(deps: ProxyHubDeps) {
+    this.#d = deps;
+  }
+
+  isWithdrawn(instance: string): boolean {
+    return this.#withdrawn.has(instance);
+  }
+
+  hello(m: HelloMessage, stream: SessionStream): { ok: true; session: ProxySession } | { ok: false; refusal: Diagnostic } {
+    const { state, sessions } = this.#d;
+    const r = register(m, state.registry);
+    if (!r.ok) return r;
+    const old = sessions.get(r.instance);
+    if (old?.connected && old.stream) {
+      const d = diagnostic('DuplicateInstance', { instance: r.instance, listeners: m.listeners.inbound || '-' });
+      old.stream.send({ type: 'refused', code: d.code, reason: d.message });
+      old.stream.end();
+    }
+    let kind: ProxySession['kind'] = 'sidecar';
+    try {
+      kind = state.node(r.workload).kind;
+    } catch {
+      /* resolvable by construction; keep the default */
+    }
+    const s = sessions.open({
+      instance: r.instance, workload: r.workload, kind, listeners: m.listeners, stream,
+      ...(m.servingVersion ? { servingVersion: m.servingVersion } : {}), now: Date.now(),
+    });
+    const gone = this.#goneTimers.get(r.instance);
+    if (gone) clearTimeout(gone);
+    this.#goneTimers.delete(r.instance);
+    this.#withdrawn.delete(r.instance);
+    const inbound = parseHostPort(m.listeners.inbound);
+    if (inbound) state.setLive(r.instance, { ...inbound, healthy: true });
+    else state.setLive(r.instance, undefined);
+    this.#d.log({ type: 'proxy-connected', instance: r.instance, inbound: m.listeners.inbound, reconnect: old !== undefined, ...(m.servingVersion ? { servingVersion: m.servingVersion } : {}) });
+    this.#d.grace()?.registered(r.instance);
+    this.#d.onInstancesChanged();
+    this.#d.pusher().schedule('joined');
+    return { ok: true, session: s };
+  }
+
+  ack(s: ProxySession, m: AckMessage): void {
+    if (!s.connected) return;
+    this.#d.metrics.acks++;
+    s.lastAckedVersion = m.version;
+    let latencyMs: number | undefined;
+    if (m.nonce === s.lastPushedNonce) {
+      if (s.lastPushedAt !== undefined) {
+        latencyMs = performance.now() - s.lastPushedAt;
+        this.#d.metrics.pushLatency.observe(latencyMs / 1000);
+      }
+      s.nack = undefined;
+    }
+    this.#d.log({ type: 'ack', instance: s.instance, version: m.version, ...(latencyMs !== undefined ? { latencyMs } : {}) });
+  }
+
+  nack(s: ProxySession, m: NackMessage): void {
+    if (!s.connected) return;
+    this.#d.metrics.nacks++;
+    const reason = String(m.reason ?? 'no reason given');
+    s.nack = { version: m.version, reason };
+    this.#d.log({ type: 'nack', instance: s.instance, version: m.version, reason: diagnostic('SnapshotRejected', { instance: s.instance, version: m.version, reason }).message });
+  }
+
+  health(s: ProxySession, m: HealthMessage): void {
+    if (!s.connected) return;
+    const healthy = m.healthy === true;
+    if (s.healthy === healthy) return;
+    s.healthy = healthy;
+    this.#d.log({ type: 'health', instance: s.instance, healthy, ...(m.detail ? { detail: m.detail } : {}) });
+    const live = this.#d.state.live(s.instance);
+    if (live && this.#d.state.setLive(s.instance, { ...live, healthy })) this.#d.pusher().schedule('health');
+  }
+
+  closed(s: ProxySession): void {
+    const { state, sessions } = this.#d;
+    if (!sessions.close(s.instance, s.generation, Date.now())) return;
+    this.#d.log({ type: 'proxy-disconnected', instance: s.instance });
+    const live = state.live(s.instance);
+    if (live && state.setLive(s.instance, { ...live, healthy: false })) this.#d.pusher().schedule('left');
+    const timer = setTimeout(() => {
+      this.#goneTimers.delete(s.instance);
+      if (!sessions.forget(s.instance, s.generation)) return;
+      this.#withdrawn.delete(s.instance);
+      this.#d.log({ type: 'proxy-gone', instance: s.instance });
+      if (state.setLive(s.instance, undefined)) this.#d.pusher().schedule('gone');
+      this.#d.onInstancesChanged();
+    }, this.#d.goneAfterMs);
+    timer.unref();
+    this.#goneTimers.set(s.instance, timer);
+  }
+
+  refused(refusal: Diagnostic, peer: string, instance: string | undefined): void {
+    this.#d.metrics.refusals++;
+    this.#d.log({ type: 'refused', peer, code: refusal.code, reason: refusal.message, ...(instance ? { instance } : {}) });
+  }
+
+  /**
+   * After a configuration change: each session's workload is looked up
+   * again; an instance the configuration no longer declares is withdrawn
+   * (no pushes, reported once) until it is declared again.
+   */
+  refreshSessions(): void {
+    const { state, sessions } = this.#d;
+    const registry = state.registry;
+    for (const s of sessions.all()) {
+      const found = findInstance(registry, s.instance);
+      if (!found) {
+        if (!this.#withdrawn.has(s.instance) && s.connected) {
+          this.#withdrawn.add(s.instance);
+          this.#d.log({ type: 'withdrawn', instance: s.instance, message: diagnostic('InstanceWithdrawn', { instance: s.instance }).message });
+        }
+        continue;
+      }
+      this.#withdrawn.delete(s.instance);
+      if (found.workload !== s.workload) {
+        s.workload = found.workload;
+        try {
+          s.kind = state.node(found.workload).kind;
+        } catch {
+          /* keep the kind it had */
+        }
+      }
+    }
+  }
+
+  close(): void {
+    for (const t of this.#goneTimers.values()) clearTimeout(t);
+    this.#goneTimers.clear();
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The agent: the proxy's side of the control-plane stream. It registers
+ * (`hello`: the instance, the data plane's listeners, the version it already
+ * serves), applies every snapshot to the data plane and answers ACK or NACK
+ * with the reason, reports the local app's health (optional HTTP check), and
+ * reconnects with jittered exponential backoff while the data plane keeps
+ * serving its last snapshot. A `refused` registration stops it for good: the
+ * caller must not serve (see `onRefused`).
+ */
+import { request } from 'node:http';
+import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
+import type { ControlMessage, HelloMessage, ProxyMessage } from '../protocol/stream.js';
+import { meshService, STREAM_CHANNEL_OPTIONS } from '../protocol/stream.js';
+import type { DataPlane } from './types.js';
+
+export interface AgentHealthCheck {
+  /** The app's port on `host` (127.0.0.1). */
+  readonly port: number;
+  readonly path: string;
+  readonly host?: string;
+  /** Time between checks; 1.5 s by default. */
+  readonly intervalMs?: number;
+  /** Time a check may take; 1 s by default. */
+  readonly timeoutMs?: number;
+}
+
+export type AgentEvent =
+  | { readonly type: 'connecting'; readonly target: string; readonly attempt: number }
+  | { readonly type: 'connected'; readonly target: string }
+  | { readonly type: 'disconnected'; readonly reason: string; readonly retryInMs: number }
+  | { readonly type: 'applied'; readonly version: string }
+  | { readonly type: 'nack'; readonly version: string; readonly reason: string }
+  | { readonly type: 'refused'; readonly code: string; readonly reason: string }
+  | { readonly type: 'health'; readonly healthy: boolean; readonly detail?: string };
+
+export interface AgentOptions {
+  /** `host:port` of the control plane's gRPC server. */
+  readonly controlPlane: string;
+  /** The instance this proxy serves, `workload.namespace#i` or `workload.namespace`. */
+  readonly instance: string;
+  readonly dataPlane: DataPlane;
+  readonly proxyVersion?: string;
+  /** Claims sent with hello; the control plane refuses the proxy if they disagree with the configuration. */
+  readonly claims?: HelloMessage['claims'];
+  readonly healthCheck?: AgentHealthCheck;
+  /** First reconnect delay (200 ms) and its cap (5 s); each delay is jittered by ±20 %. */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** How long to wait for the control plane to accept hello before trying again; 10 s. */
+  readonly helloTimeoutMs?: number;
+  /** Insecure by default (mTLS comes with the CA). */
+  readonly credentials?: ChannelCredentials;
+  readonly log?: (e: AgentEvent) => void;
+  /** The registration was refused: the agent has stopped and the proxy must not serve. */
+  readonly onRefused?: (code: string, reason: string) => void;
+}
+
+export interface Agent {
+  /** Runs the first health check (if any), then connects; returns at once after that. */
+  start(): Promise<void>;
+  readonly connected: boolean;
+  /** Set once the control plane refused the registration. */
+  readonly refused: { readonly code: string; readonly reason: string } | undefined;
+  /** The last health the check saw (undefined without a check, or before the first). */
+  readonly healthy: boolean | undefined;
+  close(): Promise<void>;
+}
+
+export function createAgent(opts: AgentOptions): Agent {
+  const log = opts.log ?? (() => {});
+  const initial = opts.backoff?.initialMs ?? 200;
+  const cap = opts.backoff?.maxMs ?? 5000;
+  let client: Client | undefined;
+  let call: ClientDuplexStream<ProxyMessage, ControlMessage> | undefined;
+  let connected = false;
+  let closed = false;
+  let refused: { code: string; reason: string } | undefined;
+  let healthy: boolean | undefined;
+  let healthDetail: string | undefined;
+  let attempt = 0;
+  let failures = 0;
+  let retry: NodeJS.Timeout | undefined;
+  let healthTimer: NodeJS.Timeout | undefined;
+
+  const setConnected = (c: boolean) => {
+    if (connected === c) return;
+    connected = c;
+    opts.dataPlane.setControlPlaneConnected(c);
+  };
+
+  const send = (m: ProxyMessage) => {
+    if (call && !call.writableEnded) call.write(m);
+  };
+
+  const sendHealth = () => {
+    if (healthy !== undefined) send({ type: 'health', healthy, ...(healthDetail ? { detail: healthDetail } : {}) });
+  };
+
+  const connect = () => {
+    if (closed || refused) return;
+    attempt++;
+    log({ type: 'connecting', target: opts.controlPlane, attempt });
+    client = new Client(opts.controlPlane, opts.credentials ?? credentials.createInsecure(), { ...STREAM_CHANNEL_OPTIONS });
+    const c: ClientDuplexStream<ProxyMessage, ControlMessage> = client.makeBidiStreamRequest(
+      meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata(),
+    );
+    call = c;
+    let over = false;
+    const helloTimer = setTimeout(() => end(`no answer to hello within ${opts.helloTimeoutMs ?? 10_000} ms`), opts.helloTimeoutMs ?? 10_000);
+    const end = (reason: string) => {
+      if (over) return;
+      over = true;
+      clearTimeout(helloTimer);
+      if (call === c) call = undefined;
+      c.cancel();
+      const ch = client;
+      client = undefined;
+      ch?.close();
+      setConnected(false);
+      if (closed || refused) return;
+      const base = Math.min(cap, initial * 2 ** Math.min(failures, 16));
+      failures++;
+      const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+      log({ type: 'disconnected', reason, retryInMs: delay });
+      retry = setTimeout(connect, delay);
+    };
+    c.on('metadata', () => {
+      clearTimeout(helloTimer);
+      failures = 0;
+      setConnected(true);
+      log({ type: 'connected', target: opts.controlPlane });
+    });
+    c.on('data', (m: ControlMessage) => {
+      if (over) return;
+      if (m.type === 'refused') {
+        refused = { code: m.code, reason: m.reason };
+        log({ type: 'refused', code: m.code, reason: m.reason });
+        end(`refused ${m.code}`);
+        opts.onRefused?.(m.code, m.reason);
+        return;
+      }
+      if (m.type !== 'snapshot') return;
+      if (opts.dataPlane.snapshot?.version === m.version) {
+        send({ type: 'ack', version: m.version, nonce: m.nonce });
+        return;
+      }
+      const r = opts.dataPlane.apply(m.snapshot);
+      if (r.ok) {
+        send({ type: 'ack', version: m.version, nonce: m.nonce });
+        log({ type: 'applied', version: m.version });
+      } else {
+        send({ type: 'nack', version: m.version, nonce: m.nonce, reason: r.reason });
+        log({ type: 'nack', version: m.version, reason: r.reason });
+      }
+    });
+    c.on('error', (e: Error & { code?: number; details?: string }) => end(e.details || e.message));
+    c.on('end', () => end('the control plane ended the stream'));
+    c.on('status', (st: { code: number; details: string }) => { if (st.code !== 0) end(st.details || `status ${st.code}`); });
+
+    const a = opts.dataPlane.addresses;
+    const servingVersion = opts.dataPlane.snapshot?.version;
+    c.write({
+      type: 'hello',
+      instance: opts.instance,
+      proxyVersion: opts.proxyVersion ?? 'trellis',
+      listeners: { inbound: a.inbound ?? '', ...(a.outbound ? { outbound: a.outbound } : {}), admin: a.admin },
+      ...(opts.claims ? { claims: opts.claims } : {}),
+      ...(servingVersion ? { servingVersion } : {}),
+    });
+    sendHealth();
+  };
+
+  const check = (): Promise<void> => new Promise((resolve) => {
+    const hc = opts.healthCheck!;
+    const done = (ok: boolean, detail?: string) => {
+      const changed = healthy !== ok;
+      healthy = ok;
+      healthDetail = detail;
+      if (changed) {
+        log({ type: 'health', healthy: ok, ...(detail ? { detail } : {}) });
+        sendHealth();
+      }
+      resolve();
+    };
+    const req = request({ host: hc.host ?? '127.0.0.1', port: hc.port, path: hc.path, method: 'GET', timeout: hc.timeoutMs ?? 1000, agent: false }, (res) => {
+      res.resume();
+      const code = res.statusCode ?? 0;
+      done(code >= 200 && code < 300, code >= 200 && code < 300 ? undefined : `GET ${hc.path} answered ${code}`);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${hc.path} took more than ${hc.timeoutMs ?? 1000} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => done(false, e.code ? `GET ${hc.path}: ${e.code}` : e.message));
+    req.end();
+  });
+
+  const healthLoop = () => {
+    if (closed || refused) return;
+    void check().then(() => {
+      if (closed || refused) return;
+      healthTimer = setTimeout(healthLoop, opts.healthCheck!.intervalMs ?? 1500);
+    });
+  };
+
+  return {
+    async start() {
+      if (opts.healthCheck) {
+        await check();
+        healthTimer = setTimeout(healthLoop, opts.healthCheck.intervalMs ?? 1500);
+      }
+      connect();
+    },
+    get connected() {
+      return connected;
+    },
+    get refused() {
+      return refused;
+    },
+    get healthy() {
+      return healthy;
+    },
+    async close() {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      if (healthTimer) clearTimeout(healthTimer);
+      const c = call;
+      call = undefined;
+      if (c) {
+        c.end();
+        c.cancel();
+      }
+      client?.close();
+      client = undefined;
+      setConnected(false);
+    },
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * The sidecar (or gateway) data plane: its listeners, the snapshot state in
+ * force, the upstream pools and the admin port. `apply()` builds a new state
+ * in full (applied-snapshot.ts) and swaps one reference; requests keep the
+ * state they started with. Contracts: docs/running-mesh.md; the interface:
+ * types.ts.
+ *
+ *     sidecar:  app ──▶ outbound listener ──▶ peer's inbound listener ──▶ peer app
+ *               peer ──▶ inbound listener ──▶ 127.0.0.1:<app port>
+ *     gateway:  outside ──▶ gateway listener (per server port) ──▶ inbound listeners
+ */
+import type { Server } from 'node:http';
+import type { Agent } from 'undici';
+import type { Snapshot } from '../protocol/snapshot.js';
+import { createAdminServer } from './admin-server.js';
+import { buildAppliedSnapshot, type AppliedSnapshot } from './applied-snapshot.js';
+import type { ExchangeHost } from './exchange.js';
+import { gatewayHandler } from './gateway-listener.js';
+import { createProxyServer, listen, stopListening } from './http-server.js';
+import { inboundHandler } from './inbound-listener.js';
+import type { ListenerContext } from './listener-context.js';
+import { ProxyMetrics } from './metrics.js';
+import { outboundHandler, refuseConnect } from './outbound-listener.js';
+import type { ApplyResult, DataPlane, DataPlaneAddresses, DataPlaneOptions } from './types.js';
+import { hostPort, passthroughAgent, UpstreamPools } from './upstream-pools.js';
+
+export type { DataPlane, DataPlaneOptions, DataPlaneAddresses, ApplyResult } from './types.js';
+
+/** How long close() lets requests in flight finish when no grace is given. */
+export const DEFAULT_GRACE_MS = 5_000;
+
+interface Listener {
+  readonly kind: 'outbound' | 'inbound' | 'gateway' | 'admin';
+  readonly server: Server;
+  readonly port: number;
+  /** Gateway: the Gateway server port this listener serves. */
+  readonly serverPort?: number;
+}
+
+export function createDataPlane(opts: DataPlaneOptions): DataPlane {
+  const bind = opts.host ?? '127.0.0.1';
+  const pools = new UpstreamPools();
+  const metrics = new ProxyMetrics();
+  const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
+  let state: AppliedSnapshot | undefined;
+  let agent: Agent | undefined;
+  let started: Promise<DataPlaneAddresses> | undefined;
+  let listening = false;
+  let closed = false;
+  let addresses: DataPlaneAddresses = { admin: '' };
+
+  const ctx: ListenerContext = {
+    current: () => state,
+    host: exchanges,
+    passthrough: () => (agent ??= passthroughAgent(state?.snapshot.mesh.connectTimeoutMs ?? 10_000)),
+  };
+
+  const listeners: Listener[] = [];
+  if (opts.mode === 'sidecar') {
+    const outbound = createProxyServer(outboundHandler(ctx));
+    outbound.on('connect', refuseConnect);
+    listeners.push({ kind: 'outbound', server: outbound, port: opts.outboundPort ?? 0 });
+    listeners.push({ kind: 'inbound', server: createProxyServer(inboundHandler(ctx)), port: opts.inboundPort ?? 0 });
+  } else {
+    for (const [serverPort, local] of Object.entries(opts.gatewayPorts ?? {})) {
+      const sp = Number(serverPort);
+      listeners.push({ kind: 'gateway', server: createProxyServer(gatewayHandler(ctx, sp)), port: local, serverPort: sp });
+    }
+  }
+  const admin = createAdminServer({
+    metrics,
+    snapshot: () => state?.snapshot,
+    notReady: () => (closed ? 'the proxy is shutting down' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
+    gauges: () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size }),
+  });
+  listeners.push({ kind: 'admin', server: admin, port: opts.adminPort ?? 0 });
+
+  async function start(): Promise<DataPlaneAddresses> {
+    const bound = await Promise.all(listeners.map(async (l) => ({ l, port: await listen(l.server, bind, l.port) })));
+    const at = (port: number) => hostPort(bind, port);
+    const gateway: Record<number, string> = {};
+    let outbound: string | undefined;
+    let inbound: string | undefined;
+    let adminAt = '';
+    for (const { l, port } of bound) {
+      if (l.kind === 'outbound') outbound = at(port);
+      else if (l.kind === 'inbound') inbound = at(port);
+      else if (l.kind === 'admin') adminAt = at(port);
+      else gateway[l.serverPort!] = at(port);
+    }
+    addresses = Object.freeze({
+      admin: adminAt,
+      ...(outbound ? { outbound } : {}),
+      ...(inbound ? { inbound } : {}),
+      ...(opts.mode === 'gateway' ? { gateway: Object.freeze(gateway) } : {}),
+    });
+    listening = true;
+    return addresses;
+  }
+
+  function apply(snapshot: Snapshot): ApplyResult {
+    if (closed) return { ok: false, reason: 'the data plane is closed' };
+    try {
+      const next = buildAppliedSnapshot(snapshot, { mode: opts.mode, pools, appPort: opts.appPort });
+      const prev = state;
+      state = next;
+      prev?.retire();
+      metrics.snapshotApplied();
+      return { ok: true };
+    } catch (err) {
+      metrics.snapshotRejected();
+      return { ok: false, reason: (err as Error)?.message ?? String(err) };
+    }
+  }
+
+  async function close(graceMs = DEFAULT_GRACE_MS): Promise<void> {
+    if (closed) return;
+    closed = true;
+    exchanges.closing = true;
+    const stopped = listeners.map((l) => stopListening(l.server));
+    if (exchanges.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const finish = () => { clearTimeout(timer); clearInterval(tick); resolve(); };
+        const timer = setTimeout(finish, graceMs);
+        // Connections that go idle after their last response are closed as they do.
+        const tick = setInterval(() => { for (const l of listeners) l.server.closeIdleConnections(); }, 50);
+        exchanges.onIdle = finish;
+      });
+    }
+    exchanges.onIdle = undefined;
+    for (const l of listeners) l.server.closeAllConnections();
+    await Promise.all(stopped);
+    state?.retire();
+    await pools.destroy();
+    await agent?.destroy().catch(() => undefined);
+  }
+
+  return {
+    start: () => (started ??= start()),
+    apply,
+    get snapshot() { return state?.snapshot; },
+    get addresses() { return addresses; },
+    setControlPlaneConnected: (connected) => metrics.setControlPlaneConnected(connected),
+    close,
+  } satisfies DataPlane;
+}

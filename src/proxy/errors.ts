@@ -1,0 +1,91 @@
+/**
+ * The proxy's errors as data: a stable code, where the failure came from,
+ * whether a retry may help, and the status and Envoy response flag the
+ * caller sees. Local replies (local-reply.ts) are built from these kinds, so
+ * every answer the proxy gives itself has a code, a flag and a reason.
+ */
+import type { ResponseFlag } from '../protocol/request-record.js';
+
+export type ErrorSource = 'downstream' | 'upstream' | 'internal';
+
+/**
+ * What went wrong with one upstream attempt, in the terms retry policies use
+ * (retry-policy.ts decides which of them a route retries).
+ */
+export type UpstreamFailure = 'connect-failure' | 'reset' | 'per-try-timeout' | 'protocol';
+
+export interface ErrorKind {
+  readonly code: string;
+  readonly status: number;
+  readonly flag?: ResponseFlag;
+  readonly source: ErrorSource;
+  /** The first words of the plain-text body; a detail may follow after a colon. */
+  readonly message: string;
+}
+
+/** The catalogue of answers the proxy gives itself. Codes are permanent. */
+export const PROXY_ERRORS = {
+  NO_SNAPSHOT: { code: 'TRL_PROXY_NO_SNAPSHOT', status: 503, source: 'internal', message: 'the proxy has no configuration yet' },
+  BAD_REQUEST: { code: 'TRL_PROXY_BAD_REQUEST', status: 400, source: 'downstream', message: 'bad request' },
+  NO_ROUTE: { code: 'TRL_PROXY_NO_ROUTE', status: 404, flag: 'NR', source: 'downstream', message: 'no route' },
+  BLACKHOLE: { code: 'TRL_PROXY_BLACKHOLE', status: 502, flag: 'NR', source: 'downstream', message: 'not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY' },
+  NO_INBOUND_LISTENER: { code: 'TRL_PROXY_NO_INBOUND', status: 404, flag: 'NR', source: 'downstream', message: 'no inbound listener' },
+  NO_CLUSTER: { code: 'TRL_PROXY_NO_CLUSTER', status: 503, flag: 'NC', source: 'internal', message: 'no cluster' },
+  NO_HEALTHY_UPSTREAM: { code: 'TRL_PROXY_NO_HEALTHY_UPSTREAM', status: 503, flag: 'UH', source: 'upstream', message: 'no healthy upstream' },
+  CONNECT_FAILURE: { code: 'TRL_PROXY_CONNECT_FAILURE', status: 503, flag: 'UF', source: 'upstream', message: 'upstream connect error' },
+  UPSTREAM_RESET: { code: 'TRL_PROXY_UPSTREAM_RESET', status: 503, flag: 'UC', source: 'upstream', message: 'upstream reset before response headers' },
+  UPSTREAM_TIMEOUT: { code: 'TRL_PROXY_UPSTREAM_TIMEOUT', status: 504, flag: 'UT', source: 'upstream', message: 'upstream request timeout' },
+  INTERNAL: { code: 'TRL_PROXY_INTERNAL', status: 500, source: 'internal', message: 'internal proxy error' },
+} as const satisfies Record<string, ErrorKind>;
+
+/** An error with a kind from the catalogue; thrown or passed as an abort reason. */
+export class ProxyError extends Error {
+  readonly kind: ErrorKind;
+  constructor(kind: ErrorKind, detail?: string, options?: { cause?: unknown }) {
+    super(detail ? `${kind.message}: ${detail}` : kind.message, options);
+    this.kind = kind;
+  }
+  get code(): string { return this.kind.code; }
+}
+
+/** A snapshot the data plane cannot use; `apply()` turns it into a NACK reason. */
+export class SnapshotError extends Error {
+  readonly code = 'TRL_PROXY_BAD_SNAPSHOT';
+}
+
+/** Abort reasons the forwarder gives undici; recognised when undici hands them back. */
+export const ABORT = {
+  perTryTimeout: new ProxyError(PROXY_ERRORS.UPSTREAM_TIMEOUT, 'per-try timeout'),
+  routeTimeout: new ProxyError(PROXY_ERRORS.UPSTREAM_TIMEOUT),
+  downstreamGone: new ProxyError({ code: 'TRL_PROXY_DOWNSTREAM_GONE', status: 499, flag: 'DC', source: 'downstream', message: 'downstream connection closed' }),
+  dropped: new ProxyError({ code: 'TRL_PROXY_ATTEMPT_DROPPED', status: 502, source: 'internal', message: 'upstream attempt dropped' }),
+} as const;
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT',
+]);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_INFO']);
+
+/** Classifies an error undici reports for an attempt that got no response headers. */
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  if (err === ABORT.perTryTimeout) return 'per-try-timeout';
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (CONNECT_CODES.has(code)) return 'connect-failure';
+    if (RESET_CODES.has(code)) return 'reset';
+  }
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if (cause && cause !== err) return classifyUpstreamError(cause);
+  return 'protocol';
+}
+
+/** The answer for an attempt that failed this way and is not retried. */
+export function failureKind(f: UpstreamFailure): ErrorKind {
+  switch (f) {
+    case 'connect-failure': return PROXY_ERRORS.CONNECT_FAILURE;
+    case 'per-try-timeout': return PROXY_ERRORS.UPSTREAM_TIMEOUT;
+    case 'reset':
+    case 'protocol': return PROXY_ERRORS.UPSTREAM_RESET;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * A gateway listener: one per Gateway server port. Traffic from outside
+ * passes the gateway chain (identity headers stripped), then is routed with
+ * the snapshot's route table of the server port (the Host header picks the
+ * virtual host) and forwarded like outbound traffic. What no route takes is
+ * 404 NR: a gateway passes nothing through.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { RouteRequest } from '../policy/request.js';
+import { PROXY_ERRORS } from './errors.js';
+import { Exchange } from './exchange.js';
+import { runChain } from './filter-chain.js';
+import { ensureRequestId, setForwarded, upstreamRequestHeaders } from './headers.js';
+import type { ListenerContext } from './listener-context.js';
+import { replyFor, sendLocalReply } from './local-reply.js';
+import { requestTarget, type RequestTarget } from './request-target.js';
+import { internalError, serveRoute } from './route-executor.js';
+
+export function gatewayHandler(ctx: ListenerContext, serverPort: number): RequestListener {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const state = ctx.current();
+    const ex = new Exchange('gateway', req, res, state, ctx.host);
+    if (!state) { sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_SNAPSHOT)); return; }
+    const parsed = requestTarget(req);
+    if (typeof parsed === 'string') { ex.authority = req.headers.host ?? ''; sendLocalReply(ex, replyFor(PROXY_ERRORS.BAD_REQUEST, parsed)); return; }
+    const t: RequestTarget = { ...parsed, port: serverPort };
+    ex.authority = t.authority;
+    ex.path = t.path;
+    const h = (ex.headers = upstreamRequestHeaders(req.headers));
+    h.host = t.authority;
+    ex.requestId = ensureRequestId(h);
+    setForwarded(h, ex.remoteAddress, t.scheme);
+    runChain(state.gatewayChain, ex, (v) => {
+      if (v) { sendLocalReply(ex, v); return; }
+      const rr: RouteRequest = {
+        port: serverPort, host: t.authority, path: t.path, method: ex.method, scheme: t.scheme,
+        headers: state.pseudoHeaders ? { ...req.headers, ':authority': t.authority } : req.headers,
+      };
+      const d = state.router.route(rr);
+      if (d.virtualHost) ex.virtualHost = d.virtualHost.name;
+      if (!d.ok) { sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_ROUTE, d.detail)); return; }
+      serveRoute(ex, state.plans.get(d.route)!, d.matchIndex, t);
+    }, (err) => internalError(ex, err));
+  };
+}

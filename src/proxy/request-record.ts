@@ -1,0 +1,45 @@
+/**
+ * Publishing the per-request record (src/protocol/request-record.ts) on the
+ * `trellis:request` diagnostics channel. Nothing is built when nobody
+ * subscribes: the exchange asks `recordsWanted()` before calling in.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { REQUEST_CHANNEL, type RequestRecord } from '../protocol/request-record.js';
+import type { Exchange } from './exchange.js';
+
+const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
+
+export function recordsWanted(): boolean {
+  return channel.hasSubscribers;
+}
+
+export function toRecord(ex: Exchange, status: number): RequestRecord {
+  const r: { -readonly [K in keyof RequestRecord]: RequestRecord[K] } = {
+    direction: ex.direction,
+    proxy: ex.state?.snapshot.node.id ?? '',
+    requestId: ex.requestId,
+    method: ex.method,
+    authority: ex.authority,
+    path: ex.path,
+    protocol: `HTTP/${ex.req.httpVersion}`,
+    status,
+    responseFlags: ex.flags ?? [],
+    startTime: ex.startTime,
+    durationMs: ex.durationMs,
+    bytesReceived: ex.bytesReceived,
+    bytesSent: ex.bytesSent,
+  };
+  if (ex.virtualHost !== undefined) r.virtualHost = ex.virtualHost;
+  if (ex.route !== undefined) r.route = ex.route;
+  if (ex.cluster !== undefined) r.cluster = ex.cluster;
+  if (ex.upstream !== undefined) r.upstream = ex.upstream;
+  if (ex.upstreamMs !== undefined) r.upstreamMs = ex.upstreamMs;
+  if (ex.sourceIdentity) r.sourceIdentity = ex.sourceIdentity;
+  if (ex.destinationIdentity) r.destinationIdentity = ex.destinationIdentity;
+  if (ex.attempts !== undefined) r.attempts = ex.attempts;
+  return Object.freeze(r);
+}
+
+export function publishRecord(ex: Exchange, status: number): void {
+  channel.publish(toRecord(ex, status));
+}

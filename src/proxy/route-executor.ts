@@ -1,0 +1,69 @@
+/**
+ * Serves a request with the plan of the route the router chose (outbound and
+ * gateway listeners): the route's stages, then its action — a direct
+ * response, a redirect, or forwarding: weighted destination → cluster
+ * target (503 NC when missing, 503 UH without endpoints) → header
+ * operations, rewrite → body → forwarder.
+ */
+import { pickWeighted } from '../policy/weighted.js';
+import { PROXY_ERRORS } from './errors.js';
+import type { Exchange } from './exchange.js';
+import { runChain } from './filter-chain.js';
+import { forward, type HostSet } from './forwarder.js';
+import { replyFor, sendLocalReply } from './local-reply.js';
+import { withRequestBody } from './request-body.js';
+import type { RequestTarget } from './request-target.js';
+import { NO_RETRY } from './retry-policy.js';
+import type { ForwardPlan, RoutePlan } from './route-plan.js';
+
+export function internalError(ex: Exchange, err: unknown): void {
+  sendLocalReply(ex, replyFor(PROXY_ERRORS.INTERNAL, (err as Error)?.message ?? String(err)));
+}
+
+export function serveRoute(ex: Exchange, plan: RoutePlan, matchIndex: number, t: RequestTarget): void {
+  ex.route = plan.name;
+  if (plan.chain.stages.length === 0) { act(ex, plan, matchIndex, t); return; }
+  runChain(plan.chain, ex, (v) => (v ? sendLocalReply(ex, v) : act(ex, plan, matchIndex, t)), (err) => internalError(ex, err));
+}
+
+function act(ex: Exchange, plan: RoutePlan, matchIndex: number, t: RequestTarget): void {
+  switch (plan.kind) {
+    case 'direct': sendLocalReply(ex, plan.reply); return;
+    case 'redirect': {
+      const location = plan.location(t);
+      sendLocalReply(ex, { status: plan.status, body: '', headers: { location } });
+      return;
+    }
+    case 'forward': forwardRoute(ex, plan, matchIndex, t); return;
+  }
+}
+
+function forwardRoute(ex: Exchange, plan: ForwardPlan, matchIndex: number, t: RequestTarget): void {
+  const ds = plan.destinations;
+  const d = ds.length === 1 ? ds[0]! : pickWeighted(ds, Math.random())!;
+  ex.cluster = d.cluster;
+  const target = d.target;
+  if (!target) {
+    sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_CLUSTER, `route "${plan.name}" sends to ${d.cluster}, which is not in the snapshot`));
+    return;
+  }
+  if (target.hosts.length === 0) {
+    sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_HEALTHY_UPSTREAM, `${d.cluster} has no healthy endpoint`));
+    return;
+  }
+  const h = ex.headers;
+  const hashKey = target.hashKey?.(ex);
+  d.requestEdit?.(h);
+  if (plan.authority !== undefined) h.host = plan.authority;
+  const path = plan.rewrites ? plan.rewrites[matchIndex + 1]!(t.path) : t.path;
+  const { retry, timeoutMs } = plan;
+  const responseEdit = d.responseEdit;
+  withRequestBody(ex, retry.maxRetries > 0, (body) => forward(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body, retry, timeoutMs, responseEdit }));
+}
+
+/** Forwards to one host as it is: no retries, no timeout (inbound to the app, passthrough). */
+export function forwardDirect(ex: Exchange, hosts: HostSet, path: string): void {
+  withRequestBody(ex, false, (body) => forward(ex, {
+    hosts, hashKey: undefined, method: ex.method, path, headers: ex.headers, body, retry: NO_RETRY, timeoutMs: 0, responseEdit: undefined,
+  }));
+}

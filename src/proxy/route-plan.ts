@@ -1,0 +1,111 @@
+/**
+ * A route's action prepared for requests, once per snapshot: the weighted
+ * destinations resolved to cluster targets (or marked missing: 503 NC), the
+ * header operations of route and destination composed, the rewrite, the
+ * retry policy and the route's filter chain (its fault stage) built. At
+ * request time nothing is looked up, parsed or compiled.
+ */
+import type { Route, TcpRoute, WeightedCluster } from '../protocol/snapshot.js';
+import { SnapshotError } from './errors.js';
+import type { ClusterTarget } from './cluster-target.js';
+import { faultStage } from './fault.js';
+import { composeChain, EMPTY_CHAIN, type Chain } from './filter-chain.js';
+import { compileHeaderOps, type HeaderEdit } from './headers.js';
+import type { LocalReply } from './local-reply.js';
+import { compileRedirect, type LocationBuilder } from './redirect.js';
+import { compileRetry, NO_RETRY, type CompiledRetry } from './retry-policy.js';
+import { compileRewrites, type PathRewrite } from './rewrite.js';
+
+export interface Destination {
+  readonly cluster: string;
+  readonly weight: number;
+  /** Undefined: the snapshot has no such cluster (503 NC). */
+  readonly target: ClusterTarget | undefined;
+  readonly requestEdit: HeaderEdit | undefined;
+  readonly responseEdit: HeaderEdit | undefined;
+}
+
+interface PlanBase {
+  /** The route's name, for the record. */
+  readonly name: string;
+  /** The route's stages (fault); run before the action. */
+  readonly chain: Chain;
+}
+
+export interface ForwardPlan extends PlanBase {
+  readonly kind: 'forward';
+  readonly destinations: readonly Destination[];
+  readonly timeoutMs: number;
+  readonly retry: CompiledRetry;
+  /** By the applied match alternative + 1; undefined: the path is not rewritten. */
+  readonly rewrites: readonly PathRewrite[] | undefined;
+  /** Host header to send instead of the caller's. */
+  readonly authority: string | undefined;
+}
+
+export interface RedirectPlan extends PlanBase {
+  readonly kind: 'redirect';
+  readonly status: number;
+  readonly location: LocationBuilder;
+}
+
+export interface DirectPlan extends PlanBase {
+  readonly kind: 'direct';
+  readonly reply: LocalReply;
+}
+
+export type RoutePlan = ForwardPlan | RedirectPlan | DirectPlan;
+
+function checkStatus(status: number, what: string): void {
+  if (!Number.isInteger(status) || status < 100 || status > 599) throw new SnapshotError(`${what}: status ${status} is not an HTTP status from 100 to 599`);
+}
+
+function destinations(wcs: readonly WeightedCluster[], targets: ReadonlyMap<string, ClusterTarget>, route: Pick<Route['action'] & { kind: 'forward' }, 'requestHeaders' | 'responseHeaders'>): Destination[] {
+  return wcs.map((wc) => ({
+    cluster: wc.cluster,
+    weight: wc.weight,
+    target: targets.get(wc.cluster),
+    requestEdit: compileHeaderOps([route.requestHeaders, wc.requestHeaders]),
+    responseEdit: compileHeaderOps([route.responseHeaders, wc.responseHeaders]),
+  }));
+}
+
+export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap<string, ClusterTarget>): RoutePlan {
+  const a = route.action;
+  const name = route.name;
+  try {
+    switch (a.kind) {
+      case 'direct':
+        checkStatus(a.status, 'directResponse');
+        return { kind: 'direct', name, chain: EMPTY_CHAIN, reply: { status: a.status, body: a.body ?? '' } };
+      case 'redirect':
+        checkStatus(a.status, 'redirect');
+        return { kind: 'redirect', name, chain: EMPTY_CHAIN, status: a.status, location: compileRedirect(a) };
+      case 'forward':
+        if (!(a.timeoutMs >= 0)) throw new SnapshotError(`timeoutMs ${a.timeoutMs} is negative`);
+        return {
+          kind: 'forward', name,
+          chain: composeChain(faultStage(`${where} route "${name}"`, a.fault)),
+          destinations: destinations(a.clusters, targets, a),
+          timeoutMs: a.timeoutMs,
+          retry: compileRetry(a.retry),
+          rewrites: compileRewrites(route.match, a.rewrite),
+          authority: a.rewrite?.authority,
+        };
+      default:
+        throw new SnapshotError(`unknown route action "${(a as { kind: string }).kind}"`);
+    }
+  } catch (err) {
+    if (err instanceof SnapshotError) throw new SnapshotError(`${where} route "${name}": ${err.message}`);
+    throw err;
+  }
+}
+
+/** An opaque TCP service reached through the HTTP listener: forwarded as it is, without HTTP routing features. */
+export function buildTcpPlan(tcp: TcpRoute, targets: ReadonlyMap<string, ClusterTarget>): ForwardPlan {
+  return {
+    kind: 'forward', name: `tcp ${tcp.host}:${tcp.port}`, chain: EMPTY_CHAIN,
+    destinations: destinations(tcp.clusters, targets, {}),
+    timeoutMs: 0, retry: NO_RETRY, rewrites: undefined, authority: undefined,
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * Helpers for control-plane tests: configuration directories in a temp dir,
+ * a control plane on ports 0, a raw gRPC client that speaks the stream
+ * (src/protocol/stream.ts) the way a proxy does, JSON from the admin API, and
+ * polling with a deadline.
+ */
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Client, credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/controlplane/control-plane.js';
+import type { ControlPlaneEvent } from '../../src/controlplane/events.js';
+import type { ControlMessage, HelloMessage, ProxyMessage, SnapshotMessage } from '../../src/protocol/stream.js';
+import { meshService, STREAM_CHANNEL_OPTIONS } from '../../src/protocol/stream.js';
+
+/** Polls `probe` until it returns a value other than undefined/false, or fails after `ms` with what it last saw. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000, every = 25): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}; last saw: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A directory of YAML files under the OS temp dir; `write` edits, `remove` deletes it all. */
+export class ConfigDir {
+  readonly path = mkdtempSync(join(tmpdir(), 'trellis-cp-'));
+
+  constructor(files: Record<string, string> = {}) {
+    for (const [name, text] of Object.entries(files)) this.write(name, text);
+  }
+
+  write(name: string, text: string): void {
+    const p = join(this.path, name);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, text);
+  }
+
+  rm(name: string): void {
+    rmSync(join(this.path, name), { force: true });
+  }
+
+  remove(): void {
+    rmSync(this.path, { recursive: true, force: true });
+  }
+}
+
+export interface TestControlPlane {
+  readonly cp: ControlPlane;
+  readonly grpc: string;
+  readonly admin: string;
+  readonly events: ControlPlaneEvent[];
+  get<T = unknown>(path: string): Promise<{ status: number; body: T; text: string }>;
+}
+
+export async function startControlPlane(config: string, opts: Partial<ControlPlaneOptions> = {}): Promise<TestControlPlane> {
+  const events: ControlPlaneEvent[] = [];
+  const cp = createControlPlane({ config, grpcPort: 0, adminPort: 0, registrationGraceMs: 0, pollMs: 50, cwd: config, ...opts, log: (e) => events.push(e) });
+  const { grpc, admin } = await cp.start();
+  return {
+    cp, grpc, admin, events,
+    async get<T>(path: string) {
+      const res = await fetch(`http://${admin}${path}`);
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        /* Prometheus text */
+      }
+      return { status: res.status, body: body as T, text };
+    },
+  };
+}
+
+/** A proxy's side of the stream without a data plane: sends what a test says, records what the control plane sends. */
+export class StreamClient {
+  readonly received: ControlMessage[] = [];
+  headers = false;
+  ended = false;
+  readonly #client: Client;
+  readonly #call: ClientDuplexStream<ProxyMessage, ControlMessage>;
+
+  constructor(target: string) {
+    this.#client = new Client(target, credentials.createInsecure(), STREAM_CHANNEL_OPTIONS);
+    this.#call = this.#client.makeBidiStreamRequest(meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata());
+    this.#call.on('metadata', () => (this.headers = true));
+    this.#call.on('data', (m: ControlMessage) => this.received.push(m));
+    this.#call.on('end', () => (this.ended = true));
+    this.#call.on('error', () => (this.ended = true));
+  }
+
+  /** Opens a stream and says hello for `instance`, listening on `inbound`. */
+  static hello(target: string, instance: string, inbound: string, extra: Partial<HelloMessage> = {}): StreamClient {
+    const c = new StreamClient(target);
+    c.send({ type: 'hello', instance, proxyVersion: 'test', listeners: { inbound }, ...extra });
+    return c;
+  }
+
+  send(m: ProxyMessage | Record<string, unknown>): void {
+    this.#call.write(m as ProxyMessage);
+  }
+
+  snapshots(): SnapshotMessage[] {
+    return this.received.filter((m): m is SnapshotMessage => m.type === 'snapshot');
+  }
+
+  /** The next snapshot after the first `after` ones. */
+  async snapshot(after = 0, ms = 3000): Promise<SnapshotMessage> {
+    return waitFor(`snapshot #${after + 1}`, () => this.snapshots()[after], ms);
+  }
+
+  ack(m: SnapshotMessage): void {
+    this.send({ type: 'ack', version: m.version, nonce: m.nonce });
+  }
+
+  close(): void {
+    this.#call.end();
+    this.#call.cancel();
+    this.#client.close();
+  }
+}
+
+export const SHOP = `
+apiVersion: trellis.dev/v1alpha1
+kind: App
+metadata: { name: shop }
+spec:
+  namespace: shop
+  services:
+  - name: web
+    ports: [{ name: http, port: 8080 }]
+    command: [node, web.js]
+  - name: api
+    ports: [{ name: http, port: 8080 }]
+    workloads:
+    - { name: api-v1, labels: { version: v1 }, replicas: 2, command: [node, api.js] }
+    - { name: api-v2, labels: { version: v2 }, command: [node, api.js] }
+  - name: funds-transfer
+    ports: [{ name: http, port: 8080 }]
+    workloads:
+    - { name: funds-transfer, labels: { group: fundsTransfer }, command: [node, f.js] }
+  - name: debit-credit
+    ports: [{ name: http, port: 8080 }]
+    command: [node, d.js]
+  - name: tool
+    namespace: ops
+    ports: [{ name: http, port: 9000 }]
+    command: [node, t.js]
+`;
+
+/** A VirtualService for api in shop, visible to shop only, with a v1/v2 split. */
+export function apiSplit(v1: number, v2: number): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: shop }
+spec:
+  host: api
+  exportTo: ["."]
+  subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: api, namespace: shop }
+spec:
+  hosts: [api]
+  exportTo: ["."]
+  http:
+  - route:
+    - { destination: { host: api, subset: v1 }, weight: ${v1} }
+    - { destination: { host: api, subset: v2 }, weight: ${v2} }
+`;
+}
