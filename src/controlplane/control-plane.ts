@@ -86,9 +86,18 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   let admin: AdminServer | undefined;
   let closed = false;
 
-  const persist = () => {
+  // The registered instances are written to the state dir at most every 200 ms (and on close).
+  let persistTimer: NodeJS.Timeout | undefined;
+  const writeNow = () => {
+    if (persistTimer) clearTimeout(persistTimer);
+    persistTimer = undefined;
     const err = writeState(opts.stateDir, sessions.all().map((s) => s.instance));
     if (err) log({ type: 'error', message: `cannot write state in ${opts.stateDir}: ${err.message}` });
+  };
+  const persist = () => {
+    if (!opts.stateDir || persistTimer) return;
+    persistTimer = setTimeout(writeNow, 200);
+    persistTimer.unref();
   };
   const hub: ProxyHub = new ProxyHub({
     state, sessions, metrics, goneAfterMs: opts.goneAfterMs ?? 30_000, log,
@@ -158,6 +167,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     grace?.close();
     watcher?.close();
     hub.close();
+    if (persistTimer) writeNow();
     for (const s of sessions.connected()) s.stream?.end();
     await Promise.all([grpc?.close(), admin?.close()]);
   };

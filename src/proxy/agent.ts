@@ -95,14 +95,29 @@ export function createAgent(opts: AgentOptions): Agent {
     if (healthy !== undefined) send({ type: 'health', healthy, ...(healthDetail ? { detail: healthDetail } : {}) });
   };
 
+  /** The next reconnect delay: exponential from `initial`, capped, ±20 % jitter. */
+  const nextDelay = () => {
+    const base = Math.min(cap, initial * 2 ** Math.min(failures, 16));
+    failures++;
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  };
+
   const connect = () => {
     if (closed || refused) return;
     attempt++;
     log({ type: 'connecting', target: opts.controlPlane, attempt });
-    client = new Client(opts.controlPlane, opts.credentials ?? credentials.createInsecure(), { ...STREAM_CHANNEL_OPTIONS });
-    const c: ClientDuplexStream<ProxyMessage, ControlMessage> = client.makeBidiStreamRequest(
-      meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata(),
-    );
+    let c: ClientDuplexStream<ProxyMessage, ControlMessage>;
+    try {
+      client = new Client(opts.controlPlane, opts.credentials ?? credentials.createInsecure(), { ...STREAM_CHANNEL_OPTIONS });
+      c = client.makeBidiStreamRequest(meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata());
+    } catch (e) {
+      client?.close();
+      client = undefined;
+      const delay = nextDelay();
+      log({ type: 'disconnected', reason: `cannot open a stream to ${opts.controlPlane}: ${(e as Error).message}`, retryInMs: delay });
+      retry = setTimeout(connect, delay);
+      return;
+    }
     call = c;
     let over = false;
     const helloTimer = setTimeout(() => end(`no answer to hello within ${opts.helloTimeoutMs ?? 10_000} ms`), opts.helloTimeoutMs ?? 10_000);
@@ -117,9 +132,7 @@ export function createAgent(opts: AgentOptions): Agent {
       ch?.close();
       setConnected(false);
       if (closed || refused) return;
-      const base = Math.min(cap, initial * 2 ** Math.min(failures, 16));
-      failures++;
-      const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+      const delay = nextDelay();
       log({ type: 'disconnected', reason, retryInMs: delay });
       retry = setTimeout(connect, delay);
     };

@@ -14,7 +14,7 @@ import { SNAPSHOT_SCHEMA, type InboundListener, type Route, type Snapshot, type 
 import { buildClusterTarget, type ClusterTarget } from './cluster-target.js';
 import { SnapshotError } from './errors.js';
 import { composeChain, type Chain } from './filter-chain.js';
-import type { Host, HostSet } from './forwarder.js';
+import { singleHost, type Host, type HostSet } from './hosts.js';
 import { buildRoutePlan, buildTcpPlan, type ForwardPlan, type RoutePlan } from './route-plan.js';
 import { SANITIZE_IDENTITY } from './sanitize.js';
 import { PoolLease, type PoolSettings, type UpstreamPools } from './upstream-pools.js';
@@ -47,8 +47,12 @@ export class AppliedSnapshot {
     readonly plans: ReadonlyMap<Route, RoutePlan>,
     readonly tcpPlans: ReadonlyMap<TcpRoute, ForwardPlan>,
     readonly inboundByPort: ReadonlyMap<number, InboundRoute>,
-    /** The listener used when the Host port names none and there is only one. */
-    readonly inboundOnly: InboundRoute | undefined,
+    /**
+     * The listener used when the Host port names none: the only one, or the
+     * first when all lead to the same app port (a gateway keeps the outside
+     * Host, whose port is not the service port).
+     */
+    readonly inboundFallback: InboundRoute | undefined,
     /** Whether some route matches a pseudo-header (`:authority`), which routing then gets. */
     readonly pseudoHeaders: boolean,
     readonly lease: PoolLease,
@@ -127,18 +131,18 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
   const inboundByPort = new Map<number, InboundRoute>();
   if (o.mode === 'sidecar') {
     const chain = composeChain(SANITIZE_IDENTITY);
-    const apps = new Map<number, Host>();
+    const apps = new Map<number, HostSet>();
     for (const l of s.inbound) {
       if (inboundByPort.has(l.port)) continue;
       const port = o.appPort ?? l.targetPort;
       let app = apps.get(port);
-      if (!app) apps.set(port, (app = appHost(lease, port, s)));
-      const host = app;
-      inboundByPort.set(l.port, { listener: l, chain, app: { pick: () => host } });
+      if (!app) apps.set(port, (app = singleHost(appHost(lease, port, s))));
+      inboundByPort.set(l.port, { listener: l, chain, app });
     }
   }
-  const only = inboundByPort.size === 1 ? [...inboundByPort.values()][0] : undefined;
-  return new AppliedSnapshot(s, router, plans, tcpPlans, inboundByPort, only, usesPseudoHeaders(plans.keys()), lease);
+  const all = [...inboundByPort.values()];
+  const fallback = all.length > 0 && all.every((r) => r.app === all[0]!.app) ? all[0] : undefined;
+  return new AppliedSnapshot(s, router, plans, tcpPlans, inboundByPort, fallback, usesPseudoHeaders(plans.keys()), lease);
 }
 
 /** Builds the state for a snapshot; throws a SnapshotError (and holds no pools) when it cannot be used. */

@@ -5,7 +5,7 @@
  */
 import { queryParam } from '../policy/request.js';
 import type { Cluster, ClusterEndpoints, LoadBalancer, SnapshotEndpoint } from '../protocol/snapshot.js';
-import type { Host, HostSet } from './forwarder.js';
+import type { Host, HostSet } from './hosts.js';
 import type { Headers } from './headers.js';
 import { createBalancer, type Balancer, type LbHost } from './load-balancer.js';
 import type { PoolLease, Upstream } from './upstream-pools.js';

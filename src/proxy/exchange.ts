@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
 import type { RequestRecord, ResponseFlag } from '../protocol/request-record.js';
 import type { AppliedSnapshot } from './applied-snapshot.js';
 import type { StageContext } from './filter-chain.js';
@@ -25,6 +26,15 @@ export interface ExchangeHost {
   closing: boolean;
   /** Called when an exchange ends (close() waits on it). */
   onIdle?: (() => void) | undefined;
+}
+
+/** What the listeners read from their data plane: the state in force, the shared exchange host, the passthrough agent. */
+export interface ListenerContext {
+  /** The snapshot state in force now; a request keeps the one it started with. */
+  current(): AppliedSnapshot | undefined;
+  readonly host: ExchangeHost;
+  /** The dispatcher for PASSTHROUGH traffic to hosts outside the mesh. */
+  passthrough(): Dispatcher;
 }
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;

@@ -15,26 +15,11 @@ import { ABORT, PROXY_ERRORS, classifyUpstreamError, failureKind, type UpstreamF
 import type { Exchange } from './exchange.js';
 import { downstreamResponseHeaders, type HeaderEdit, type Headers } from './headers.js';
 import { replyFor, sendLocalReply, type LocalReply } from './local-reply.js';
+import type { Host, HostSet } from './hosts.js';
 import type { RequestBody } from './request-body.js';
 import { backoffMs, retriableFailure, retriableResponse, type CompiledRetry } from './retry-policy.js';
-import type { Upstream } from './upstream-pools.js';
 
 type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
-
-/** Where an attempt goes. */
-export interface Host {
-  readonly upstream: Upstream;
-  /** `host:port`, for the record. */
-  readonly address: string;
-  /** The SPIFFE identity the host should present; '' when none. */
-  readonly identity: string;
-}
-
-/** The hosts a request may go to (a cluster's balancer, the local app, a passthrough origin). */
-export interface HostSet {
-  /** Another host than those in `tried` when there is one; undefined when there is none at all. */
-  pick(hashKey: string | undefined, tried: readonly Host[]): Host | undefined;
-}
 
 export interface ForwardSpec {
   readonly hosts: HostSet;
@@ -66,11 +51,11 @@ class Forwarding {
   constructor(readonly ex: Exchange, readonly spec: ForwardSpec) {
     this.replayable = spec.body === null || Buffer.isBuffer(spec.body);
     this.retriesLeft = this.replayable ? spec.retry.maxRetries : 0;
-    if (spec.timeoutMs > 0) this.#timer = setTimeout(this.#onTimeout, spec.timeoutMs);
+    if (spec.timeoutMs > 0) this.#timer = setTimeout(() => this.#onTimeout(), spec.timeoutMs);
     ex.cancel = this.#cancel;
   }
 
-  next = (): void => {
+  next(): void {
     this.#backoff = undefined;
     if (this.done) return;
     const host = this.spec.hosts.pick(this.spec.hashKey, this.tried);
@@ -83,7 +68,7 @@ class Forwarding {
     if (this.tried.length > 1) ex.host.metrics.retried();
     this.current = new Attempt(this, host);
     this.current.send();
-  };
+  }
 
   canRetry(): boolean {
     return this.retriesLeft > 0 && !this.done && !this.ex.closed;
@@ -93,7 +78,7 @@ class Forwarding {
     if (this.done) return;
     this.retriesLeft--;
     this.current = undefined;
-    this.#backoff = setTimeout(this.next, backoffMs(this.spec.retry, this.spec.retry.maxRetries - this.retriesLeft));
+    this.#backoff = setTimeout(() => this.next(), backoffMs(this.spec.retry, this.spec.retry.maxRetries - this.retriesLeft));
   }
 
   /** Response headers that go downstream. False when they could not be written (the attempt is dropped). */
@@ -142,7 +127,7 @@ class Forwarding {
     this.ex.cancel = undefined;
   }
 
-  #onTimeout = (): void => {
+  #onTimeout(): void {
     this.#timer = undefined;
     if (this.done) return;
     const a = this.current;
@@ -154,7 +139,7 @@ class Forwarding {
       return;
     }
     this.reply(replyFor(PROXY_ERRORS.UPSTREAM_TIMEOUT, `no response within the route timeout of ${this.spec.timeoutMs} ms`));
-  };
+  }
 
   #cancel = (): void => {
     this.finish();
@@ -179,7 +164,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     const { spec } = this.f;
     const up = this.host.upstream;
     up.active++;
-    if (spec.retry.perTryTimeoutMs > 0) this.#perTry = setTimeout(this.#onPerTry, spec.retry.perTryTimeoutMs);
+    if (spec.retry.perTryTimeoutMs > 0) this.#perTry = setTimeout(() => this.#onPerTry(), spec.retry.perTryTimeoutMs);
     this.#sentAt = performance.now();
     try {
       up.dispatcher.dispatch({
@@ -246,12 +231,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.f.failed(classifyUpstreamError(err), err);
   }
 
-  #onPerTry = (): void => {
+  #onPerTry(): void {
     this.#perTry = undefined;
     if (this.abandoned || this.committed) return;
     this.abandon(ABORT.perTryTimeout);
     this.f.failed('per-try-timeout', ABORT.perTryTimeout);
-  };
+  }
 
   #clearPerTry(): void {
     if (this.#perTry) { clearTimeout(this.#perTry); this.#perTry = undefined; }

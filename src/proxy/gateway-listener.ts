@@ -8,10 +8,9 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { RouteRequest } from '../policy/request.js';
 import { PROXY_ERRORS } from './errors.js';
-import { Exchange } from './exchange.js';
+import { Exchange, type ListenerContext } from './exchange.js';
 import { runChain } from './filter-chain.js';
 import { ensureRequestId, setForwarded, upstreamRequestHeaders } from './headers.js';
-import type { ListenerContext } from './listener-context.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { requestTarget, type RequestTarget } from './request-target.js';
 import { internalError, serveRoute } from './route-executor.js';

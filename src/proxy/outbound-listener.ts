@@ -10,10 +10,9 @@ import type { Socket } from 'node:net';
 import { hostOnly } from '../policy/route-table.js';
 import type { RouteRequest } from '../policy/request.js';
 import { PROXY_ERRORS } from './errors.js';
-import { Exchange } from './exchange.js';
-import type { Host } from './forwarder.js';
+import { Exchange, type ListenerContext } from './exchange.js';
+import { singleHost, type Host } from './hosts.js';
 import { ensureRequestId, upstreamRequestHeaders } from './headers.js';
-import type { ListenerContext } from './listener-context.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { requestTarget, type RequestTarget } from './request-target.js';
 import { forwardDirect, serveRoute } from './route-executor.js';
@@ -60,7 +59,7 @@ function passthrough(ex: Exchange, ctx: ListenerContext, t: RequestTarget): void
   ex.cluster = 'PassthroughCluster';
   const address = hostPort(hostOnly(t.authority).replace(/^\[|\]$/g, ''), t.port);
   const host: Host = { upstream: new Upstream('passthrough', address, `http://${address}`, ctx.passthrough()), address, identity: '' };
-  forwardDirect(ex, { pick: () => host }, t.path);
+  forwardDirect(ex, singleHost(host), t.path);
 }
 
 /** CONNECT (HTTPS through HTTP_PROXY) is not tunnelled yet: say so instead of hanging up. */

@@ -187,10 +187,15 @@ export class RunningMesh {
     return withEndpoints(s, byInstance);
   }
 
-  /** Compiles the caller again from other YAML and applies it (addresses filled in). */
-  reconfigure(yaml: string): Snapshot {
+  /** The caller's snapshot for other YAML, addresses filled in. */
+  compile(yaml: string): Snapshot {
     const mesh = meshFromYaml(yaml, ...(this.opts.files ?? []));
-    const s = this.patch(compile(mesh.config, mesh.registry, this.opts.caller));
+    return this.patch(compile(mesh.config, mesh.registry, this.opts.caller));
+  }
+
+  /** Compiles the caller again from other YAML and applies it. */
+  reconfigure(yaml: string): Snapshot {
+    const s = this.compile(yaml);
     const r = this.caller.apply(s);
     if (!r.ok) throw new Error(`snapshot rejected: ${r.reason}`);
     this.snapshot = s;

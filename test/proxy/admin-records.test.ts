@@ -5,6 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { REQUEST_CHANNEL, type RequestRecord } from '../../src/protocol/request-record.js';
 import { createDataPlane } from '../../src/proxy/data-plane.js';
 import { TWO_SERVICES } from '../helpers/mesh.js';
@@ -69,8 +71,12 @@ test('admin: /metrics counts requests by direction and status class, flags, snap
   const callee = [...mesh.callees.values()][0]!.proxy;
   const ctext = (await admin(callee, '/metrics')).text;
   assert.match(ctext, /trellis_proxy_requests_total\{direction="inbound",status_class="2xx"\} [1-9]/);
-  // Not a mesh service: passed through (ALLOW_ANY), where the name does not resolve: UF.
-  assert.equal((await mesh.call('http://api.other-ns.invalid/')).status, 503);
+  // Not a mesh service: passed through (ALLOW_ANY) to a port where nothing listens: UF.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const dead = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  assert.equal((await mesh.call(`http://127.0.0.1:${dead}/`)).status, 503);
   const after = (await admin(mesh.caller, '/metrics')).text;
   assert.match(after, /trellis_proxy_response_flags_total\{direction="outbound",flag="UF"\} 1/);
 });

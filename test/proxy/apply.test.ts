@@ -66,6 +66,7 @@ test('apply: a request in flight finishes on the snapshot it started with', asyn
 });
 
 test('apply: twenty swaps while traffic flows fail no request, and reuse the pools', async () => {
+  const configs = [mesh.compile(tagged('one')), mesh.compile(tagged('two'))];
   const statuses: number[] = [];
   let stop = false;
   const worker = async () => {
@@ -73,12 +74,14 @@ test('apply: twenty swaps while traffic flows fail no request, and reuse the poo
   };
   const workers = Array.from({ length: 16 }, worker);
   for (let i = 0; i < 20; i++) {
-    await new Promise((r) => setTimeout(r, 15));
-    mesh.reconfigure(tagged(i % 2 ? 'one' : 'two'));
+    const target = statuses.length + 10;
+    await eventually(() => (statuses.length >= target ? true : undefined), 5000, () => `traffic stalled at ${statuses.length} requests`);
+    const s = configs[i % 2]!;
+    assert.deepEqual(mesh.caller.apply({ ...s, version: `${s.version.slice(0, 12)}${String(i).padStart(4, '0')}` }), { ok: true });
   }
   stop = true;
   await Promise.all(workers);
-  assert.ok(statuses.length > 100, `only ${statuses.length} requests ran`);
+  assert.ok(statuses.length >= 200, `only ${statuses.length} requests ran`);
   assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every request succeeded');
   // One pool per callee address, shared by all snapshots, and one to the caller's own app (its inbound listener).
   assert.equal(await metric('trellis_proxy_upstream_pools'), INSTANCES.length + 1);

@@ -27,6 +27,10 @@ spec:
     timeout: 200ms
     retries: { attempts: 0 }
     route: [{ destination: { host: api, subset: v1 } }]
+  - name: slow-body
+    match: [{ uri: { prefix: /trickle } }]
+    timeout: 200ms
+    route: [{ destination: { host: api, subset: v1 } }]
   - name: flaky
     match: [{ uri: { prefix: /flaky } }]
     retries: { attempts: 2, retryOn: "503" }
@@ -70,6 +74,7 @@ function handler(first: boolean) {
     const path = req.url ?? '/';
     const answer = (status: number, body: string) => { req.resume(); req.on('end', () => { res.writeHead(status, { 'x-served-by': app.name }); res.end(body); }); };
     if (path.startsWith('/slow')) { void wait(1000).then(() => answer(200, 'late')); return; }
+    if (path.startsWith('/trickle')) { res.writeHead(200, { 'content-length': '10' }); res.write('12345'); void wait(1000).then(() => res.end('67890')); return; }
     if (path.startsWith('/flaky') && first) { answer(503, 'flaky'); return; }
     if (path.startsWith('/down')) { answer(503, `down at ${app.name}`); return; }
     if (path.startsWith('/lag') && first) { void wait(1000).then(() => answer(200, 'lagging')); return; }
@@ -124,6 +129,19 @@ test('failures: the route timeout answers 504 UT', async () => {
   assert.equal(r.text, 'upstream request timeout: no response within the route timeout of 200 ms\n');
   assert.ok(Date.now() - t0 < 900, `answered after ${Date.now() - t0} ms`);
   assert.deepEqual(callerRecords().at(-1)!.responseFlags, ['UT']);
+});
+
+test('failures: a route timeout after the response started cuts the response (UT)', async () => {
+  const n0 = callerRecords().length;
+  await assert.rejects(async () => {
+    const r = await mesh.client.pool.request({ path: 'http://api/trickle', method: 'GET', headers: { host: 'api' } });
+    assert.equal(r.statusCode, 200);
+    await r.body.text();
+  });
+  const rec = await eventually(() => callerRecords()[n0], 2000, () => 'no record');
+  assert.equal(rec.status, 200);
+  assert.deepEqual(rec.responseFlags, ['UT']);
+  assert.equal(rec.bytesSent, 5);
 });
 
 test('failures: a 503 is retried on the other endpoint, and the caller sees only successes', async () => {

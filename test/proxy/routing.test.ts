@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { connect } from 'node:net';
 import { simulate } from '../../src/compile/index.js';
 import { REQUEST_CHANNEL, type RequestRecord } from '../../src/protocol/request-record.js';
 import { TWO_SERVICES } from '../helpers/mesh.js';
@@ -197,4 +198,18 @@ test('routing: the proxy does what simulate() says, request by request', async (
     if (sim.outcome === 'FORWARD' && !sim.status) assert.ok(sim.clusters.some((c) => c.name === rec.cluster), url);
     if (sim.outcome === 'PASSTHROUGH') assert.equal(rec.cluster, 'PassthroughCluster');
   }
+});
+
+test('routing: CONNECT (HTTPS through HTTP_PROXY) is refused with 501 and a reason, not a hang-up', async () => {
+  const [host, port] = mesh.caller.addresses.outbound!.split(':');
+  const text = await new Promise<string>((resolve, reject) => {
+    const sock = connect(Number(port), host!, () => sock.write('CONNECT api.example.com:443 HTTP/1.1\r\nhost: api.example.com:443\r\n\r\n'));
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => { got += c; });
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+  });
+  assert.match(text, /^HTTP\/1\.1 501 Not Implemented\r\n/);
+  assert.match(text, /CONNECT tunnels are not supported/);
 });

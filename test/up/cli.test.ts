@@ -75,7 +75,7 @@ test('up → table; status and logs through the pointer; SIGINT stops everything
   const stateDir = join(tempDir(), 'state');
   const env = { XDG_STATE_HOME: xdg, JOURNAL: journal };
   const up = start([UP, dir, '--state-dir', stateDir, '--stop-timeout', '2s'], env);
-  await waitFor('the table', () => up.out().includes('Stop:     Ctrl-C'), 20_000).catch((e: Error) => { throw new Error(`${e.message}\nstdout:\n${up.out()}\nstderr:\n${up.err()}`); });
+  await waitFor('the table', () => up.out().includes('Stop:     Ctrl-C'), 45_000).catch((e: Error) => { throw new Error(`${e.message}\nstdout:\n${up.out()}\nstderr:\n${up.err()}`); });
   const out = up.out();
   assert.match(out, /^Starting 4 instances and 1 gateway from /m);
   assert.match(out, /^✓ control plane/m);
@@ -116,7 +116,7 @@ test('up → table; status and logs through the pointer; SIGINT stops everything
   const follow = start([CLI, 'logs', 'api', '--follow'], env);
   await waitFor('the existing lines', () => follow.out().includes('start #1 of api-v1.shop.app'), 10_000);
   appendFileSync(join(stateDir, 'logs', 'api-v1.shop.app.log'), 'a new line\n');
-  await waitFor('the appended line', () => follow.out().includes('a new line'), 5000);
+  await waitFor('the appended line', () => follow.out().includes('a new line'), 10_000);
   process.kill(follow.child.pid!, 'SIGINT');
   assert.equal(await follow.exit, 0);
 

@@ -30,7 +30,7 @@ export function readJournal(file: string): JournalEntry[] {
 }
 
 /** Polls `check` every 25 ms until it returns a value other than undefined/false; fails after `ms` with `what` and the last value seen. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false, ms = 5000): Promise<T> {
+export async function waitFor<T>(what: string, check: () => T | undefined | false, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = check();

@@ -1,7 +1,7 @@
 /** What `trellis up` plans for a configuration: instances, gateways, ports, environment. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planMesh, portsNeeded, appEnv } from '../../src/cli/up/plan.js';
+import { appEnv, meshProcessEnv, planMesh, portsNeeded } from '../../src/cli/up/plan.js';
 import { controlPlaneArgs, gatewayArgs, sidecarArgs } from '../../src/cli/up/launch.js';
 import { meshFromFiles, meshFromYaml } from '../helpers/mesh.js';
 
@@ -50,7 +50,7 @@ test("the app's environment: the mesh's variables, the manifest's env, the versi
   const i = plan.instances.find((x) => x.instance === 'accounts-v1.bank#1')!;
   const env = appEnv(i, { PATH: '/bin', PORT: 'from-parent' });
   assert.deepEqual(env, {
-    PATH: '/bin', HTTP_PROXY: `http://127.0.0.1:${i.outboundPort}`, TRELLIS_OUTBOUND: `http://127.0.0.1:${i.outboundPort}`, PORT: String(i.appPort),
+    PATH: '/bin', HTTP_PROXY: `http://127.0.0.1:${i.outboundPort}`, http_proxy: `http://127.0.0.1:${i.outboundPort}`, TRELLIS_OUTBOUND: `http://127.0.0.1:${i.outboundPort}`, PORT: String(i.appPort),
     SERVICE: 'accounts', WORKLOAD: 'accounts-v1', NAMESPACE: 'bank', INSTANCE: 'accounts-v1.bank#1', VERSION: 'v1',
   });
 });
@@ -67,6 +67,10 @@ spec:
     command: node web.js
     env: { PORT: "1", VERSION: mine }
 `;
+
+test('the control plane and proxies run without the shell\'s proxy variables', () => {
+  assert.deepEqual(meshProcessEnv({ PATH: '/bin', HTTP_PROXY: 'x', http_proxy: 'x', HTTPS_PROXY: 'x', grpc_proxy: 'x', NO_PROXY: 'y' }), { PATH: '/bin', NO_PROXY: 'y' });
+});
 
 test('a manifest env the mesh overrides is warned about; VERSION stays when there is no version label', () => {
   const { config, registry } = meshFromYaml(APP);

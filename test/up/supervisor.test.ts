@@ -31,16 +31,16 @@ function managed(s: ProcessSpec, policy = { initialDelayMs: 50, maxDelayMs: 400,
 
 test('a process that keeps exiting is restarted with doubling delays, capped', async () => {
   const dir = tempDir();
-  const { p, events } = managed(spec(dir, 'flappy', 'exit=1'));
+  const { p, events } = managed(spec(dir, 'flappy', 'exit=1'), { initialDelayMs: 50, maxDelayMs: 200, resetAfterMs: 10_000 });
   p.start();
-  await waitFor('7 starts', () => readJournal(join(dir, 'journal')).filter((e) => e.event === 'start').length >= 7, 10_000);
+  await waitFor('6 starts', () => readJournal(join(dir, 'journal')).filter((e) => e.event === 'start').length >= 6, 30_000);
   await p.stop(500);
   const delays = events.filter((e) => e.type === 'restart').map((e) => (e as { delayMs: number }).delayMs);
-  assert.deepEqual(delays.slice(0, 6), [50, 100, 200, 400, 400, 400]);
+  assert.deepEqual(delays.slice(0, 5), [50, 100, 200, 200, 200]);
   const starts = readJournal(join(dir, 'journal')).filter((e) => e.event === 'start').map((e) => e.t);
-  // The gaps between starts grow with the delays (each gap is at least its delay).
+  // Each gap between two starts holds its delay (plus the time a node process takes to boot).
   for (let i = 1; i < 6; i++) assert.ok(starts[i]! - starts[i - 1]! >= delays[i - 1]! - 5, `gap ${i}: ${starts[i]! - starts[i - 1]!} ms < ${delays[i - 1]} ms`);
-  assert.ok(p.restarts >= 6);
+  assert.ok(p.restarts >= 5);
   const exits = events.filter((e) => e.type === 'exit');
   assert.ok(exits.every((e) => (e as { code: number }).code === 1));
 });
@@ -49,7 +49,7 @@ test('a run longer than resetAfterMs starts the backoff again from the first del
   const dir = tempDir();
   const { p, events } = managed(spec(dir, 'crashy', 'crash-after=150'), { initialDelayMs: 40, maxDelayMs: 1000, resetAfterMs: 100 });
   p.start();
-  await waitFor('3 restarts', () => events.filter((e) => e.type === 'restart').length >= 3, 5000);
+  await waitFor('3 restarts', () => events.filter((e) => e.type === 'restart').length >= 3, 20_000);
   await p.stop(500);
   const delays = events.filter((e) => e.type === 'restart').map((e) => (e as { delayMs: number }).delayMs);
   assert.deepEqual(delays.slice(0, 3), [40, 40, 40], 'every run lasted longer than resetAfterMs');
@@ -132,7 +132,7 @@ test('when a process exits, what is left of its group is killed before the resta
   p.start();
   const orphan = await waitFor('the orphan', () => readJournal(join(dir, 'journal')).find((e) => e.event === 'start')?.pid);
   const exit = await waitFor('the shell\'s exit', () => events.find((e) => e.type === 'exit') as { pid: number } | undefined);
-  await waitFor('the orphan to be killed', () => !pidAlive(orphan), 2000);
+  await waitFor('the orphan to be killed', () => !pidAlive(orphan), 10_000);
   assert.deepEqual(liveGroups([exit.pid]), []);
   await p.stop(200);
 });
@@ -153,9 +153,10 @@ test('the supervisor stops tier by tier: apps, then proxies, then the control pl
   const j = readJournal(join(dir, 'journal'));
   const termOf = (n: string) => j.find((e) => e.event === 'term' && e.name === n)!.t;
   const exitOf = (n: string) => j.find((e) => e.event === 'exit' && e.name === n)?.t;
-  // No proxy is asked to stop before every app has gone; the control plane goes last.
-  const appsGone = Math.max(exitOf('app-a')!, termOf('app-b') + 390);
+  // No proxy is asked to stop before the apps have gone (app-b only went with SIGKILL, after the 400 ms bound); the control plane goes last.
+  const appsGone = Math.max(exitOf('app-a')!, termOf('app-b'));
   assert.ok(termOf('proxy-a') >= appsGone && termOf('proxy-b') >= appsGone, 'proxies stop after the apps');
+  assert.ok(Math.min(termOf('proxy-a'), termOf('proxy-b')) - termOf('app-b') >= 300, 'the proxies waited for app-b\'s SIGKILL bound');
   assert.ok(termOf('cp') >= Math.max(exitOf('proxy-a')!, exitOf('proxy-b')!), 'the control plane stops after the proxies');
   assert.deepEqual(liveGroups(pids), []);
   assert.throws(() => sup.start(spec(dir, 'late'), 'app'), /stopping/);
@@ -169,5 +170,5 @@ test('killAllSync SIGKILLs every group at once', async () => {
   await waitFor('grandchild', () => readJournal(join(dir, 'journal')).some((e) => e.event === 'grandchild'));
   const pids = sup.processes.map((p) => p.pid!);
   sup.killAllSync();
-  await waitFor('all gone', () => liveGroups(pids).length === 0, 2000);
+  await waitFor('all gone', () => liveGroups(pids).length === 0, 10_000);
 });

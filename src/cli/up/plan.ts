@@ -136,7 +136,7 @@ export function planMesh(config: ConfigSet, registry: Registry, port: () => numb
 }
 
 /** The variables `trellis up` sets in every app's environment (docs/running-mesh.md). */
-export const MESH_ENV = ['HTTP_PROXY', 'TRELLIS_OUTBOUND', 'PORT', 'SERVICE', 'WORKLOAD', 'NAMESPACE', 'INSTANCE', 'VERSION'];
+export const MESH_ENV = ['HTTP_PROXY', 'http_proxy', 'TRELLIS_OUTBOUND', 'PORT', 'SERVICE', 'WORKLOAD', 'NAMESPACE', 'INSTANCE', 'VERSION'];
 
 /**
  * The app's environment: the parent's, the manifest's `env`, then the mesh's
@@ -148,6 +148,7 @@ export function appEnv(i: InstancePlan, base: Readonly<Record<string, string | u
     ...base,
     ...i.env,
     HTTP_PROXY: outbound,
+    http_proxy: outbound, // curl and some libraries read only the lowercase name
     TRELLIS_OUTBOUND: outbound,
     PORT: String(i.appPort),
     SERVICE: i.service,
@@ -156,4 +157,18 @@ export function appEnv(i: InstancePlan, base: Readonly<Record<string, string | u
     INSTANCE: i.instance,
     ...(i.version || i.env.VERSION === undefined ? { VERSION: i.version } : {}),
   };
+}
+
+/** Variables that would send a process's own HTTP or gRPC connections through a proxy (grpc-js reads them too). */
+const PROXY_VARS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'grpc_proxy', 'ALL_PROXY', 'all_proxy'];
+
+/**
+ * The environment of the control plane and the proxies: the parent's
+ * without proxy settings, so their loopback connections to each other never
+ * go through a proxy the user's shell names.
+ */
+export function meshProcessEnv(base: Readonly<Record<string, string | undefined>>): Record<string, string | undefined> {
+  const env = { ...base };
+  for (const k of PROXY_VARS) delete env[k];
+  return env;
 }

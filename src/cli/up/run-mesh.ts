@@ -13,7 +13,7 @@ import { httpOk, pollUntil, tcpOpen, type WaitResult } from './http-probe.js';
 import { controlPlaneArgs, gatewayArgs, sidecarArgs } from './launch.js';
 import { tailLines } from './log-files.js';
 import type { ProcessEvent, RestartPolicy, StopResult } from './managed-process.js';
-import { appEnv, type InstancePlan, type MeshPlan } from './plan.js';
+import { appEnv, meshProcessEnv, type InstancePlan, type MeshPlan } from './plan.js';
 import { groupMembers, pidAlive, procStat } from './process-group.js';
 import type { Progress } from './progress.js';
 import { logFile, logNames, readMeshState, removeMeshState, writeMeshState, writePointer, type MeshState } from './state.js';
@@ -175,7 +175,7 @@ export class RunningMesh {
     const step = o.progress.step(i.instance);
     const began = Date.now();
     step.update('starting sidecar');
-    this.#sup.start({ name: logNames.proxy(i.instance), command: [...o.trellis, ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: o.env, logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy');
+    this.#sup.start({ name: logNames.proxy(i.instance), command: [...o.trellis, ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy');
     const proxy = await httpOk(`http://127.0.0.1:${i.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() });
     this.#failed(step, `sidecar of ${i.instance}`, logNames.proxy(i.instance), proxy);
     step.update(`sidecar ready (${secs(proxy.ms)}), starting app`);
@@ -190,7 +190,7 @@ export class RunningMesh {
   async #startAndWait(label: string, name: string, tier: Tier, command: string[], wait: () => Promise<WaitResult>, detail: string): Promise<void> {
     const o = this.#o;
     const step = o.progress.step(label);
-    this.#sup.start({ name, command, cwd: o.configDir, env: o.env, logFile: logFile(o.stateDir, name) }, tier);
+    this.#sup.start({ name, command, cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, name) }, tier);
     const r = await wait();
     this.#failed(step, label, name, r);
     step.done(`${detail}  ready in ${secs(r.ms)}`);

@@ -1,0 +1,27 @@
+/**
+ * The hosts requests go to, as the forwarder sees them: an upstream address
+ * with its pool and the identity it should present, and a set that picks one
+ * per attempt (a cluster's load balancer, the local app, a passthrough
+ * origin).
+ */
+import type { Upstream } from './upstream-pools.js';
+
+/** Where an attempt goes. */
+export interface Host {
+  readonly upstream: Upstream;
+  /** `host:port`, for the record. */
+  readonly address: string;
+  /** The SPIFFE identity the host should present; '' when none. */
+  readonly identity: string;
+}
+
+/** The hosts a request may go to (a cluster's balancer, the local app, a passthrough origin). */
+export interface HostSet {
+  /** Another host than those in `tried` when there is one; undefined when there is none at all. */
+  pick(hashKey: string | undefined, tried: readonly Host[]): Host | undefined;
+}
+
+/** A set of one host: the local app, a passthrough origin. Retries go to it again. */
+export function singleHost(host: Host): HostSet {
+  return { pick: () => host };
+}
