@@ -116,19 +116,23 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     if (closed) return;
     closed = true;
     exchanges.closing = true;
-    const stopped = listeners.map((l) => stopListening(l.server));
+    // Traffic listeners stop first; the admin port stays up while requests drain (/ready says 503, shutting down).
+    const traffic = listeners.filter((l) => l.kind !== 'admin');
+    const stopped = traffic.map((l) => stopListening(l.server));
     if (exchanges.inflight > 0) {
       await new Promise<void>((resolve) => {
         const finish = () => { clearTimeout(timer); clearInterval(tick); resolve(); };
         const timer = setTimeout(finish, graceMs);
         // Connections that go idle after their last response are closed as they do.
-        const tick = setInterval(() => { for (const l of listeners) l.server.closeIdleConnections(); }, 50);
+        const tick = setInterval(() => { for (const l of traffic) l.server.closeIdleConnections(); }, 50);
         exchanges.onIdle = finish;
       });
     }
     exchanges.onIdle = undefined;
-    for (const l of listeners) l.server.closeAllConnections();
+    for (const l of traffic) l.server.closeAllConnections();
     await Promise.all(stopped);
+    admin.closeAllConnections();
+    await stopListening(admin);
     state?.retire();
     await pools.destroy();
     await agent?.destroy().catch(() => undefined);

@@ -140,6 +140,9 @@ test('apply: close() lets a request in flight finish within the grace, and refus
   probe.on('error', () => { refused = true; });
   probe.on('connect', () => probe.destroy());
   await eventually(() => refused, 2000, () => 'a new connection was accepted while closing');
+  const ready = await fetch(`http://${dp.addresses.admin}/ready`);
+  assert.equal(ready.status, 503, 'the admin port stays up while draining');
+  assert.equal(await ready.text(), 'not ready: the proxy is shutting down\n');
   releaseHold();
   const r = await pending;
   assert.equal(r.status, 200);

@@ -8,14 +8,17 @@ export function logsCommand(): Command {
   return new Command('logs')
     .summary('print the logs of a service, an instance or the control plane of the running mesh')
     .description(
-      'Prints the app logs of the instances of a service (or workload, or one instance) from the state dir\n' +
-      'of the running mesh; --proxy prints their sidecars\' logs instead. `control-plane` names the control\n' +
-      'plane, a gateway instance its ingress proxy. With several instances, each line starts with [instance].\n' +
-      'The state dir is --state-dir, else $TRELLIS_STATE_DIR, else the one $XDG_STATE_HOME/trellis/current names.\n\n' +
+      'Prints the app logs of the instances of a service (or of a workload, or\n' +
+      'of one instance) from the state dir of the running mesh; --proxy prints\n' +
+      'their sidecars\' logs instead. `control-plane` names the control plane, a\n' +
+      'gateway instance its ingress proxy. With several instances, each line starts\n' +
+      'with [instance]. The state dir is --state-dir, else $TRELLIS_STATE_DIR, else\n' +
+      'the one $XDG_STATE_HOME/trellis/current names.\n' +
+      '\n' +
       'Examples:\n' +
       '  trellis logs accounts              every accounts instance (v1 and v2)\n' +
       '  trellis logs accounts-v2 --follow  the canary, as it logs\n' +
-      "  trellis logs 'frontend.bank#0' --proxy\n" +
+      '  trellis logs \'frontend.bank#0\' --proxy\n' +
       '  trellis logs control-plane -n 20',
     )
     .argument('<name>', 'a service, workload, instance, gateway, or control-plane')

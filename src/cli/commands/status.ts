@@ -9,21 +9,33 @@ export function statusCommand(): Command {
   return new Command('status')
     .summary('show every proxy of the running mesh and whether its configuration is in sync')
     .description(
-      'Like `istioctl proxy-status`: reads the running mesh\'s mesh.json (found through\n' +
-      '$XDG_STATE_HOME/trellis/current, or --state-dir / $TRELLIS_STATE_DIR), asks the control plane\'s admin\n' +
-      'API for /proxies and prints every proxy: instance, workload, kind, the config version it acknowledged,\n' +
-      'its sync state and its ports. SYNCED: the last push was acknowledged; STALE: a push is not acknowledged\n' +
-      'yet, or the proxy is not connected; NACKED: the proxy refused the last push (the reason is printed).\n' +
-      'Exit status: 0 when the control plane answered, 1 when no mesh runs or it does not answer.\n\n' +
-      '-o json prints (schema trellis.dev/status/v1; fields are only ever added):\n' +
+      'Like `istioctl proxy-status`: reads the running mesh\'s mesh.json (found\n' +
+      'through $XDG_STATE_HOME/trellis/current, or --state-dir, or\n' +
+      '$TRELLIS_STATE_DIR), asks the control plane\'s admin API for /proxies and\n' +
+      'prints every proxy: instance, workload, kind, the config version it\n' +
+      'acknowledged, its sync state and its ports.\n' +
+      '  SYNCED  the last push was acknowledged\n' +
+      '  STALE   a push is not acknowledged yet, or the proxy is not connected\n' +
+      '  NACKED  the proxy refused the last push (the reason is printed)\n' +
+      'Exit status: 0 when the control plane answered, 1 when no mesh runs or its\n' +
+      'control plane does not answer.\n' +
+      '\n' +
+      '-o json prints this schema (trellis.dev/status/v1; fields are only added):\n' +
       '  { "schema": "trellis.dev/status/v1",\n' +
-      '    "mesh": { "pid", "startedAt", "status": "starting"|"running"|"stopping", "configDir", "stateDir",\n' +
+      '    "mesh": { "pid", "startedAt", "configDir", "stateDir",\n' +
+      '              "status": "starting" | "running" | "stopping",\n' +
       '              "controlPlane": { "grpc": port, "admin": port } },\n' +
-      '    "proxies": [ { "instance", "workload", "namespace", "kind": "sidecar"|"gateway", "service": string|null,\n' +
-      '                   "connected": bool, "sync": "SYNCED"|"STALE"|"NACKED", "nackReason": string|null,\n' +
-      '                   "version": last acked version|null, "lastPushedVersion": string|null,\n' +
-      '                   "ports": { "inbound", "outbound", "admin", "app": port|null,\n' +
-      '                              "listen": { "<gateway server port>": local port }|null } } ],\n' +
+      '    "proxies": [ { "instance", "workload", "namespace",\n' +
+      '                   "kind": "sidecar" | "gateway", "service": string | null,\n' +
+      '                   "connected": bool,\n' +
+      '                   "sync": "SYNCED" | "STALE" | "NACKED",\n' +
+      '                   "nackReason": string | null,\n' +
+      '                   "version": last acknowledged version | null,\n' +
+      '                   "lastPushedVersion": string | null,\n' +
+      '                   "ports": { "inbound", "outbound", "admin",\n' +
+      '                              "app": port | null,\n' +
+      '                              "listen": { "<server port>": port } | null }\n' +
+      '                 } ],\n' +
       '    "summary": { "total", "synced", "stale", "nacked" } }',
     )
     .option('--state-dir <dir>', 'the state dir of the mesh (default: $TRELLIS_STATE_DIR, or the one the pointer file names)')

@@ -23,19 +23,25 @@ export function upCommand(co: UpCommandOptions = {}): Command {
   return new Command('up')
     .summary('run an app, its sidecars and a control plane on this machine')
     .description(
-      'Reads the configuration in <dir> (the App manifest, MeshConfig, Istio resources), then starts, each in\n' +
-      'its own process group with its output in <state>/logs/<name>.log:\n' +
-      '  1. trellis control-plane (it watches <dir>: edits apply while the mesh runs),\n' +
-      '  2. a gateway proxy for every workload a Gateway selects (the ingress),\n' +
-      '  3. for every instance of every App workload, its sidecar (trellis proxy) and, once that is ready,\n' +
-      '     the app command (cwd <dir>; PORT, HTTP_PROXY, TRELLIS_OUTBOUND, SERVICE, WORKLOAD, NAMESPACE,\n' +
-      '     INSTANCE, VERSION and the manifest\'s env in its environment).\n' +
-      'It waits until everything is ready, prints the instances, their ports and the URL of the ingress, and\n' +
-      'keeps them running: a process that exits is restarted (backoff up to 10s). Ctrl-C stops the apps, then\n' +
-      'the proxies, then the control plane (SIGTERM, SIGKILL after --stop-timeout).\n\n' +
-      'State (mesh.json, logs) goes to --state-dir, else $TRELLIS_STATE_DIR, else <dir>/.trellis; its path is\n' +
-      'written to $XDG_STATE_HOME/trellis/current (~/.local/state/trellis/current) for `trellis status` and\n' +
-      '`trellis logs`. Configuration errors are printed as file:line:col and nothing is started (exit 1).',
+      'Reads the configuration in <dir> (App manifest, MeshConfig, Istio\n' +
+      'resources), then starts, each in its own process group with its output in\n' +
+      '<state>/logs/<name>.log:\n' +
+      '  1. trellis control-plane, which watches <dir>: edits apply while it runs;\n' +
+      '  2. a gateway proxy for every workload a Gateway selects (the ingress);\n' +
+      '  3. for every instance of every App workload, its sidecar (trellis proxy)\n' +
+      '     and, once that is ready, the app command (cwd <dir>; PORT, HTTP_PROXY,\n' +
+      '     TRELLIS_OUTBOUND, SERVICE, WORKLOAD, NAMESPACE, INSTANCE, VERSION and\n' +
+      '     the manifest\'s env in its environment).\n' +
+      'It waits until everything is ready, prints the instances, their ports and\n' +
+      'the URL of the ingress, and keeps them running: a process that exits is\n' +
+      'started again (backoff up to 10s). Ctrl-C stops the apps, then the proxies,\n' +
+      'then the control plane (SIGTERM, SIGKILL after --stop-timeout).\n' +
+      '\n' +
+      'State (mesh.json, logs) goes to --state-dir, else $TRELLIS_STATE_DIR, else\n' +
+      '<dir>/.trellis; its path is written to $XDG_STATE_HOME/trellis/current\n' +
+      '(~/.local/state/trellis/current) for `trellis status` and `trellis logs`.\n' +
+      'Configuration errors are printed as file:line:col and nothing is started\n' +
+      '(exit 1).',
     )
     .argument('<dir>', 'the app directory (YAML files, and the commands the App manifest runs)')
     .option('--state-dir <dir>', 'where mesh.json and the logs go (default: $TRELLIS_STATE_DIR or <dir>/.trellis)')
