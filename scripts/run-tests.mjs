@@ -2,9 +2,13 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test
 // runner, listing the files explicitly (Node 20's --test takes no globs), and
 // fails when fewer tests ran than the floor in test/floor.json.
+//
+// Two phases: the unit and in-process tests two files at a time, then the
+// tests that start whole meshes of processes (test/integration, test/e2e) one
+// file at a time, so that two of them never fight over the machine's 2 cores.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const dir = join(root, 'dist', 'test');
@@ -26,25 +30,43 @@ if (files.length === 0) {
   console.error(`no test files found under ${dir}${only.length ? ` matching ${only.join(' ')}` : ''}`);
   process.exit(1);
 }
+const heavy = (f) => f.includes(`${sep}integration${sep}`) || f.includes(`${sep}e2e${sep}`);
+const phases = [
+  { files: files.filter((f) => !heavy(f)), concurrency: 2 },
+  { files: files.filter(heavy), concurrency: 1 },
+].filter((p) => p.files.length > 0);
 
-const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', ...files], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, TRELLIS_ROOT: root },
-});
-let tail = '';
-child.stdout.on('data', (b) => {
-  process.stdout.write(b);
-  tail = (tail + b.toString()).slice(-4000);
-});
-child.on('close', (code) => {
-  const count = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? NaN);
-  const tests = count('tests');
-  const failed = count('fail');
-  const floor = JSON.parse(readFileSync(join(root, 'test', 'floor.json'), 'utf8')).minTests;
-  if (code !== 0) process.exit(code ?? 1);
-  if (only.length === 0 && !(tests >= floor)) {
-    console.error(`only ${tests} tests ran; the floor in test/floor.json is ${floor}`);
-    process.exit(1);
-  }
-  console.log(`${tests - failed} passed, ${failed} failed`);
-});
+function run({ files: list, concurrency }) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', `--test-concurrency=${concurrency}`, ...list], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TRELLIS_ROOT: root },
+    });
+    let tail = '';
+    child.stdout.on('data', (b) => {
+      process.stdout.write(b);
+      tail = (tail + b.toString()).slice(-4000);
+    });
+    child.on('close', (code) => {
+      const count = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? NaN);
+      resolve({ code: code ?? 1, tests: count('tests'), failed: count('fail') });
+    });
+  });
+}
+
+let tests = 0;
+let failed = 0;
+let code = 0;
+for (const phase of phases) {
+  const r = await run(phase);
+  tests += r.tests;
+  failed += r.failed;
+  if (r.code !== 0) code = r.code;
+}
+const floor = JSON.parse(readFileSync(join(root, 'test', 'floor.json'), 'utf8')).minTests;
+console.log(`${tests - failed} passed, ${failed} failed`);
+if (code !== 0) process.exit(code);
+if (only.length === 0 && !(tests >= floor)) {
+  console.error(`only ${tests} tests ran; the floor in test/floor.json is ${floor}`);
+  process.exit(1);
+}

@@ -123,10 +123,14 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   }
   const split = describeSplit(clusters);
   const none = live.every((c) => c.healthyEndpoints === 0);
+  // Endpoints declared but without an address (instances not running yet):
+  // the configuration routes there, a live proxy cannot send yet (it answers 503 UH).
+  const notRunning = !none && live.every((c) => c.endpoints.every((e) => e.address === undefined));
   return {
     request: req, outcome: 'FORWARD', listener, virtualHost: virtualHost.name, route: routeInfo, clusters,
     ...(none ? { status: 503, responseFlag: 'UH' as const } : {}),
-    reason: `${via} forwards to ${split}${none ? '; no healthy endpoint: 503 (UH)' : ''}`,
+    reason: `${via} forwards to ${split}${none ? '; no healthy endpoint: 503 (UH)' : ''}` +
+      (notRunning ? '; none of these instances runs yet (no address): a live proxy would answer 503 (UH) until they register' : ''),
   };
 }
 
