@@ -156,18 +156,21 @@ export function createCompiler(): Compiler {
   };
 
   const gatewayView = (index: ConfigIndex, registry: Registry, node: ProxyNode, key: string): View => {
-    const { routes, targets } = gatewayRoutes(memo, index, registry, node);
+    const { routes, targets, gatewaysByPort } = gatewayRoutes(memo, index, registry, node);
     const slices = new Map<string, ServiceSlice>();
     const none: RouteSlice = Object.freeze({ vhosts: Object.freeze([]), tcp: Object.freeze([]) });
     for (const host of targets) {
       const svc = registry.service(host);
       if (svc) slices.set(host, { routes: none, clusters: clusterSlice(memo, index, registry, svc, node) });
     }
-    return assembleView(key, slices, [routes]);
+    return assembleView(key, slices, [routes], gatewaysByPort);
   };
 
   /** Puts slices together: route tables by port, TCP routes, clusters and endpoints in service order. */
-  const assembleView = (key: string, slices: ReadonlyMap<string, ServiceSlice>, routeParts: readonly RouteSlice[]): View => {
+  const assembleView = (
+    key: string, slices: ReadonlyMap<string, ServiceSlice>, routeParts: readonly RouteSlice[],
+    gatewaysByPort?: ReadonlyMap<number, readonly string[]>,
+  ): View => {
     const byPort = new Map<number, VirtualHost[]>();
     const tcp: TcpRoute[] = [];
     for (const r of routeParts) {
@@ -181,7 +184,8 @@ export function createCompiler(): Compiler {
     }
     const tables: RouteTable[] = [...byPort.entries()].sort((a, b) => a[0] - b[0]).map(([port, vhs]) => {
       vhs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      return Object.freeze({ port, virtualHosts: Object.freeze(vhs) });
+      const gateways = gatewaysByPort?.get(port);
+      return Object.freeze(gateways ? { port, gateways, virtualHosts: Object.freeze(vhs) } : { port, virtualHosts: Object.freeze(vhs) });
     });
     tcp.sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : 1));
     const cs: Cluster[] = [];
@@ -192,7 +196,7 @@ export function createCompiler(): Compiler {
       for (const c of s.clusters.clusters) cs.push(c);
       for (const e of s.clusters.endpoints) es.push(e);
     }
-    const viewHash = composeHash(parts, key);
+    const viewHash = composeHash(parts, key + (gatewaysByPort ? JSON.stringify([...gatewaysByPort]) : ''));
     return views.get(key, viewHash, () => withHash(Object.freeze({
       outbound: Object.freeze({ http: Object.freeze(tables), tcp: Object.freeze(tcp) }),
       clusters: Object.freeze(cs),

@@ -14,6 +14,8 @@ import type { RouteSlice } from './views.js';
 
 export interface GatewayRoutes {
   readonly routes: RouteSlice;
+  /** Server port → the Gateways (`namespace/name`) listening on it. */
+  readonly gatewaysByPort: ReadonlyMap<number, readonly string[]>;
   /** Service hosts the routes send to, sorted: their clusters belong in the view. */
   readonly targets: readonly string[];
 }
@@ -21,6 +23,7 @@ export interface GatewayRoutes {
 export function gatewayRoutes(memo: SliceMemos, index: ConfigIndex, registry: Registry, node: ProxyNode): GatewayRoutes {
   const vhs: VirtualHost[] = [];
   const targets = new Set<string>();
+  const gatewaysByPort = new Map<number, string[]>();
   for (const gw of index.gateways) {
     const spec = gw.body.spec;
     if (!spec.selector || !Object.keys(spec.selector).length || !labelsMatch(spec.selector, node.labels)) continue;
@@ -28,6 +31,9 @@ export function gatewayRoutes(memo: SliceMemos, index: ConfigIndex, registry: Re
     const gwKey = `${gwNs}/${gw.metadata.name}`;
     for (const server of spec.servers ?? []) {
       const port = server.port.number;
+      const onPort = gatewaysByPort.get(port) ?? [];
+      if (!onPort.includes(gwKey)) onPort.push(gwKey);
+      gatewaysByPort.set(port, onPort);
       for (const ivs of index.gatewayVs.get(gwKey) ?? []) {
         const vsNs = ivs.res.metadata.namespace;
         const hosts = ivs.hosts.filter((h) => server.hosts.some((sh) => serverHostAllows(sh, h, vsNs, gwNs)));
@@ -38,7 +44,7 @@ export function gatewayRoutes(memo: SliceMemos, index: ConfigIndex, registry: Re
           name: `${hosts.join(',')}:${port}`,
           domains: Object.freeze([...hosts]),
           source: ivs.res.ref,
-          routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, destinationNamer(index, registry, vsNs, port))),
+          routes: Object.freeze(compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http!, destinationNamer(index, registry, vsNs, port), vsNs)),
         }), hashText(`${key}|${deps}`)));
         for (const r of vh.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) targets.add(c.cluster.split('|')[3]!);
         vhs.push(vh);
@@ -48,6 +54,7 @@ export function gatewayRoutes(memo: SliceMemos, index: ConfigIndex, registry: Re
   return {
     routes: withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze([]) }), composeHash(vhs, 'gw')),
     targets: [...targets].sort(),
+    gatewaysByPort: new Map([...gatewaysByPort].map(([p, gws]) => [p, Object.freeze(gws.sort())])),
   };
 }
 

@@ -30,10 +30,11 @@ export function defaultRoute(cluster: string): Route {
   });
 }
 
-export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], name: ClusterNamer): Route[] {
+/** Compiles a VirtualService's http routes; `vsNamespace` resolves short Gateway names in matches to `namespace/name`. */
+export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], name: ClusterNamer, vsNamespace = 'default'): Route[] {
   return routes.map((r, i) => Object.freeze({
     name: r.name ?? `${vsName}.${i}`,
-    match: Object.freeze((r.match ?? []).map(compileMatch)),
+    match: Object.freeze((r.match ?? []).map((m) => compileMatch(m, vsNamespace))),
     action: compileAction(r, name),
   }));
 }
@@ -41,7 +42,7 @@ export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 const NONE: readonly never[] = Object.freeze([]);
 
-function compileMatch(m: HTTPMatchRequest): RouteMatch {
+function compileMatch(m: HTTPMatchRequest, vsNamespace: string): RouteMatch {
   const out: Mutable<RouteMatch> = { headers: named(m.headers), withoutHeaders: named(m.withoutHeaders), queryParams: named(m.queryParams) };
   if (m.name !== undefined) out.name = m.name;
   if (m.uri) out.uri = matcher(m.uri, m.ignoreUriCase === true);
@@ -51,7 +52,7 @@ function compileMatch(m: HTTPMatchRequest): RouteMatch {
   if (m.port !== undefined) out.port = m.port;
   if (m.sourceLabels) out.sourceLabels = m.sourceLabels;
   if (m.sourceNamespace !== undefined) out.sourceNamespace = m.sourceNamespace;
-  if (m.gateways?.length) out.gateways = m.gateways;
+  if (m.gateways?.length) out.gateways = Object.freeze(m.gateways.map((g) => (g === 'mesh' || g.includes('/') ? g : `${vsNamespace}/${g}`)));
   return Object.freeze(out);
 }
 

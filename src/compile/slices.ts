@@ -89,7 +89,7 @@ export function routeSlice(memo: SliceMemos, index: ConfigIndex, registry: Regis
         continue;
       }
       const routes: readonly Route[] = ivs?.res.body.spec.http?.length
-        ? compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http, name)
+        ? compileHttpRoutes(ivs.res.metadata.name, ivs.res.body.spec.http, name, ivs.res.metadata.namespace)
         : [defaultRoute(clusterName(sp.port, undefined, svc.hostname))];
       vhs.push(Object.freeze({
         name: `${svc.hostname}:${sp.port}`,

@@ -21,7 +21,7 @@ export function labelsMatch(required: Readonly<Record<string, string>>, labels: 
  * A predicate for one match block, or `undefined` when the block can never
  * apply to this proxy (its sourceLabels or sourceNamespace exclude it).
  */
-export function compileRouteMatch(m: RouteMatch, node: ProxyNode): RequestTest | undefined {
+export function compileRouteMatch(m: RouteMatch, node: ProxyNode, tableGateways?: readonly string[]): RequestTest | undefined {
   if (m.sourceLabels && !labelsMatch(m.sourceLabels, node.labels)) return undefined;
   const sidecar = node.kind === 'sidecar';
   if (m.sourceNamespace !== undefined && sidecar && m.sourceNamespace !== node.namespace) return undefined;
@@ -33,7 +33,15 @@ export function compileRouteMatch(m: RouteMatch, node: ProxyNode): RequestTest |
   if (m.authority) { const t = compileStringMatcher(m.authority); tests.push((r) => t(r.host)); }
   if (m.port !== undefined) { const p = m.port; tests.push((r) => r.port === p); }
   if (!sidecar && m.sourceNamespace !== undefined) { const ns = m.sourceNamespace; tests.push((r) => r.sourceNamespace === ns); }
-  if (!sidecar && m.gateways && m.gateways.length > 0) { const gws = new Set(m.gateways); tests.push((r) => r.gateway !== undefined && gws.has(r.gateway)); }
+  if (!sidecar && m.gateways && m.gateways.length > 0) {
+    // A gateway's route table knows which Gateways listen on its port: decide now.
+    if (tableGateways) {
+      if (!m.gateways.some((g) => tableGateways.includes(g))) return undefined;
+    } else {
+      const gws = new Set(m.gateways);
+      tests.push((r) => r.gateway !== undefined && gws.has(r.gateway));
+    }
+  }
   for (const h of m.headers) tests.push(named(h, (r, n) => headerValue(r, n)));
   for (const h of m.withoutHeaders) { const t = named(h, (r, n) => headerValue(r, n)); tests.push((r) => !t(r)); }
   for (const q of m.queryParams) tests.push(named(q, (r, n) => queryParam(r.path, n)));
@@ -59,9 +67,9 @@ function named(n: NamedMatcher, read: (r: RouteRequest, name: string) => string 
  * A predicate for a route's list of alternatives: any matches. `undefined`
  * when no alternative can apply to this proxy. An empty list matches all.
  */
-export function compileMatchList(ms: readonly RouteMatch[], node: ProxyNode): RequestTest | undefined {
+export function compileMatchList(ms: readonly RouteMatch[], node: ProxyNode, tableGateways?: readonly string[]): RequestTest | undefined {
   if (ms.length === 0) return always;
-  const alts = ms.map((m) => compileRouteMatch(m, node)).filter((t): t is RequestTest => t !== undefined);
+  const alts = ms.map((m) => compileRouteMatch(m, node, tableGateways)).filter((t): t is RequestTest => t !== undefined);
   if (alts.length === 0) return undefined;
   if (alts.length === 1) return alts[0];
   return (r) => alts.some((t) => t(r));

@@ -78,7 +78,8 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
   const suffix = snapshot.mesh.domainSuffix;
   const tables = new Map<number, BuiltTable>();
   const hostCache = new WeakMap<VirtualHost, BuiltHost>();
-  const buildHost = (vh: VirtualHost): BuiltHost => {
+  const buildHost = (vh: VirtualHost, tableGateways: readonly string[] | undefined): BuiltHost => {
+    if (tableGateways) return { vh, routes: buildRoutes(vh.routes, node, tableGateways) };
     let b = hostCache.get(vh);
     if (!b) {
       b = { vh, routes: buildRoutes(vh.routes, node) };
@@ -91,7 +92,7 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
     const wildcards: [string, BuiltHost][] = [];
     let any: BuiltHost | undefined;
     for (const vh of table.virtualHosts) {
-      const b = buildHost(vh);
+      const b = buildHost(vh, table.gateways);
       for (const d of vh.domains) {
         if (d === '*') any ??= b;
         else if (d.startsWith('*.')) wildcards.push([d.slice(1), b]);
@@ -157,13 +158,13 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
   };
 }
 
-function buildRoutes(routes: readonly Route[], node: ProxyNode): BuiltRoute[] {
+function buildRoutes(routes: readonly Route[], node: ProxyNode, tableGateways?: readonly string[]): BuiltRoute[] {
   const out: BuiltRoute[] = [];
   routes.forEach((route, index) => {
     if (route.match.length === 0) { out.push({ route, index, alts: [], all: true }); return; }
     const alts: (readonly [number, RequestTest])[] = [];
     route.match.forEach((m, i) => {
-      const t = compileRouteMatch(m, node);
+      const t = compileRouteMatch(m, node, tableGateways);
       if (t) alts.push([i, t]);
     });
     if (alts.length) out.push({ route, index, alts, all: false });

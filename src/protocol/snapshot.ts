@@ -81,6 +81,12 @@ export interface OutboundConfig {
 
 export interface RouteTable {
   readonly port: number;
+  /**
+   * Gateway proxies: the Gateways (`namespace/name`) whose servers listen on
+   * this port. A route match naming `gateways` applies when one of them is
+   * here. Absent on sidecars.
+   */
+  readonly gateways?: readonly string[];
   /** Sorted by name. Looked up by host: see `src/policy/route-table.ts`. */
   readonly virtualHosts: readonly VirtualHost[];
 }
