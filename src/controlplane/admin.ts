@@ -45,6 +45,8 @@ export interface ProxyRow {
   readonly lastAckedVersion: string | null;
   readonly sync: SyncState;
   readonly nackReason?: string;
+  /** Set once the proxy said it is leaving: WAITING for the callers' ACKs, then DRAINED. */
+  readonly leaving?: 'WAITING' | 'DRAINED';
   readonly listeners: ProxyListeners;
 }
 
@@ -77,6 +79,7 @@ export function proxyRows(sessions: readonly ProxySession[]): ProxyRow[] {
     lastAckedVersion: s.lastAckedVersion ?? null,
     sync: syncState(s),
     ...(s.nack ? { nackReason: s.nack.reason } : {}),
+    ...(s.leaving ? { leaving: s.leaving.drained ? 'DRAINED' as const : 'WAITING' as const } : {}),
     listeners: s.listeners,
   }));
 }

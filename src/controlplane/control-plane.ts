@@ -42,6 +42,8 @@ export interface ControlPlaneOptions {
   readonly registrationGraceMs?: number;
   /** How long an instance whose stream closed stays known (out of rotation) before it is forgotten; 30 s. */
   readonly goneAfterMs?: number;
+  /** How long a leaving instance waits for every connected proxy to ACK a snapshot without it before it is told `drained` anyway; 5 s. */
+  readonly leaveGraceMs?: number;
   /** Where to keep the registered instances across restarts (`control-plane.json`); none by default. */
   readonly stateDir?: string;
   /** Debounce of changes before a push round; 100 ms. */
@@ -100,7 +102,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     persistTimer.unref();
   };
   const hub: ProxyHub = new ProxyHub({
-    state, sessions, metrics, goneAfterMs: opts.goneAfterMs ?? 30_000, log,
+    state, sessions, metrics, goneAfterMs: opts.goneAfterMs ?? 30_000, leaveGraceMs: opts.leaveGraceMs ?? 5000, log,
     pusher: () => pusher, grace: () => grace, onInstancesChanged: persist,
   });
   const lastError = new Map<string, string>();
@@ -110,6 +112,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     snapshotFor: (s) => state.snapshot(s.workload),
     held: (s) => hub.isWithdrawn(s.instance) || (grace?.active === true && s.servingVersion !== undefined),
     beforeRound: () => hub.refreshSessions(),
+    afterRound: () => hub.checkDepartures(),
     onPush: (s, snap, _nonce, reason, sinceChangeMs) => {
       metrics.pushes++;
       if (sinceChangeMs !== undefined) metrics.convergence.observe(sinceChangeMs / 1000);

@@ -18,6 +18,8 @@ export type ControlPlaneEvent =
   | { readonly type: 'nack'; readonly instance: string; readonly version: string; readonly reason: string }
   | { readonly type: 'health'; readonly instance: string; readonly healthy: boolean; readonly detail?: string }
   | { readonly type: 'grace'; readonly state: 'waiting' | 'ended'; readonly why?: string; readonly missing: readonly string[]; readonly graceMs?: number }
+  | { readonly type: 'leaving'; readonly instance: string; readonly detail?: string }
+  | { readonly type: 'drained'; readonly instance: string; readonly why: 'acked' | 'timeout'; readonly waitedMs: number; readonly pending: readonly string[] }
   | { readonly type: 'withdrawn'; readonly instance: string; readonly message: string }
   | { readonly type: 'error'; readonly instance?: string; readonly message: string };
 
@@ -52,6 +54,12 @@ export function formatEvent(e: ControlPlaneEvent): string {
       return e.state === 'waiting'
         ? `registration grace: waiting up to ${e.graceMs} ms for ${e.missing.length} instances before pushing to proxies that serve a snapshot`
         : `registration grace ended (${e.why})${e.missing.length ? `; not registered: ${list(e.missing)}` : ''}`;
+    case 'leaving':
+      return `leaving instance=${e.instance}: out of rotation, waiting for the callers' ACKs${e.detail ? ` (${e.detail})` : ''}`;
+    case 'drained':
+      return e.why === 'acked'
+        ? `drained instance=${e.instance}: every connected proxy ACKed a snapshot without it after ${Math.round(e.waitedMs)} ms`
+        : `drained instance=${e.instance}: leave grace passed after ${Math.round(e.waitedMs)} ms; not ACKed by ${list(e.pending)}`;
     case 'withdrawn':
       return `withdrawn instance=${e.instance}: ${e.message}`;
     case 'error':

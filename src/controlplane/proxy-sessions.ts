@@ -26,8 +26,10 @@ export interface ProxySession {
   generation: number;
   stream: SessionStream | undefined;
   connected: boolean;
-  /** Last health report; true until the proxy says otherwise. */
+  /** Last health report: from hello's `healthy` (true when absent), then each `health` message. */
   healthy: boolean;
+  /** Set once the proxy said it is leaving (shutting down): out of rotation for the rest of its stream. */
+  leaving: { readonly since: number; drained: boolean } | undefined;
   /** The snapshot version the proxy said it serves when it registered. */
   servingVersion: string | undefined;
   lastPushedVersion: string | undefined;
@@ -68,7 +70,7 @@ export class ProxySessions {
    * Records a registration. A reconnecting instance keeps its record, but its
    * push state starts over: it gets the full current snapshot.
    */
-  open(init: { instance: string; workload: Workload; kind: ProxySession['kind']; listeners: ProxyListeners; stream: SessionStream; servingVersion?: string; now: number }): ProxySession {
+  open(init: { instance: string; workload: Workload; kind: ProxySession['kind']; listeners: ProxyListeners; stream: SessionStream; servingVersion?: string; healthy?: boolean; now: number }): ProxySession {
     const old = this.#byInstance.get(init.instance);
     const s: ProxySession = {
       instance: init.instance,
@@ -78,7 +80,8 @@ export class ProxySessions {
       generation: (old?.generation ?? 0) + 1,
       stream: init.stream,
       connected: true,
-      healthy: true,
+      healthy: init.healthy ?? true,
+      leaving: undefined,
       servingVersion: init.servingVersion,
       lastPushedVersion: undefined,
       lastPushedNonce: undefined,

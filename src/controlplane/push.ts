@@ -22,6 +22,8 @@ export interface PusherOptions {
   readonly onError: (s: ProxySession, error: unknown) => void;
   /** Called at the start of each round, before any compile (refreshes workloads after a config change). */
   readonly beforeRound?: () => void;
+  /** Called at the end of each round, after every push of it was sent. */
+  readonly afterRound?: () => void;
   readonly debounceMs?: number;
   readonly maxDelayMs?: number;
   /** Monotonic clock in ms; performance.now by default. */
@@ -66,6 +68,12 @@ export class Pusher {
     this.#o.beforeRound?.();
     const round = new Map<string, Snapshot | { error: unknown }>();
     for (const s of this.#o.sessions.connected()) this.pushTo(s, reason, since, round);
+    this.#o.afterRound?.();
+  }
+
+  /** Whether a round is scheduled and has not run yet. */
+  get pending(): boolean {
+    return this.#timer !== undefined;
   }
 
   /** Pushes to one session if its snapshot changed (used on registration and by rounds). */

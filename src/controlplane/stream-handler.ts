@@ -7,7 +7,7 @@
  */
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import { diagnostic, type Diagnostic } from '../api/diagnostic.js';
-import type { AckMessage, ControlMessage, HealthMessage, HelloMessage, NackMessage, ProxyMessage } from '../protocol/stream.js';
+import type { AckMessage, ControlMessage, HealthMessage, HelloMessage, LeavingMessage, NackMessage, ProxyMessage } from '../protocol/stream.js';
 import type { SessionStream } from './proxy-sessions.js';
 
 /** What the control plane does with a stream's messages. */
@@ -17,6 +17,8 @@ export interface StreamHub<S> {
   ack(session: S, m: AckMessage): void;
   nack(session: S, m: NackMessage): void;
   health(session: S, m: HealthMessage): void;
+  /** The proxy is shutting down: out of rotation, `drained` once the callers ACKed. */
+  leaving(session: S, m: LeavingMessage): void;
   /** The stream ended (either side, or the connection died). Called once. */
   closed(session: S): void;
   /** A registration was refused (for logs and metrics). */
@@ -75,6 +77,8 @@ export function handleStream<S>(call: ServerDuplexStream<ProxyMessage, ControlMe
         return hub.nack(session, m);
       case 'health':
         return hub.health(session, m);
+      case 'leaving':
+        return hub.leaving(session, m);
       default:
         return; // unknown messages are ignored: a newer proxy may send more than we know
     }

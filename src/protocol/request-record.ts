@@ -36,4 +36,8 @@ export interface RequestRecord {
   readonly sourceIdentity?: string;
   readonly destinationIdentity?: string;
   readonly attempts?: number;
+  /** True when the request was gRPC (`content-type: application/grpc…`). */
+  readonly grpc?: boolean;
+  /** The `grpc-status` the response carried in its headers (trailers-only responses), when it did. */
+  readonly grpcStatus?: string;
 }

@@ -10,6 +10,8 @@
  *   proxy → ack (version, nonce) | nack (version, nonce, reason)
  *   proxy → health (whenever the local app's health changes)
  *   cp    → snapshot … (only when the proxy's snapshot changed)
+ *   proxy → leaving (shutting down: take me out of rotation)
+ *   cp    → drained (every caller ACKed a snapshot without the instance, or the grace passed)
  */
 import type { ChannelOptions, ServiceDefinition } from '@grpc/grpc-js';
 import type { Snapshot } from './snapshot.js';
@@ -39,6 +41,14 @@ export interface HelloMessage {
   readonly claims?: { readonly labels?: Readonly<Record<string, string>>; readonly serviceAccount?: string; readonly identity?: string };
   /** The version of the snapshot the proxy already serves (after a reconnect), if any. */
   readonly servingVersion?: string;
+  /**
+   * The local app's health as the proxy's first check saw it, when the proxy
+   * checks it. `false`: the instance does not enter rotation until a `health`
+   * message says healthy. Absent (no check, or an older proxy): in rotation.
+   */
+  readonly healthy?: boolean;
+  /** The proxy is already leaving (it reconnected while shutting down): keep it out of rotation. */
+  readonly leaving?: boolean;
 }
 
 export interface AckMessage {
@@ -62,7 +72,18 @@ export interface HealthMessage {
   readonly detail?: string;
 }
 
-export type ProxyMessage = HelloMessage | AckMessage | NackMessage | HealthMessage;
+/**
+ * The proxy is shutting down (SIGTERM): the control plane takes the instance
+ * out of rotation, pushes, and answers `drained` once every connected proxy
+ * has ACKed a snapshot without it (or after its leave grace). The proxy keeps
+ * serving meanwhile, then drains its requests and exits.
+ */
+export interface LeavingMessage {
+  readonly type: 'leaving';
+  readonly detail?: string;
+}
+
+export type ProxyMessage = HelloMessage | AckMessage | NackMessage | HealthMessage | LeavingMessage;
 
 export interface SnapshotMessage {
   readonly type: 'snapshot';
@@ -80,7 +101,17 @@ export interface RefusedMessage {
   readonly reason: string;
 }
 
-export type ControlMessage = SnapshotMessage | RefusedMessage;
+/** The answer to `leaving`: no caller will pick the instance any more (`acked`), or the control plane stopped waiting (`timeout`). */
+export interface DrainedMessage {
+  readonly type: 'drained';
+  readonly why: 'acked' | 'timeout';
+  /** How long the control plane waited for the callers' ACKs. */
+  readonly waitedMs: number;
+  /** The proxies that had not ACKed when the grace passed (`timeout` only). */
+  readonly pending?: readonly string[];
+}
+
+export type ControlMessage = SnapshotMessage | RefusedMessage | DrainedMessage;
 
 const json = <T>() => ({
   serialize: (m: T): Buffer => Buffer.from(JSON.stringify(m)),

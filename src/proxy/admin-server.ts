@@ -2,19 +2,20 @@
  * The admin port: `GET /ready` (200 once the listeners are up and a snapshot
  * is applied, else 503 with the reason), `GET /config_dump`
  * (`{version, snapshot}` of the snapshot in force), `GET /metrics`
- * (Prometheus text). Contract: docs/running-mesh.md.
+ * (the data plane's prom-client registry: Istio's service metrics, the
+ * proxy's own and the process's; Prometheus text, or OpenMetrics when the
+ * Accept header asks for it). Contract: docs/running-mesh.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../protocol/snapshot.js';
+import type { ProxyTelemetry } from '../telemetry/proxy-telemetry.js';
 import { createProxyServer } from './http-server.js';
-import type { ProxyMetrics } from './metrics.js';
 
 export interface AdminSource {
-  readonly metrics: ProxyMetrics;
+  readonly telemetry: ProxyTelemetry;
   snapshot(): Snapshot | undefined;
   /** Why the proxy is not ready, or undefined when it is. */
   notReady(): string | undefined;
-  gauges(): { readonly activeRequests: number; readonly upstreamPools: number };
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -38,8 +39,10 @@ export function createAdminServer(src: AdminSource) {
         return;
       }
       case '/metrics': {
-        const s = src.snapshot();
-        send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', src.metrics.render({ ...src.gauges(), snapshotVersion: s?.version }));
+        src.telemetry.render(req.headers.accept).then(
+          (m) => send(res, 200, m.contentType, m.body),
+          (err: Error) => send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${err?.message ?? err}\n`),
+        );
         return;
       }
       default:

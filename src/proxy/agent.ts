@@ -6,8 +6,16 @@
  * reconnects with jittered exponential backoff while the data plane keeps
  * serving its last snapshot. A `refused` registration stops it for good: the
  * caller must not serve (see `onRefused`).
+ *
+ * Start-up: with a health check, the first check runs before hello, and
+ * hello carries its result (`healthy`), so an instance whose app is not up
+ * yet never enters rotation. Shutdown: `leave()` says `leaving` and resolves
+ * when the control plane answers `drained` (every caller ACKed a snapshot
+ * without this instance), or after a bound; the data plane keeps serving
+ * meanwhile, and the caller closes it (drains) afterwards.
  */
 import { request } from 'node:http';
+import { connect as tcpConnect } from 'node:net';
 import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { ControlMessage, HelloMessage, ProxyMessage } from '../protocol/stream.js';
 import { meshService, STREAM_CHANNEL_OPTIONS } from '../protocol/stream.js';
@@ -16,7 +24,8 @@ import type { DataPlane } from './types.js';
 export interface AgentHealthCheck {
   /** The app's port on `host` (127.0.0.1). */
   readonly port: number;
-  readonly path: string;
+  /** The HTTP path to GET (2xx = healthy); absent: a TCP connect to the port decides. */
+  readonly path?: string;
   readonly host?: string;
   /** Time between checks; 1.5 s by default. */
   readonly intervalMs?: number;
@@ -31,7 +40,17 @@ export type AgentEvent =
   | { readonly type: 'applied'; readonly version: string }
   | { readonly type: 'nack'; readonly version: string; readonly reason: string }
   | { readonly type: 'refused'; readonly code: string; readonly reason: string }
-  | { readonly type: 'health'; readonly healthy: boolean; readonly detail?: string };
+  | { readonly type: 'health'; readonly healthy: boolean; readonly detail?: string }
+  | { readonly type: 'leaving' }
+  | { readonly type: 'drained'; readonly why: LeaveResult['why']; readonly waitedMs: number; readonly pending?: readonly string[] };
+
+/** How a leave ended: the control plane said drained (`acked`, or `timeout` on its side), the agent's own bound passed, or there was no control plane to tell. */
+export interface LeaveResult {
+  readonly why: 'acked' | 'timeout' | 'local-timeout' | 'disconnected';
+  readonly waitedMs: number;
+  /** Proxies that had not ACKed when the control plane's grace passed. */
+  readonly pending?: readonly string[];
+}
 
 export interface AgentOptions {
   /** `host:port` of the control plane's gRPC server. */
@@ -62,6 +81,13 @@ export interface Agent {
   readonly refused: { readonly code: string; readonly reason: string } | undefined;
   /** The last health the check saw (undefined without a check, or before the first). */
   readonly healthy: boolean | undefined;
+  /**
+   * Says `leaving` (the instance leaves rotation) and resolves once the
+   * control plane answers `drained`, after `timeoutMs` (7 s by default) at
+   * the latest, or at once when not connected. Health checks stop. Snapshots
+   * are still applied and ACKed while waiting (this proxy is a caller too).
+   */
+  leave(timeoutMs?: number): Promise<LeaveResult>;
   close(): Promise<void>;
 }
 
@@ -80,6 +106,7 @@ export function createAgent(opts: AgentOptions): Agent {
   let failures = 0;
   let retry: NodeJS.Timeout | undefined;
   let healthTimer: NodeJS.Timeout | undefined;
+  let leaving: { readonly since: number; readonly done: (r: LeaveResult) => void } | undefined;
 
   const setConnected = (c: boolean) => {
     if (connected === c) return;
@@ -92,7 +119,7 @@ export function createAgent(opts: AgentOptions): Agent {
   };
 
   const sendHealth = () => {
-    if (healthy !== undefined) send({ type: 'health', healthy, ...(healthDetail ? { detail: healthDetail } : {}) });
+    if (healthy !== undefined && !leaving) send({ type: 'health', healthy, ...(healthDetail ? { detail: healthDetail } : {}) });
   };
 
   /** The next reconnect delay: exponential from `initial`, capped, ±20 % jitter. */
@@ -151,6 +178,11 @@ export function createAgent(opts: AgentOptions): Agent {
         opts.onRefused?.(m.code, m.reason);
         return;
       }
+      if (m.type === 'drained') {
+        log({ type: 'drained', why: m.why, waitedMs: m.waitedMs, ...(m.pending ? { pending: m.pending } : {}) });
+        leaving?.done({ why: m.why === 'timeout' ? 'timeout' : 'acked', waitedMs: performance.now() - leaving.since, ...(m.pending ? { pending: m.pending } : {}) });
+        return;
+      }
       if (m.type !== 'snapshot') return;
       if (opts.dataPlane.snapshot?.version === m.version) {
         send({ type: 'ack', version: m.version, nonce: m.nonce });
@@ -178,6 +210,8 @@ export function createAgent(opts: AgentOptions): Agent {
       listeners: { inbound: a.inbound ?? '', ...(a.outbound ? { outbound: a.outbound } : {}), admin: a.admin },
       ...(opts.claims ? { claims: opts.claims } : {}),
       ...(servingVersion ? { servingVersion } : {}),
+      ...(opts.healthCheck && healthy !== undefined ? { healthy } : {}),
+      ...(leaving ? { leaving: true } : {}),
     });
     sendHealth();
   };
@@ -185,6 +219,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const check = (): Promise<void> => new Promise((resolve) => {
     const hc = opts.healthCheck!;
     const done = (ok: boolean, detail?: string) => {
+      if (leaving) return resolve();
       const changed = healthy !== ok;
       healthy = ok;
       healthDetail = detail;
@@ -194,6 +229,13 @@ export function createAgent(opts: AgentOptions): Agent {
       }
       resolve();
     };
+    if (hc.path === undefined) {
+      const sock = tcpConnect({ host: hc.host ?? '127.0.0.1', port: hc.port, timeout: hc.timeoutMs ?? 1000 });
+      sock.once('connect', () => { sock.destroy(); done(true); });
+      sock.once('timeout', () => { sock.destroy(); done(false, `TCP connect to port ${hc.port} took more than ${hc.timeoutMs ?? 1000} ms`); });
+      sock.once('error', (e: NodeJS.ErrnoException) => done(false, `TCP connect to port ${hc.port}: ${e.code ?? e.message}`));
+      return;
+    }
     const req = request({ host: hc.host ?? '127.0.0.1', port: hc.port, path: hc.path, method: 'GET', timeout: hc.timeoutMs ?? 1000, agent: false }, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
@@ -205,9 +247,9 @@ export function createAgent(opts: AgentOptions): Agent {
   });
 
   const healthLoop = () => {
-    if (closed || refused) return;
+    if (closed || refused || leaving) return;
     void check().then(() => {
-      if (closed || refused) return;
+      if (closed || refused || leaving) return;
       healthTimer = setTimeout(healthLoop, opts.healthCheck!.intervalMs ?? 1500);
     });
   };
@@ -228,6 +270,23 @@ export function createAgent(opts: AgentOptions): Agent {
     },
     get healthy() {
       return healthy;
+    },
+    leave(timeoutMs = 7000) {
+      return new Promise<LeaveResult>((resolve) => {
+        if (leaving || closed || refused) return resolve({ why: 'disconnected', waitedMs: 0 });
+        const since = performance.now();
+        if (healthTimer) clearTimeout(healthTimer);
+        healthTimer = undefined;
+        const timer = setTimeout(() => finish({ why: 'local-timeout', waitedMs: performance.now() - since }), timeoutMs);
+        const finish = (r: LeaveResult) => {
+          clearTimeout(timer);
+          resolve(r);
+        };
+        leaving = { since, done: finish };
+        log({ type: 'leaving' });
+        if (!connected) return finish({ why: 'disconnected', waitedMs: 0 });
+        send({ type: 'leaving' });
+      });
     },
     async close() {
       closed = true;

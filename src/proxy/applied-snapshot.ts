@@ -14,6 +14,7 @@ import { SNAPSHOT_SCHEMA, type InboundListener, type Route, type Snapshot, type 
 import { buildClusterTarget, type ClusterTarget } from './cluster-target.js';
 import { SnapshotError } from './errors.js';
 import { composeChain, type Chain } from './filter-chain.js';
+import { speaksHttp2 } from './h2-upstream.js';
 import { singleHost, type Host, type HostSet } from './hosts.js';
 import { buildRoutePlan, buildTcpPlan, type ForwardPlan, type RoutePlan } from './route-plan.js';
 import { SANITIZE_IDENTITY } from './sanitize.js';
@@ -89,10 +90,11 @@ function validateShape(s: Snapshot): void {
   check(s.endpoints.length === s.clusters.length, `${s.clusters.length} clusters but ${s.endpoints.length} endpoint lists`);
 }
 
-function appHost(pools: PoolLease, port: number, s: Snapshot): Host {
+/** The local app on a port; spoken to over h2c when the service port's protocol is HTTP2 or GRPC. */
+function appHost(pools: PoolLease, port: number, s: Snapshot, http2: boolean): Host {
   check(Number.isInteger(port) && port > 0 && port < 65536, `inbound target port ${port} is not a port`);
   const settings: PoolSettings = { connectTimeoutMs: s.mesh.connectTimeoutMs, maxConnections: 2 ** 32 - 1, maxRequestsPerConnection: 0, idleTimeoutMs: 3_600_000 };
-  const upstream = pools.acquire('127.0.0.1', port, settings);
+  const upstream = pools.acquire('127.0.0.1', port, settings, http2);
   return { upstream, address: upstream.address, identity: s.node.identity };
 }
 
@@ -131,12 +133,14 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
   const inboundByPort = new Map<number, InboundRoute>();
   if (o.mode === 'sidecar') {
     const chain = composeChain(SANITIZE_IDENTITY);
-    const apps = new Map<number, HostSet>();
+    const apps = new Map<string, HostSet>();
     for (const l of s.inbound) {
       if (inboundByPort.has(l.port)) continue;
       const port = o.appPort ?? l.targetPort;
-      let app = apps.get(port);
-      if (!app) apps.set(port, (app = singleHost(appHost(lease, port, s))));
+      const h2 = speaksHttp2(l.protocol);
+      const key = `${port}${h2 ? '|h2' : ''}`;
+      let app = apps.get(key);
+      if (!app) apps.set(key, (app = singleHost(appHost(lease, port, s, h2))));
       inboundByPort.set(l.port, { listener: l, chain, app });
     }
   }

@@ -4,6 +4,7 @@
  * of the cluster's policy over them. Built once per snapshot.
  */
 import { queryParam } from '../policy/request.js';
+import { speaksHttp2 } from './h2-upstream.js';
 import type { Cluster, ClusterEndpoints, LoadBalancer, SnapshotEndpoint } from '../protocol/snapshot.js';
 import type { Host, HostSet } from './hosts.js';
 import type { Headers } from './headers.js';
@@ -70,7 +71,8 @@ function hashKeyReader(lb: LoadBalancer): HashKeyReader | undefined {
 
 export function buildClusterTarget(cluster: Cluster, endpoints: ClusterEndpoints, lease: PoolLease): ClusterTarget {
   const cp = cluster.connectionPool;
-  const hosts = endpoints.endpoints.filter(usable).map((e) => new EndpointHost(e, lease.acquire(e.address!, e.port, cp)));
+  const h2 = speaksHttp2(cluster.protocol);
+  const hosts = endpoints.endpoints.filter(usable).map((e) => new EndpointHost(e, lease.acquire(e.address!, e.port, cp, h2)));
   const balancer = createBalancer<EndpointHost>(cluster.lb.policy, hosts, (h) => h.address);
   return {
     cluster,

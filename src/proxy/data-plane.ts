@@ -8,16 +8,22 @@
  *     sidecar:  app ──▶ outbound listener ──▶ peer's inbound listener ──▶ peer app
  *               peer ──▶ inbound listener ──▶ 127.0.0.1:<app port>
  *     gateway:  outside ──▶ gateway listener (per server port) ──▶ inbound listeners
+ *
+ * Every traffic listener takes HTTP/1.1 and h2c on its port (listener-server.ts);
+ * clusters and app ports whose protocol is HTTP2 or GRPC are spoken to over
+ * h2c, one multiplexed session per endpoint (h2-upstream.ts).
  */
-import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Agent } from 'undici';
 import type { Snapshot } from '../protocol/snapshot.js';
+import { ProxyTelemetry, telemetryOptionsFromEnv, type TelemetryOptions } from '../telemetry/proxy-telemetry.js';
 import { createAdminServer } from './admin-server.js';
 import { buildAppliedSnapshot, type AppliedSnapshot } from './applied-snapshot.js';
 import type { ExchangeHost, ListenerContext } from './exchange.js';
 import { gatewayHandler } from './gateway-listener.js';
-import { createProxyServer, listen, stopListening } from './http-server.js';
+import { listen, stopListening, type ListeningServer } from './http-server.js';
 import { inboundHandler } from './inbound-listener.js';
+import { ProxyServer } from './listener-server.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundHandler, refuseConnect } from './outbound-listener.js';
 import type { ApplyResult, DataPlane, DataPlaneAddresses, DataPlaneOptions } from './types.js';
@@ -30,16 +36,22 @@ export const DEFAULT_GRACE_MS = 5_000;
 
 interface Listener {
   readonly kind: 'outbound' | 'inbound' | 'gateway' | 'admin';
-  readonly server: Server;
+  readonly server: ListeningServer;
   readonly port: number;
   /** Gateway: the Gateway server port this listener serves. */
   readonly serverPort?: number;
 }
 
-export function createDataPlane(opts: DataPlaneOptions): DataPlane {
+/** Telemetry settings (metrics, access log); from the environment when absent (src/telemetry/proxy-telemetry.ts). */
+export interface DataPlaneTelemetryOptions {
+  readonly telemetry?: TelemetryOptions;
+}
+
+export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptions): DataPlane {
   const bind = opts.host ?? '127.0.0.1';
   const pools = new UpstreamPools();
-  const metrics = new ProxyMetrics();
+  const telemetry = new ProxyTelemetry(opts.telemetry ?? telemetryOptionsFromEnv(process.env));
+  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version }));
   const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
   let state: AppliedSnapshot | undefined;
   let agent: Agent | undefined;
@@ -56,21 +68,28 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
 
   const listeners: Listener[] = [];
   if (opts.mode === 'sidecar') {
-    const outbound = createProxyServer(outboundHandler(ctx));
-    outbound.on('connect', refuseConnect);
+    const outbound = new ProxyServer(outboundHandler(ctx));
+    outbound.http1.on('connect', refuseConnect);
     listeners.push({ kind: 'outbound', server: outbound, port: opts.outboundPort ?? 0 });
-    listeners.push({ kind: 'inbound', server: createProxyServer(inboundHandler(ctx)), port: opts.inboundPort ?? 0 });
+    listeners.push({ kind: 'inbound', server: new ProxyServer(inboundHandler(ctx)), port: opts.inboundPort ?? 0 });
   } else {
     for (const [serverPort, local] of Object.entries(opts.gatewayPorts ?? {})) {
       const sp = Number(serverPort);
-      listeners.push({ kind: 'gateway', server: createProxyServer(gatewayHandler(ctx, sp)), port: local, serverPort: sp });
+      listeners.push({ kind: 'gateway', server: new ProxyServer(gatewayHandler(ctx, sp)), port: local, serverPort: sp });
     }
   }
+  for (const l of listeners) {
+    const kind = l.kind;
+    if (kind === 'admin') continue;
+    l.server.on('connection', (socket: Socket) => {
+      metrics.connectionOpened(kind);
+      socket.once('close', () => metrics.connectionClosed(kind));
+    });
+  }
   const admin = createAdminServer({
-    metrics,
+    telemetry,
     snapshot: () => state?.snapshot,
     notReady: () => (closed ? 'the proxy is shutting down' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
-    gauges: () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size }),
   });
   listeners.push({ kind: 'admin', server: admin, port: opts.adminPort ?? 0 });
 
@@ -105,6 +124,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
       state = next;
       prev?.retire();
       metrics.snapshotApplied();
+      telemetry.snapshotApplied(snapshot);
       return { ok: true };
     } catch (err) {
       metrics.snapshotRejected();
@@ -136,6 +156,7 @@ export function createDataPlane(opts: DataPlaneOptions): DataPlane {
     state?.retire();
     await pools.destroy();
     await agent?.destroy().catch(() => undefined);
+    await telemetry.close();
   }
 
   return {

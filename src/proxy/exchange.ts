@@ -4,8 +4,13 @@
  * changes a request mid-way), and the facts its record reports. When the
  * response closes, the exchange counts itself in the metrics, publishes its
  * record (only when someone subscribes) and lets go of its snapshot.
+ *
+ * HTTP/2 requests (listener-server.ts) come through Node's compatibility
+ * API, whose request and response have the shape used here; what differs
+ * (the stream's reset code, gRPC) is read through `http2` and `grpc`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { RequestRecord, ResponseFlag } from '../protocol/request-record.js';
@@ -44,6 +49,12 @@ export class Exchange implements StageContext {
   readonly t0 = performance.now();
   readonly method: string;
   readonly remoteAddress: string | undefined;
+  /** The downstream speaks HTTP/2 (h2c). */
+  readonly http2: boolean;
+  /** A gRPC call (`content-type: application/grpc…`): the proxy's own answers are gRPC-shaped. */
+  readonly grpc: boolean;
+  /** gRPC: the `grpc-status` sent downstream (in headers, trailers or the proxy's own answer), for the record. */
+  grpcStatus: string | undefined;
   authority = '';
   path: string;
   requestId = '';
@@ -74,7 +85,10 @@ export class Exchange implements StageContext {
   ) {
     this.method = req.method ?? 'GET';
     this.path = req.url ?? '/';
-    this.remoteAddress = req.socket.remoteAddress;
+    this.remoteAddress = req.socket?.remoteAddress;
+    this.http2 = req.httpVersionMajor === 2;
+    const ct = req.headers['content-type'];
+    this.grpc = typeof ct === 'string' && ct.startsWith('application/grpc');
     host.inflight++;
     state?.enter();
     if (host.closing) res.shouldKeepAlive = false;
@@ -89,7 +103,15 @@ export class Exchange implements StageContext {
   /** Cuts the downstream connection (a response that cannot be completed); not counted as DC. */
   destroyDownstream(): void {
     this.#cutByUs = true;
+    // HTTP/2: reset the stream with an error code (destroying it would send RST_STREAM NO_ERROR, which reads as a clean end).
+    const stream = this.h2Stream;
+    if (stream) { if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR); return; }
     this.res.destroy();
+  }
+
+  /** The downstream HTTP/2 stream (HTTP/2 exchanges only). */
+  get h2Stream(): ServerHttp2Stream | undefined {
+    return this.http2 ? (this.res as unknown as Http2ServerResponse).stream : undefined;
   }
 
   get durationMs(): number {
@@ -98,7 +120,9 @@ export class Exchange implements StageContext {
 
   #onClose = (): void => {
     this.closed = true;
-    if (!this.res.writableFinished && !this.#cutByUs) {
+    // An HTTP/2 stream that closed with a reset code did not complete (the compatibility response has no writableFinished).
+    const incomplete = this.http2 ? (this.h2Stream?.rstCode ?? 0) !== 0 : !this.res.writableFinished;
+    if (incomplete && !this.#cutByUs) {
       this.flag('DC');
       const c = this.cancel;
       this.cancel = undefined;

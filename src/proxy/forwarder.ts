@@ -13,6 +13,8 @@ import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { ABORT, PROXY_ERRORS, classifyUpstreamError, failureKind, type UpstreamFailure } from './errors.js';
 import type { Exchange } from './exchange.js';
+import { endGrpcResponse, GRPC_STATUS } from './grpc.js';
+import { TRAILERS_ONLY } from './h2-upstream.js';
 import { downstreamResponseHeaders, type HeaderEdit, type Headers } from './headers.js';
 import { replyFor, sendLocalReply, type LocalReply } from './local-reply.js';
 import type { Host, HostSet } from './hosts.js';
@@ -85,9 +87,13 @@ class Forwarding {
   commit(status: number, upstreamHeaders: IncomingHttpHeaders): boolean {
     const ex = this.ex;
     if (ex.closed) return false;
-    const h = downstreamResponseHeaders(upstreamHeaders);
+    // A trailers-only upstream response leads with its content-type; its other fields follow as trailers.
+    const lead = (upstreamHeaders as { [TRAILERS_ONLY]?: IncomingHttpHeaders })[TRAILERS_ONLY];
+    const h = downstreamResponseHeaders(lead ?? upstreamHeaders);
     this.spec.responseEdit?.(h);
     if (this.spec.retry.maxRetries > 0 && this.replayable && retriableResponse(this.spec.retry, status, upstreamHeaders['grpc-status'])) ex.flag('URX');
+    const gs = upstreamHeaders['grpc-status'];
+    if (typeof gs === 'string') ex.grpcStatus = gs;
     try {
       ex.res.writeHead(status, h);
     } catch (err) {
@@ -132,6 +138,13 @@ class Forwarding {
     if (this.done) return;
     const a = this.current;
     a?.abandon(ABORT.routeTimeout);
+    if (a?.committed && this.ex.grpc) {
+      // A gRPC response under way ends with DEADLINE_EXCEEDED in its trailers, as a gRPC server would end it.
+      this.finish();
+      this.ex.flag('UT');
+      endGrpcResponse(this.ex, GRPC_STATUS.DEADLINE_EXCEEDED, `the deadline of ${this.spec.timeoutMs} ms passed`);
+      return;
+    }
     if (a?.committed) {
       this.finish();
       this.ex.flag('UT');
@@ -215,6 +228,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     const f = this.f;
     f.finish();
     const res = f.ex.res;
+    const gs = trailers['grpc-status'];
+    if (typeof gs === 'string') f.ex.grpcStatus = gs;
     for (const _ in trailers) {
       try { res.addTrailers(trailers as Record<string, string>); } catch { /* trailers need chunked encoding downstream */ }
       break;

@@ -49,7 +49,7 @@ function copyWithout(src: HeaderSource, drop: ReadonlySet<string>): Headers {
   const out: Headers = {};
   const listed = connectionListed(src.connection);
   for (const k in src) {
-    if (drop.has(k) || (listed !== undefined && listed.includes(k))) continue;
+    if (drop.has(k) || k.charCodeAt(0) === 58 /* HTTP/2 pseudo-header */ || (listed !== undefined && listed.includes(k))) continue;
     const v = src[k];
     if (v !== undefined) out[k] = v;
   }

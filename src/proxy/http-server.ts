@@ -6,7 +6,10 @@
  * client, not the proxy, closes an idle connection.
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+
+/** What listen/stopListening need: an http.Server or a ProxyServer (listener-server.ts). */
+export type ListeningServer = NetServer & { closeIdleConnections(): void; closeAllConnections(): void };
 
 export const HEADERS_TIMEOUT_MS = 60_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
@@ -18,7 +21,7 @@ export function createProxyServer(handler: RequestListener): Server {
 }
 
 /** Listens and resolves with the port bound (port 0 picks a free one). */
-export function listen(server: Server, host: string, port: number): Promise<number> {
+export function listen(server: ListeningServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
@@ -30,7 +33,7 @@ export function listen(server: Server, host: string, port: number): Promise<numb
 }
 
 /** Stops accepting; resolves when the server has closed (after its connections have). */
-export function stopListening(server: Server): Promise<void> {
+export function stopListening(server: ListeningServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) { resolve(); return; }
     server.close(() => resolve());

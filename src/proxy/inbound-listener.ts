@@ -34,6 +34,7 @@ export function inboundHandler(ctx: ListenerContext): RequestListener {
     }
     ex.cluster = ir.listener.name;
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
+    h.host = t.authority;
     ex.requestId = ensureRequestId(h);
     setForwarded(h, ex.remoteAddress, 'http');
     runChain(ir.chain, ex, (v) => (v ? sendLocalReply(ex, v) : forwardDirect(ex, ir.app, ex.path)), (err) => internalError(ex, err));

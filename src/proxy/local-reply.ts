@@ -1,10 +1,12 @@
 /**
  * Answers the proxy gives itself: a status, the response flag that says why,
- * and a short plain-text body a person can read (`no route: …`).
+ * and a short plain-text body a person can read (`no route: …`). A gRPC
+ * call gets the same answer as a gRPC status instead (grpc.ts).
  */
 import type { ResponseFlag } from '../protocol/request-record.js';
 import type { ErrorKind } from './errors.js';
 import type { Exchange } from './exchange.js';
+import { sendGrpcReply } from './grpc.js';
 
 export interface LocalReply {
   readonly status: number;
@@ -27,6 +29,7 @@ export function sendLocalReply(ex: Exchange, reply: LocalReply, extraFlags?: rea
   if (extraFlags) for (const f of extraFlags) ex.flag(f);
   if (ex.closed) return;
   if (res.headersSent) { ex.destroyDownstream(); return; }
+  if (ex.grpc) { sendGrpcReply(ex, reply); return; }
   const text = reply.body;
   const length = Buffer.byteLength(text);
   const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': length };

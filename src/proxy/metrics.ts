@@ -1,23 +1,75 @@
 /**
- * The proxy's own counters, rendered in the Prometheus text format for the
- * admin port's /metrics. Counting a request is a few array increments; the
- * per-request Istio-style metrics (DESIGN.md §6) belong to telemetry, as a
- * subscriber of the request records.
+ * The proxy's own metrics, on the data plane's prom-client registry (served
+ * at the admin port's /metrics beside telemetry's Istio service metrics).
+ * Counting a request is a few array increments; the values are copied into
+ * prom-client only when /metrics is read, and the gauges (active requests,
+ * connections, pools, config version and age) are read from the live state
+ * at that moment.
  */
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Direction } from './exchange.js';
 
 const DIRECTIONS: readonly Direction[] = ['inbound', 'outbound', 'gateway'];
 const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+/** Read from the data plane at each scrape. */
+export interface ProxyGauges {
+  readonly activeRequests: number;
+  readonly upstreamPools: number;
+  readonly snapshotVersion?: string | undefined;
+}
+
+export type ListenerKind = 'outbound' | 'inbound' | 'gateway';
+
 export class ProxyMetrics {
   /** [direction][status class] */
   readonly #requests = DIRECTIONS.map(() => CLASSES.map(() => 0));
   readonly #flags = new Map<string, number>();
+  readonly #connections = new Map<ListenerKind, { opened: number; open: number }>();
   #retries = 0;
   #applied = 0;
   #rejected = 0;
   #connected = 0;
   #lastApplied = 0;
+
+  constructor(registry: Registry, gauges: () => ProxyGauges) {
+    const registers = [registry];
+    const self = this;
+    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>) => void) =>
+      new Counter({ name, help, labelNames, registers, collect() { this.reset(); fill(this); } });
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>) => void) =>
+      new Gauge({ name, help, labelNames, registers, collect() { this.reset(); fill(this); } });
+
+    counter('trellis_proxy_requests_total', 'Requests ended, by direction and status class (0xx: no response was sent).', ['direction', 'status_class'], (c) => {
+      DIRECTIONS.forEach((d, i) => CLASSES.forEach((k, j) => c.inc({ direction: d, status_class: k }, self.#requests[i]![j]!)));
+    });
+    counter('trellis_proxy_response_flags_total', 'Requests ended with an Envoy-style response flag, by direction and flag.', ['direction', 'flag'], (c) => {
+      for (const [key, n] of self.#flags) {
+        const [direction, flag] = key.split('|');
+        c.inc({ direction: direction!, flag: flag! }, n);
+      }
+    });
+    counter('trellis_proxy_upstream_retries_total', 'Upstream attempts that were retries.', [], (c) => c.inc(self.#retries));
+    counter('trellis_proxy_snapshots_applied_total', 'Snapshots applied.', [], (c) => c.inc(self.#applied));
+    counter('trellis_proxy_snapshots_rejected_total', 'Snapshots rejected (NACKed); the previous one stayed in force.', [], (c) => c.inc(self.#rejected));
+    counter('trellis_proxy_downstream_connections_opened_total', 'Downstream connections accepted, by listener.', ['listener'], (c) => {
+      for (const [listener, n] of self.#connections) c.inc({ listener }, n.opened);
+    });
+    gauge('trellis_proxy_downstream_connections', 'Downstream connections open, by listener.', ['listener'], (g) => {
+      for (const [listener, n] of self.#connections) g.set({ listener }, n.open);
+    });
+    gauge('trellis_proxy_snapshot_applied_timestamp_seconds', 'When the snapshot in force was applied (0: none yet).', [], (g) => g.set(self.#lastApplied / 1000));
+    gauge('trellis_proxy_snapshot_age_seconds', 'Seconds since the snapshot in force was applied (absent: none yet).', [], (g) => {
+      if (self.#lastApplied) g.set((Date.now() - self.#lastApplied) / 1000);
+    });
+    gauge('trellis_proxy_snapshot_info', 'The version of the snapshot in force.', ['version'], (g) => {
+      const v = gauges().snapshotVersion;
+      if (v !== undefined) g.set({ version: v }, 1);
+    });
+    gauge('trellis_proxy_control_plane_connected', '1 while the agent holds a stream to the control plane.', [], (g) => g.set(self.#connected));
+    gauge('trellis_proxy_active_requests', 'Requests in flight.', [], (g) => g.set(gauges().activeRequests));
+    gauge('trellis_proxy_upstream_pools', 'Connection pools to upstream addresses.', [], (g) => g.set(gauges().upstreamPools));
+  }
 
   requestEnded(direction: Direction, status: number, flags: readonly string[] | undefined): void {
     const d = direction === 'inbound' ? 0 : direction === 'outbound' ? 1 : 2;
@@ -29,42 +81,20 @@ export class ProxyMetrics {
     }
   }
 
+  connectionOpened(listener: ListenerKind): void {
+    let n = this.#connections.get(listener);
+    if (!n) this.#connections.set(listener, (n = { opened: 0, open: 0 }));
+    n.opened++;
+    n.open++;
+  }
+
+  connectionClosed(listener: ListenerKind): void {
+    const n = this.#connections.get(listener);
+    if (n) n.open--;
+  }
+
   retried(): void { this.#retries++; }
   snapshotApplied(): void { this.#applied++; this.#lastApplied = Date.now(); }
   snapshotRejected(): void { this.#rejected++; }
   setControlPlaneConnected(on: boolean): void { this.#connected = on ? 1 : 0; }
-
-  /** Prometheus text exposition format 0.0.4. */
-  render(gauges: { readonly activeRequests: number; readonly upstreamPools: number; readonly snapshotVersion?: string | undefined }): string {
-    const out: string[] = [];
-    const head = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    head('trellis_proxy_requests_total', 'counter', 'Requests ended, by direction and status class (0xx: no response was sent).');
-    DIRECTIONS.forEach((d, i) => CLASSES.forEach((c, j) => {
-      out.push(`trellis_proxy_requests_total{direction="${d}",status_class="${c}"} ${this.#requests[i]![j]}`);
-    }));
-    head('trellis_proxy_response_flags_total', 'counter', 'Requests ended with an Envoy-style response flag, by direction and flag.');
-    for (const [k, n] of [...this.#flags].sort()) {
-      const [d, f] = k.split('|');
-      out.push(`trellis_proxy_response_flags_total{direction="${d}",flag="${f}"} ${n}`);
-    }
-    head('trellis_proxy_upstream_retries_total', 'counter', 'Upstream attempts that were retries.');
-    out.push(`trellis_proxy_upstream_retries_total ${this.#retries}`);
-    head('trellis_proxy_snapshots_applied_total', 'counter', 'Snapshots applied.');
-    out.push(`trellis_proxy_snapshots_applied_total ${this.#applied}`);
-    head('trellis_proxy_snapshots_rejected_total', 'counter', 'Snapshots rejected (NACKed); the previous one stayed in force.');
-    out.push(`trellis_proxy_snapshots_rejected_total ${this.#rejected}`);
-    head('trellis_proxy_snapshot_applied_timestamp_seconds', 'gauge', 'When the snapshot in force was applied (0: none yet).');
-    out.push(`trellis_proxy_snapshot_applied_timestamp_seconds ${this.#lastApplied / 1000}`);
-    if (gauges.snapshotVersion !== undefined) {
-      head('trellis_proxy_snapshot_info', 'gauge', 'The version of the snapshot in force.');
-      out.push(`trellis_proxy_snapshot_info{version="${gauges.snapshotVersion.replace(/["\\\n]/g, '_')}"} 1`);
-    }
-    head('trellis_proxy_control_plane_connected', 'gauge', '1 while the agent holds a stream to the control plane.');
-    out.push(`trellis_proxy_control_plane_connected ${this.#connected}`);
-    head('trellis_proxy_active_requests', 'gauge', 'Requests in flight.');
-    out.push(`trellis_proxy_active_requests ${gauges.activeRequests}`);
-    head('trellis_proxy_upstream_pools', 'gauge', 'Connection pools to upstream addresses.');
-    out.push(`trellis_proxy_upstream_pools ${gauges.upstreamPools}`);
-    return out.join('\n') + '\n';
-  }
 }

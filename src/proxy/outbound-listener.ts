@@ -1,6 +1,7 @@
 /**
  * The outbound listener: the app's calls, as an HTTP/1.1 forward proxy
- * (absolute-form, the app has HTTP_PROXY pointing here) or by Host header.
+ * (absolute-form, the app has HTTP_PROXY pointing here), by Host header, or
+ * as h2c with prior knowledge by :authority (one port: listener-server.ts).
  * Request → router (the snapshot's, shared with `simulate()`) → route plan;
  * what the router cannot place goes, as simulate says, to the TCP service of
  * that port, through PASSTHROUGH (ALLOW_ANY), or nowhere: 502 (REGISTRY_ONLY).

@@ -14,6 +14,8 @@ export const REPLAY_LIMIT = 64 * 1024;
 export type RequestBody = Buffer | Transform | null;
 
 export function hasBody(req: IncomingMessage): boolean {
+  // HTTP/2: a body unless the request's HEADERS ended the stream (gRPC sends no content-length).
+  if (req.httpVersionMajor === 2) return !(req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
   if (req.headers['transfer-encoding'] !== undefined) return true;
   const cl = req.headers['content-length'];
   return cl !== undefined && cl !== '0';

@@ -37,6 +37,12 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
   if (ex.sourceIdentity) r.sourceIdentity = ex.sourceIdentity;
   if (ex.destinationIdentity) r.destinationIdentity = ex.destinationIdentity;
   if (ex.attempts !== undefined) r.attempts = ex.attempts;
+  if (ex.grpc) {
+    r.grpc = true;
+    // The forwarder knows the status (response headers or trailers); until it sets `grpcStatus` on the exchange, only headers set with setHeader are seen.
+    const gs = (ex as { readonly grpcStatus?: string | number }).grpcStatus ?? ex.res.getHeader('grpc-status');
+    if (gs !== undefined) r.grpcStatus = String(gs);
+  }
   return Object.freeze(r);
 }
 

@@ -30,7 +30,8 @@ export function portOf(authority: string): number | undefined {
 /** The target of a request, or a reason it has none a proxy can use. */
 export function requestTarget(req: IncomingMessage): RequestTarget | string {
   const url = req.url ?? '/';
-  const host = req.headers.host;
+  // HTTP/2 names the authority in :authority (a Host header may be there too).
+  const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
   let scheme = 'http';
   let authority: string;
   let path: string;

@@ -3,13 +3,17 @@
  * gateway listeners): the route's stages, then its action — a direct
  * response, a redirect, or forwarding: weighted destination → cluster
  * target (503 NC when missing, 503 UH without endpoints) → header
- * operations, rewrite → body → forwarder.
+ * operations, rewrite → body → forwarder. A gRPC call's `grpc-timeout`
+ * bounds the forwarding as a route timeout does, and goes upstream as the
+ * time left.
  */
 import { pickWeighted } from '../policy/weighted.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { runChain } from './filter-chain.js';
 import { forward } from './forwarder.js';
+import { formatGrpcTimeout, parseGrpcTimeout } from './grpc.js';
+import type { Headers } from './headers.js';
 import type { HostSet } from './hosts.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { withRequestBody } from './request-body.js';
@@ -19,6 +23,19 @@ import type { ForwardPlan, RoutePlan } from './route-plan.js';
 
 export function internalError(ex: Exchange, err: unknown): void {
   sendLocalReply(ex, replyFor(PROXY_ERRORS.INTERNAL, (err as Error)?.message ?? String(err)));
+}
+
+/**
+ * The timeout over all attempts: the route's, or a gRPC deadline when it is
+ * shorter (the upstream then gets the time left in its `grpc-timeout`).
+ */
+function effectiveTimeout(ex: Exchange, h: Headers, routeTimeoutMs: number): number {
+  if (!ex.grpc) return routeTimeoutMs;
+  const deadline = parseGrpcTimeout(h['grpc-timeout']);
+  if (deadline === undefined) return routeTimeoutMs;
+  const left = Math.max(1, deadline - ex.durationMs);
+  h['grpc-timeout'] = formatGrpcTimeout(left);
+  return routeTimeoutMs > 0 && routeTimeoutMs < left ? routeTimeoutMs : Math.ceil(left);
 }
 
 export function serveRoute(ex: Exchange, plan: RoutePlan, matchIndex: number, t: RequestTarget): void {
@@ -57,14 +74,15 @@ function forwardRoute(ex: Exchange, plan: ForwardPlan, matchIndex: number, t: Re
   d.requestEdit?.(h);
   if (plan.authority !== undefined) h.host = plan.authority;
   const path = plan.rewrites ? plan.rewrites[matchIndex + 1]!(t.path) : t.path;
-  const { retry, timeoutMs } = plan;
+  const { retry } = plan;
+  const timeoutMs = effectiveTimeout(ex, h, plan.timeoutMs);
   const responseEdit = d.responseEdit;
   withRequestBody(ex, retry.maxRetries > 0, (body) => forward(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body, retry, timeoutMs, responseEdit }));
 }
 
-/** Forwards to one host as it is: no retries, no timeout (inbound to the app, passthrough). */
+/** Forwards to one host as it is: no retries, no timeout but a gRPC deadline (inbound to the app, passthrough). */
 export function forwardDirect(ex: Exchange, hosts: HostSet, path: string): void {
   withRequestBody(ex, false, (body) => forward(ex, {
-    hosts, hashKey: undefined, method: ex.method, path, headers: ex.headers, body, retry: NO_RETRY, timeoutMs: 0, responseEdit: undefined,
+    hosts, hashKey: undefined, method: ex.method, path, headers: ex.headers, body, retry: NO_RETRY, timeoutMs: effectiveTimeout(ex, ex.headers, 0), responseEdit: undefined,
   }));
 }

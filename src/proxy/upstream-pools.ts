@@ -6,8 +6,9 @@
  * pool closes gracefully. So pools live across swaps, and a request never
  * loses its pool mid-way.
  */
-import { Agent, Pool, type Dispatcher } from 'undici';
+import { Agent, Pool } from 'undici';
 import type { ConnectionPool } from '../protocol/snapshot.js';
+import { H2Upstream, type UpstreamDispatcher } from './h2-upstream.js';
 
 /** The settings a pool is built with; the pool key includes them. */
 export type PoolSettings = Pick<ConnectionPool, 'connectTimeoutMs' | 'maxConnections' | 'maxRequestsPerConnection' | 'idleTimeoutMs'>;
@@ -26,7 +27,9 @@ export class Upstream {
     readonly address: string,
     /** `http://host:port`, given to the dispatcher with each request. */
     readonly origin: string,
-    readonly dispatcher: Dispatcher,
+    readonly dispatcher: UpstreamDispatcher,
+    /** Spoken to over h2c (one multiplexed session) rather than HTTP/1.1 pools. */
+    readonly http2 = false,
   ) {}
 }
 
@@ -52,14 +55,18 @@ export class UpstreamPools {
   readonly #pools = new Map<string, Upstream>();
   readonly #closing = new Set<Promise<void>>();
 
-  /** The pool for an address with these settings; the caller holds a reference until `release`. */
-  acquire(host: string, port: number, s: PoolSettings): Upstream {
+  /**
+   * The pool for an address with these settings (`http2`: an h2c session
+   * instead of HTTP/1.1 connections); the caller holds a reference until `release`.
+   */
+  acquire(host: string, port: number, s: PoolSettings, http2 = false): Upstream {
     const address = hostPort(host, port);
-    const key = `${address}|${s.connectTimeoutMs}|${s.maxConnections}|${s.maxRequestsPerConnection}|${s.idleTimeoutMs}`;
+    const key = `${address}|${s.connectTimeoutMs}|${s.maxConnections}|${s.maxRequestsPerConnection}|${s.idleTimeoutMs}${http2 ? '|h2' : ''}`;
     let u = this.#pools.get(key);
     if (!u) {
       const origin = `http://${address}`;
-      u = new Upstream(key, address, origin, new Pool(origin, dispatcherOptions(s)));
+      const dispatcher = http2 ? new H2Upstream(origin, s.connectTimeoutMs, Math.min(s.idleTimeoutMs, 600_000)) : new Pool(origin, dispatcherOptions(s));
+      u = new Upstream(key, address, origin, dispatcher, http2);
       this.#pools.set(key, u);
     }
     u.refs++;
@@ -95,8 +102,8 @@ export function passthroughAgent(connectTimeoutMs: number): Agent {
 export class PoolLease {
   #held: Upstream[] = [];
   constructor(readonly pools: UpstreamPools) {}
-  acquire(host: string, port: number, s: PoolSettings): Upstream {
-    const u = this.pools.acquire(host, port, s);
+  acquire(host: string, port: number, s: PoolSettings, http2 = false): Upstream {
+    const u = this.pools.acquire(host, port, s, http2);
     this.#held.push(u);
     return u;
   }

@@ -207,6 +207,8 @@ test('an app that dies is restarted and the mesh sends it traffic again', { skip
   });
   groups.add(pid);
   assert.match(out, /accounts-v2\.bank\.app exited \(signal SIGKILL\)/);
+  // It was started again only once its sidecar's health check had taken it out of rotation.
+  await poll('the restart gate in the log', 10_000, async () => (/accounts-v2\.bank\.app: out of rotation \(its sidecar's health check failed\)/.test(out) ? true : undefined));
   // All of accounts' traffic goes to v2 now (the edit above): it answers again once its sidecar sees it healthy.
   await poll('accounts v2 answering through the mesh again', 15_000, async () => {
     const r = await getAsync(`${ingress}balance`);
@@ -221,6 +223,11 @@ test('SIGINT stops everything: no process of the mesh is left, mesh.json and the
   const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 45_000))]);
   assert.equal(code, 0, `exit ${String(code)}\n${err}`);
   assert.match(out, /stopped 24 processes/);
+  assert.doesNotMatch(out, /SIGKILL: /, 'every process left on SIGTERM');
+  // Each sidecar left rotation through the control plane before its app was stopped.
+  const proxyLog = readFileSync(join(stateDir, 'logs', 'accounts-v1.bank#0.proxy.log'), 'utf8');
+  assert.match(proxyLog, /SIGTERM: leaving rotation, then draining/);
+  assert.match(proxyLog, /drained: /);
   const left = [up.pid, ...groups].flatMap((g) => groupMembers(g));
   assert.deepEqual(left, [], 'processes of the mesh\'s groups still running');
   assert.equal(existsSync(join(stateDir, 'mesh.json')), false);

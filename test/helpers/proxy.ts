@@ -142,6 +142,8 @@ export interface MeshOptions {
   /** Which instances of the caller's clusters to run (all by default). */
   readonly instances?: readonly string[];
   readonly handlers?: Readonly<Record<string, Handler>>;
+  /** Instances whose app is started by this function instead (an h2c or gRPC server); it gives the app's port. */
+  readonly apps?: Readonly<Record<string, (instance: string) => Promise<App>>>;
 }
 
 /** A caller's sidecar and, per callee instance, a sidecar in front of an app: every call passes two proxies. */
@@ -161,7 +163,7 @@ export class RunningMesh {
     for (const instance of opts.instances ?? [...found.keys()]) {
       const e = found.get(instance);
       if (!e) throw new Error(`no endpoint for instance ${instance}; known: ${[...found.keys()].join(', ')}`);
-      const app = await startApp(instance, opts.handlers?.[instance]);
+      const app = await (opts.apps?.[instance]?.(instance) ?? startApp(instance, opts.handlers?.[instance]));
       const own = compile(mesh.config, mesh.registry, { workload: e.workload, namespace: e.namespace });
       const proxy = await startProxy({ mode: 'sidecar', appPort: app.port }, own);
       m.callees.set(instance, { instance, app, proxy, inbound: proxy.addresses.inbound! });

@@ -43,13 +43,15 @@ test('--help explains the flags, gateway mode and the refusal exit status', () =
   const r = run('--help');
   assert.equal(r.status, 0);
   const text = r.stdout.replace(/\s+/g, ' ');
-  for (const s of ['--control-plane', '--instance', '--inbound-port', '--outbound-port', '--admin-port', '--app-port', '--health-path', '--gateway', '--listen', 'exits with status 3']) assert.ok(text.includes(s), s);
+  for (const s of ['--control-plane', '--instance', '--inbound-port', '--outbound-port', '--admin-port', '--app-port', '--health-path', '--health-tcp', '--leave-timeout', '--drain-timeout', '--gateway', '--listen', 'exits with status 3', 'drained']) assert.ok(text.includes(s), s);
 });
 
 test('usage errors exit 2 and say what to do', () => {
   const cases: [string[], RegExp][] = [
     [['--control-plane', 'x:1', '--instance', 'a.b', '--listen', '80=0'], /--listen is for --gateway mode/],
     [['--control-plane', 'x:1', '--instance', 'a.b', '--health-path', '/h'], /--health-path needs --app-port/],
+    [['--control-plane', 'x:1', '--instance', 'a.b', '--health-tcp'], /--health-tcp needs --app-port/],
+    [['--control-plane', 'x:1', '--instance', 'a.b', '--app-port', '1', '--health-tcp', '--health-path', '/h'], /--health-tcp and --health-path exclude each other/],
     [['--control-plane', 'x:1', '--instance', 'a.b', '--gateway', '--listen', '80'], /--listen takes <serverPort>=<localPort>/],
     [['--control-plane', 'x:1', '--instance', 'a.b', '--claim-label', 'group'], /--claim-label takes key=value/],
   ];

@@ -102,14 +102,18 @@ export class RunningMesh {
     return this.cp;
   }
 
-  /** An app for `instance` answering its name (and /healthz). */
-  async startApp(instance: string): Promise<number> {
+  /** An app for `instance` answering its name (and /healthz), after `delayMs` (so that requests are in flight when it stops). */
+  async startApp(instance: string, delayMs = 0): Promise<number> {
     const server = createServer((req, res) => {
       if (req.url === '/healthz') return void res.end('ok');
       req.resume();
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(instance);
+        const answer = () => {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(instance);
+        };
+        if (delayMs > 0) setTimeout(answer, delayMs);
+        else answer();
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -187,6 +191,16 @@ export class RunningMesh {
     };
     await Promise.all(Array.from({ length: workers }, worker));
     return results;
+  }
+
+  /** Stops `instance`'s app: no new connections, the ones open are cut (as when the process exits). */
+  async stopApp(instance: string): Promise<void> {
+    const s = this.apps.get(instance);
+    if (!s) return;
+    this.apps.delete(instance);
+    const closed = new Promise((r) => s.close(r));
+    s.closeAllConnections();
+    await closed;
   }
 
   async close(): Promise<void> {

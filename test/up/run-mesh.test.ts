@@ -101,8 +101,13 @@ test('up starts the control plane, the gateway, then each sidecar before its app
   const last = (ev: string) => Math.max(...k.filter((e) => e.event === ev).map((e) => e.t));
   const first = (ev: string) => Math.min(...k.filter((e) => e.event === ev).map((e) => e.t));
   assert.equal(k.filter((e) => e.event === 'app-term').length, 4);
-  assert.ok(first('proxy-term') >= last('app-term'), 'apps stop before proxies');
-  assert.ok(first('cp-term') >= last('proxy-term'), 'proxies stop before the control plane');
+  for (const i of plan.instances) {
+    const proxyTerm = k.find((e) => e.event === 'proxy-term' && e.instance === i.instance)!;
+    const appTerm = k.find((e) => e.event === 'app-term' && e.instance === i.instance)!;
+    assert.ok(appTerm.t >= proxyTerm.t, `${i.instance}: its sidecar stops (leaves rotation, drains) before its app`);
+  }
+  assert.ok(first('cp-term') >= last('proxy-term') && first('cp-term') >= last('app-term'), 'the control plane stops last');
+  void first;
   assert.equal(existsSync(join(stateDir, 'mesh.json')), false, 'mesh.json removed');
   assert.equal(existsSync(pointer), false, 'pointer removed');
   assert.ok(existsSync(join(stateDir, 'logs', 'web.shop#0.app.log')) && existsSync(join(stateDir, 'logs', 'web.shop#0.proxy.log')));
@@ -124,6 +129,7 @@ test('an app that dies is restarted, logged, and its new pid lands in mesh.json'
   assert.ok(pid > 0);
   assert.ok(lines.some((l) => /^\d\d:\d\d:\d\d api-v1\.shop\.app exited \(signal SIGKILL\) after \d+\.\ds$/.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /api-v1\.shop\.app: restart #1 in 0\.1s/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /api-v1\.shop\.app: out of rotation \(its sidecar's health check failed\) after \d+\.\ds; starting it again/.test(l)), lines.join('\n'));
   const groups = mesh.supervisor.processes.map((p) => p.pid).filter((p): p is number => p !== undefined);
   pgids.push(...groups);
   await mesh.stop();

@@ -172,3 +172,29 @@ test('killAllSync SIGKILLs every group at once', async () => {
   sup.killAllSync();
   await waitFor('all gone', () => liveGroups(pids).length === 0, 10_000);
 });
+
+test('a step of tiers stops unit by unit: each sidecar exits before its app is asked to stop, units in parallel, then the control plane', async () => {
+  const dir = tempDir();
+  const sup = new Supervisor<'app' | 'proxy' | 'control-plane'>({ stopOrder: [['proxy', 'app'], 'control-plane'], onEvent: (e) => { if (e.type === 'spawn') started.push(e.pid); } });
+  stoppers.push(() => sup.stopAll(200));
+  sup.start(spec(dir, 'cp'), 'control-plane');
+  sup.start(spec(dir, 'proxy-a', 'term-delay=300'), 'proxy', 'a');
+  sup.start(spec(dir, 'app-a'), 'app', 'a');
+  sup.start(spec(dir, 'proxy-b', 'term-delay=50'), 'proxy', 'b');
+  sup.start(spec(dir, 'app-b'), 'app', 'b');
+  sup.start(spec(dir, 'gateway', 'term-delay=50'), 'proxy');
+  await waitFor('6 starts', () => readJournal(join(dir, 'journal')).filter((e) => e.event === 'start').length === 6);
+  const pids = sup.processes.map((p) => p.pid!);
+  const results = await sup.stopAll(2000, { proxy: 3000 });
+  assert.ok(results.every((r) => r.by === 'SIGTERM'), JSON.stringify(results));
+  assert.equal(results.at(-1)!.name, 'cp');
+  const j = readJournal(join(dir, 'journal'));
+  const termOf = (n: string) => j.find((e) => e.event === 'term' && e.name === n)!.t;
+  const exitOf = (n: string) => j.find((e) => e.event === 'exit' && e.name === n)!.t;
+  assert.ok(termOf('app-a') >= exitOf('proxy-a'), 'app-a is stopped only after its sidecar exited');
+  assert.ok(termOf('app-b') >= exitOf('proxy-b'), 'app-b is stopped only after its sidecar exited');
+  assert.ok(termOf('app-b') < exitOf('proxy-a'), 'unit b does not wait for unit a');
+  assert.ok(Math.abs(termOf('proxy-a') - termOf('proxy-b')) < 150 && Math.abs(termOf('gateway') - termOf('proxy-a')) < 150, 'the sidecars and the gateway are told at once');
+  assert.ok(termOf('cp') >= Math.max(exitOf('app-a'), exitOf('app-b'), exitOf('gateway')), 'the control plane stops last');
+  assert.deepEqual(liveGroups(pids), []);
+});

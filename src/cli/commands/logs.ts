@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { CliError } from '../mesh-input.js';
 import { fileSize, followFile, tailLines } from '../up/log-files.js';
-import { selectLogs, type LogSource } from '../up/log-select.js';
-import { findStateDir, readMeshState } from '../up/state.js';
+import { selectLogs, type LogSource, type Selection } from '../up/log-select.js';
+import { findStateDir, readMeshState, type MeshState } from '../up/state.js';
 
 export function logsCommand(): Command {
   return new Command('logs')
@@ -19,27 +19,44 @@ export function logsCommand(): Command {
       '  trellis logs accounts              every accounts instance (v1 and v2)\n' +
       '  trellis logs accounts-v2 --follow  the canary, as it logs\n' +
       '  trellis logs \'frontend.bank#0\' --proxy\n' +
-      '  trellis logs control-plane -n 20',
+      '  trellis logs control-plane -n 20\n' +
+      '  trellis logs --access accounts     the access log lines of its sidecars\n' +
+      '\n' +
+      '--access prints only the access log lines (JSON, "type":"access") of the\n' +
+      'proxies of <name>, or of every proxy when no name is given. Proxies log\n' +
+      'requests to their own log when MeshConfig accessLogFile is /dev/stdout\n' +
+      '(for now: start the mesh with TRELLIS_ACCESS_LOG_FILE=/dev/stdout).',
     )
-    .argument('<name>', 'a service, workload, instance, gateway, or control-plane')
+    .argument('[name]', 'a service, workload, instance, gateway, or control-plane (optional with --access)')
     .option('--proxy', 'the sidecar\'s log instead of the app\'s')
+    .option('--access', 'only the proxies\' access log lines (every proxy\'s when no name is given)')
     .option('-f, --follow', 'keep printing what is appended, until Ctrl-C')
     .option('-n, --tail <lines>', 'only the last lines of each log')
     .option('--state-dir <dir>', 'the state dir of the mesh')
-    .action(async (name: string, opts: { proxy?: boolean; follow?: boolean; tail?: string; stateDir?: string }) => {
+    .action(async (name: string | undefined, opts: { proxy?: boolean; access?: boolean; follow?: boolean; tail?: string; stateDir?: string }) => {
       const tail = opts.tail === undefined ? undefined : Number(opts.tail);
       if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new CliError(`--tail ${opts.tail} is not a number of lines`, 2);
+      if (name === undefined && !opts.access) throw new CliError('name a service, workload, instance, gateway or control-plane (or give --access for every proxy)', 2);
       const stateDir = findStateDir(opts.stateDir);
-      const sel = selectLogs(stateDir, readMeshState(stateDir), name, opts.proxy === true);
+      const state = readMeshState(stateDir);
+      const sel = name !== undefined ? selectLogs(stateDir, state, name, opts.proxy === true || opts.access === true) : everyProxy(stateDir, state);
       if (!sel.ok) {
-        throw new CliError(`no service, workload or instance "${name}" in the mesh of ${stateDir}${sel.known.length ? `; known: ${sel.known.join(', ')}` : ''}`);
+        throw new CliError(name === undefined
+          ? `no running mesh in ${stateDir}: nothing to show the access logs of`
+          : `no service, workload or instance "${name}" in the mesh of ${stateDir}${sel.known.length ? `; known: ${sel.known.join(', ')}` : ''}`);
       }
       const prefix = sel.sources.length > 1;
-      const write = (s: LogSource, lines: readonly string[]) => {
+      const keep = opts.access ? (lines: readonly string[]) => lines.filter(isAccessLine) : (lines: readonly string[]) => lines;
+      const write = (s: LogSource, all: readonly string[]) => {
+        const lines = keep(all);
         if (lines.length) process.stdout.write(lines.map((l) => (prefix ? `[${s.label}] ${l}` : l)).join('\n') + '\n');
       };
       const starts = sel.sources.map((s) => fileSize(s.file));
-      for (const s of sel.sources) write(s, tailLines(s.file, tail ?? Number.MAX_SAFE_INTEGER));
+      // With --access, -n counts access lines, not all the lines of the log.
+      for (const s of sel.sources) {
+        const lines = keep(tailLines(s.file, opts.access ? Number.MAX_SAFE_INTEGER : tail ?? Number.MAX_SAFE_INTEGER));
+        write(s, opts.access && tail !== undefined ? lines.slice(Math.max(0, lines.length - tail)) : lines);
+      }
       if (!opts.follow) return;
       const ac = new AbortController();
       const stop = () => ac.abort();
@@ -54,4 +71,20 @@ export function logsCommand(): Command {
         }, ac.signal);
       }));
     });
+}
+
+/** A JSON access log line of a proxy (src/telemetry/access-log.ts marks each with `"type":"access"`). */
+export function isAccessLine(line: string): boolean {
+  return line.startsWith('{"type":"access"');
+}
+
+/** The logs of every proxy of the running mesh: sidecars and ingress gateways. */
+function everyProxy(stateDir: string, state: MeshState | undefined): Selection {
+  if (!state) return { ok: false, known: [] };
+  const names = [...state.instances.map((i) => i.instance), ...state.ingress.map((g) => g.gateway)];
+  const sources = names.flatMap((n) => {
+    const sel = selectLogs(stateDir, state, n, true);
+    return sel.ok ? sel.sources : [];
+  });
+  return { ok: true, sources };
 }

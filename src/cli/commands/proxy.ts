@@ -17,7 +17,10 @@ interface Flags {
   adminPort: number;
   appPort?: number;
   healthPath?: string;
+  healthTcp?: boolean;
   healthInterval: number;
+  leaveTimeout: number;
+  drainTimeout: number;
   gateway?: boolean;
   listen: string[];
   claimLabel: string[];
@@ -43,6 +46,12 @@ function formatAgentEvent(e: AgentEvent): string {
       return `registration refused ${e.code}: ${e.reason}`;
     case 'health':
       return `app ${e.healthy ? 'healthy' : 'unhealthy'}${e.detail ? `: ${e.detail}` : ''}`;
+    case 'leaving':
+      return 'leaving rotation: told the control plane, serving until it says drained';
+    case 'drained':
+      return e.why === 'acked'
+        ? `drained: every caller ACKed a snapshot without this instance (${e.waitedMs} ms)`
+        : `drained: the control plane's leave grace passed (${e.waitedMs} ms)${e.pending?.length ? `; not ACKed by ${e.pending.join(',')}` : ''}`;
   }
 }
 
@@ -65,7 +74,11 @@ export function proxyCommand(): Command {
       'the control plane is unreachable it keeps serving the last snapshot and reconnects with backoff.\n' +
       `If the control plane refuses the registration (unknown instance, claims that disagree with the\n` +
       `configuration) it exits with status ${EXIT_REFUSED} without serving.\n\n` +
-      'Admin port: /ready /config_dump /metrics. SIGTERM or SIGINT: stop accepting, finish requests, exit.\n\n' +
+      'Admin port: /ready /config_dump /metrics.\n' +
+      'SIGTERM or SIGINT: leave rotation (tell the control plane `leaving`, keep serving until it answers\n' +
+      '`drained` — every caller has ACKed a snapshot without this instance — or --leave-timeout), then\n' +
+      'stop accepting, finish the requests in flight (up to --drain-timeout, `Connection: close` on the\n' +
+      'responses), exit 0. A second signal skips the wait for `drained`.\n\n' +
       'Examples:\n' +
       '  trellis proxy --control-plane 127.0.0.1:15010 --instance accounts-v1.bank#0 --app-port 18080 --health-path /healthz\n' +
       '  trellis proxy --control-plane 127.0.0.1:15010 --instance ingress.bank --gateway --listen 80=18000',
@@ -78,7 +91,10 @@ export function proxyCommand(): Command {
     .option('--admin-port <port>', 'admin port (0 = any)', portArg('--admin-port'), 0)
     .option('--app-port <port>', 'where the local app listens (127.0.0.1)', portArg('--app-port'))
     .option('--health-path <path>', 'HTTP health check of the app on --app-port (2xx = healthy); unhealthy instances leave rotation')
+    .option('--health-tcp', 'TCP health check of the app on --app-port (a connection = healthy), for apps without a health path')
     .option('--health-interval <duration>', 'time between health checks', durationArg('--health-interval'), 1500)
+    .option('--leave-timeout <duration>', 'on SIGTERM, how long to wait for the control plane to say drained', durationArg('--leave-timeout'), 7000)
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long requests in flight may take to finish after drained', durationArg('--drain-timeout'), 5000)
     .option('--gateway', 'gateway mode: no inbound listener, one listener per --listen')
     .option('--listen <serverPort=localPort>', 'gateway mode: a Gateway server port and the local port to listen on (repeatable)', collect, [] as string[])
     .option('--claim-label <key=value>', 'a label the proxy claims; registration is refused if the configuration disagrees (repeatable)', collect, [] as string[])
@@ -87,6 +103,8 @@ export function proxyCommand(): Command {
     .action(async (f: Flags) => {
       if (f.healthPath !== undefined && !f.healthPath.startsWith('/')) throw new CliError(`--health-path must start with "/", not "${f.healthPath}"`, 2);
       if (f.healthPath !== undefined && f.appPort === undefined) throw new CliError('--health-path needs --app-port', 2);
+      if (f.healthTcp && f.appPort === undefined) throw new CliError('--health-tcp needs --app-port', 2);
+      if (f.healthTcp && f.healthPath !== undefined) throw new CliError('--health-tcp and --health-path exclude each other', 2);
       if (!f.gateway && f.listen.length) throw new CliError('--listen is for --gateway mode', 2);
       const labels: Record<string, string> = {};
       for (const l of f.claimLabel) {
@@ -120,15 +138,32 @@ export function proxyCommand(): Command {
       let exitCode = 0;
       await new Promise<void>((resolve) => {
         let stopping = false;
+        let skipLeave: (() => void) | undefined;
         const stop = async (why: string, code: number) => {
-          if (stopping) return;
+          if (stopping) {
+            skipLeave?.();
+            return;
+          }
           stopping = true;
           exitCode = code;
-          log(`${why}: closing`);
-          const force = setTimeout(() => process.exit(code || 1), 10_000);
+          const refusedNow = code === EXIT_REFUSED;
+          log(`${why}: ${refusedNow ? 'closing' : 'leaving rotation, then draining'}`);
+          const force = setTimeout(() => process.exit(code || 1), f.leaveTimeout + f.drainTimeout + 3000);
           force.unref();
+          if (!refusedNow) {
+            const r = await Promise.race([
+              agent.leave(f.leaveTimeout),
+              new Promise<undefined>((res) => (skipLeave = () => res(undefined))),
+            ]);
+            if (!r) log('second signal: not waiting for drained');
+            else if (r.why === 'disconnected') log('not connected to the control plane: draining without waiting for the callers');
+            else if (r.why === 'local-timeout') log(`no drained from the control plane within ${f.leaveTimeout} ms: draining anyway`);
+          }
           await agent.close();
-          await dp.close(code === EXIT_REFUSED ? 0 : 5000);
+          log(`draining requests in flight (up to ${f.drainTimeout} ms)`);
+          const began = performance.now();
+          await dp.close(refusedNow ? 0 : f.drainTimeout);
+          if (!refusedNow) log(`closed after ${Math.round(performance.now() - began)} ms of draining`);
           process.off('SIGTERM', onTerm);
           process.off('SIGINT', onInt);
           resolve();
@@ -139,6 +174,7 @@ export function proxyCommand(): Command {
           dataPlane: dp,
           ...(Object.keys(claims).length ? { claims } : {}),
           ...(f.healthPath !== undefined && f.appPort !== undefined ? { healthCheck: { port: f.appPort, path: f.healthPath, intervalMs: f.healthInterval } } : {}),
+          ...(f.healthTcp && f.appPort !== undefined ? { healthCheck: { port: f.appPort, intervalMs: f.healthInterval } } : {}),
           log: (e) => log(formatAgentEvent(e)),
           onRefused: (code) => void stop(`refused by the control plane (${code}); not serving`, EXIT_REFUSED),
         });

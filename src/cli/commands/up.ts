@@ -34,8 +34,11 @@ export function upCommand(co: UpCommandOptions = {}): Command {
       '     the manifest\'s env in its environment).\n' +
       'It waits until everything is ready, prints the instances, their ports and\n' +
       'the URL of the ingress, and keeps them running: a process that exits is\n' +
-      'started again (backoff up to 10s). Ctrl-C stops the apps, then the proxies,\n' +
-      'then the control plane (SIGTERM, SIGKILL after --stop-timeout).\n' +
+      'started again (backoff up to 10s; a crashed app only once its sidecar has\n' +
+      'taken it out of rotation). Ctrl-C stops each instance\'s sidecar first (it\n' +
+      'leaves rotation, waits until every caller has a snapshot without it, and\n' +
+      'drains), then its app, and the control plane last (SIGTERM, SIGKILL after\n' +
+      '--stop-timeout; sidecars get 7s more to leave).\n' +
       '\n' +
       'State (mesh.json, logs) goes to --state-dir, else $TRELLIS_STATE_DIR, else\n' +
       '<dir>/.trellis; its path is written to $XDG_STATE_HOME/trellis/current\n' +

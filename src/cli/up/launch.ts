@@ -14,6 +14,9 @@ export function gatewayArgs(plan: MeshPlan, g: GatewayPlan): string[] {
   ];
 }
 
+/** How often a sidecar of `trellis up` checks its app: a crashed app leaves rotation within about this long. */
+export const SIDECAR_HEALTH_INTERVAL = '500ms';
+
 export function sidecarArgs(plan: MeshPlan, i: InstancePlan): string[] {
   return [
     'proxy', '--instance', i.instance,
@@ -22,6 +25,8 @@ export function sidecarArgs(plan: MeshPlan, i: InstancePlan): string[] {
     '--outbound-port', String(i.outboundPort),
     '--admin-port', String(i.adminPort),
     '--app-port', String(i.appPort),
-    ...(i.healthPath ? ['--health-path', i.healthPath] : []),
+    // Every app is checked: its health path, or else a TCP connect (so a crashed app leaves rotation either way).
+    ...(i.healthPath ? ['--health-path', i.healthPath] : ['--health-tcp']),
+    '--health-interval', SIDECAR_HEALTH_INTERVAL,
   ];
 }

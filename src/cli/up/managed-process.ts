@@ -19,6 +19,12 @@ export interface ProcessSpec {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** stdout and stderr are appended here (the directory is created). */
   readonly logFile: string;
+  /**
+   * Runs after an exit, once the restart delay has passed, before the next
+   * start (e.g. until the sidecar has taken a crashed app out of rotation).
+   * It should bound itself; the process starts when it settles.
+   */
+  readonly beforeRestart?: () => Promise<unknown>;
 }
 
 /** When to start again after an exit. The delay doubles per exit in a row, from `initialDelayMs` up to `maxDelayMs`. */
@@ -139,7 +145,18 @@ export class ManagedProcess {
     this.#failuresInARow++;
     this.#restarts++;
     this.#onEvent({ type: 'restart', name: this.spec.name, delayMs, restarts: this.#restarts });
-    this.#timer = setTimeout(() => this.#spawn(), delayMs);
+    this.#timer = setTimeout(() => {
+      const gate = this.spec.beforeRestart;
+      if (!gate) return this.#spawn();
+      // Stays "scheduled" while the gate runs, so stop() cancels the restart.
+      this.#timer = setTimeout(() => {}, 1 << 30);
+      const timer = this.#timer;
+      void gate().catch(() => undefined).then(() => {
+        if (this.#stopping || this.#timer !== timer) return;
+        clearTimeout(timer);
+        this.#spawn();
+      });
+    }, delayMs);
   }
 
   /**

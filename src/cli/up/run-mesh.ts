@@ -3,12 +3,18 @@
  * /ready), the gateway proxies, then every instance's sidecar (until
  * /ready) followed by its app (until its health path answers). Everything
  * runs under one Supervisor, which restarts what exits and stops it all in
- * order: apps, proxies, control plane.
+ * order: each instance's sidecar (it leaves rotation, waits for the control
+ * plane's `drained`, drains and exits) and then its app, the instances and
+ * the gateways in parallel; the control plane last.
+ *
+ * A crashed app is started again only once its sidecar's health check has
+ * taken the instance out of rotation (bounded by `restartGateMs`); it comes
+ * back into rotation when the sidecar sees the new app healthy.
  */
 import { setMaxListeners } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { steadilySettled } from './control-plane-admin.js';
+import { fetchEndpoints, steadilySettled } from './control-plane-admin.js';
 import { httpOk, pollUntil, tcpOpen, type WaitResult } from './http-probe.js';
 import { controlPlaneArgs, gatewayArgs, sidecarArgs } from './launch.js';
 import { tailLines } from './log-files.js';
@@ -38,7 +44,12 @@ export interface RunOptions {
   readonly log: (line: string) => void;
   /** Aborting stops the start-up (Ctrl-C while starting). */
   readonly signal?: AbortSignal;
+  /** How long a crashed app waits, before it is started again, for the control plane to show it out of rotation; 5 s. */
+  readonly restartGateMs?: number;
 }
+
+/** What a sidecar may take on SIGTERM beyond the stop bound: waiting for `drained` (the proxy's --leave-timeout, 7 s). */
+export const SIDECAR_LEAVE_MS = 7_000;
 
 /** Start-up failed (a process never became ready) or was aborted; everything started has been stopped. */
 export class StartupError extends Error {
@@ -66,7 +77,7 @@ export class RunningMesh {
     this.#o = o;
     setMaxListeners(0, this.#ac.signal); // one waiter per instance, all at once
     o.signal?.addEventListener('abort', () => this.#ac.abort(), { once: true });
-    this.#sup = new Supervisor<Tier>({ stopOrder: ['app', 'proxy', 'control-plane'], ...(o.restart ? { restart: o.restart } : {}), onEvent: (e) => this.#onEvent(e) });
+    this.#sup = new Supervisor<Tier>({ stopOrder: [['proxy', 'app'], 'control-plane'], ...(o.restart ? { restart: o.restart } : {}), onEvent: (e) => this.#onEvent(e) });
   }
 
   /** Starts everything and resolves once it is all ready; on failure stops what it started and throws StartupError. */
@@ -108,7 +119,7 @@ export class RunningMesh {
     this.#stopping ??= (async () => {
       this.#status = 'stopping';
       this.#writeState();
-      const results = await this.#sup.stopAll(this.#o.stopGraceMs);
+      const results = await this.#sup.stopAll(this.#o.stopGraceMs, { proxy: this.#o.stopGraceMs + SIDECAR_LEAVE_MS });
       if (this.#writeTimer) clearTimeout(this.#writeTimer);
       this.#removed = true;
       removeMeshState(this.#o.stateDir, this.#o.env);
@@ -175,16 +186,37 @@ export class RunningMesh {
     const step = o.progress.step(i.instance);
     const began = Date.now();
     step.update('starting sidecar');
-    this.#sup.start({ name: logNames.proxy(i.instance), command: [...o.trellis, ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy');
+    this.#sup.start({ name: logNames.proxy(i.instance), command: [...o.trellis, ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy', i.instance);
     const proxy = await httpOk(`http://127.0.0.1:${i.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() });
     this.#failed(step, `sidecar of ${i.instance}`, logNames.proxy(i.instance), proxy);
     step.update(`sidecar ready (${secs(proxy.ms)}), starting app`);
-    this.#sup.start({ name: logNames.app(i.instance), command: i.command, cwd: o.configDir, env: appEnv(i, o.env), logFile: logFile(o.stateDir, logNames.app(i.instance)) }, 'app');
+    this.#sup.start({
+      name: logNames.app(i.instance), command: i.command, cwd: o.configDir, env: appEnv(i, o.env), logFile: logFile(o.stateDir, logNames.app(i.instance)),
+      beforeRestart: () => this.#outOfRotation(i),
+    }, 'app', i.instance);
     const app = i.healthPath
       ? await httpOk(`http://127.0.0.1:${i.appPort}${i.healthPath}`, { timeoutMs: left(), ...this.#abort() })
       : await pollUntil(async () => (await tcpOpen(i.appPort)) || `nothing listens on 127.0.0.1:${i.appPort}`, { timeoutMs: left(), ...this.#abort() });
     this.#failed(step, `app of ${i.instance}`, logNames.app(i.instance), app);
     step.done(`${i.service}${i.version ? ` ${i.version}` : ''}  ready in ${secs(Date.now() - began)}`);
+  }
+
+  /**
+   * Before a crashed app starts again: waits (bounded) until the control
+   * plane has it out of rotation — its sidecar's health check failed — so
+   * that the new app enters rotation only through a passing health check.
+   */
+  async #outOfRotation(i: InstancePlan): Promise<void> {
+    const began = Date.now();
+    const r = await pollUntil(async () => {
+      const eps = (await fetchEndpoints(this.plan.controlPlane.adminPort)).filter((e) => e.instance === i.instance);
+      return eps.every((e) => !e.healthy) ? true : 'still in rotation';
+    }, { timeoutMs: this.#o.restartGateMs ?? 5000, intervalMs: 100, ...this.#abort() });
+    if (this.#sup.stopping) return;
+    const line = r.ok
+      ? `${logNames.app(i.instance)}: out of rotation (its sidecar's health check failed) after ${secs(Date.now() - began)}; starting it again`
+      : `${logNames.app(i.instance)}: still in rotation after ${secs(r.ms)} (${r.last}); starting it again anyway`;
+    this.#o.log(`${new Date().toISOString().slice(11, 19)} ${line}`);
   }
 
   async #startAndWait(label: string, name: string, tier: Tier, command: string[], wait: () => Promise<WaitResult>, detail: string): Promise<void> {

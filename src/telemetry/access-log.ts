@@ -1,0 +1,112 @@
+/**
+ * Access logs: one line per request, written asynchronously with pino (its
+ * sonic-boom destination) to a file or to stdout/stderr. JSON lines use the
+ * keys of Istio's default JSON access log plus both peers' principals and
+ * workloads, and carry `"type":"access"` so that `trellis logs --access` can
+ * pick them out of a proxy's log. TEXT lines follow Envoy's default format.
+ *
+ * Configured as Istio's MeshConfig does: `accessLogFile` ("" off,
+ * "/dev/stdout", or a path) and `accessLogEncoding` (JSON | TEXT); `filter`
+ * `errors` keeps only responses ≥ 500, no response, or any response flag.
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { RequestRecord } from '../protocol/request-record.js';
+import { peersOf, UNKNOWN, type LabelTables, type Peer } from './istio-labels.js';
+
+export interface AccessLogOptions {
+  /** "/dev/stdout", "/dev/stderr" or a file path ("" turns logging off). */
+  readonly file: string;
+  /** JSON (the default) or TEXT. */
+  readonly encoding?: 'JSON' | 'TEXT';
+  /** `all` (the default) or `errors`: status ≥ 500, no response at all, or any response flag. */
+  readonly filter?: 'all' | 'errors';
+}
+
+/** The marker every JSON access log line carries. */
+export const ACCESS_LOG_TYPE = 'access';
+
+type Sonic = DestinationStream & { end(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+
+function destinationFor(file: string): Sonic {
+  const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
+  const s = pino.destination({ dest, sync: false, mkdir: typeof dest === 'string', minLength: 0 }) as unknown as Sonic;
+  // A log that cannot be written must not take the proxy down.
+  s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));
+  return s;
+}
+
+/** `workload.namespace`, or null for a peer the proxy cannot name (the caller, until mTLS carries its identity). */
+const workloadOf = (p: Peer): string | null => (p.workload === UNKNOWN ? null : `${p.workload}.${p.namespace}`);
+
+const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
+
+export class AccessLog {
+  readonly #dest: Sonic;
+  readonly #logger: Logger | undefined;
+  readonly #errorsOnly: boolean;
+  #tables: LabelTables | undefined;
+
+  constructor(readonly options: AccessLogOptions) {
+    this.#dest = destinationFor(options.file);
+    this.#errorsOnly = options.filter === 'errors';
+    if ((options.encoding ?? 'JSON') === 'JSON') {
+      // The level's place in each line carries the marker instead (no pid, hostname or time: the line has start_time).
+      this.#logger = pino({ base: null, timestamp: false, formatters: { level: () => ({ type: ACCESS_LOG_TYPE }) } }, this.#dest);
+    }
+  }
+
+  useTables(t: LabelTables): void {
+    this.#tables = t;
+  }
+
+  log(r: RequestRecord): void {
+    if (this.#errorsOnly && !(r.status >= 500 || r.status === 0 || r.responseFlags.length > 0)) return;
+    if (this.#logger) this.#logger.info(this.#json(r));
+    else this.#dest.write(this.#text(r));
+  }
+
+  #json(r: RequestRecord): Record<string, unknown> {
+    const p = this.#tables ? peersOf(r, this.#tables) : undefined;
+    return {
+      start_time: new Date(r.startTime).toISOString(),
+      direction: r.direction,
+      method: r.method,
+      authority: r.authority,
+      path: r.path,
+      protocol: r.protocol,
+      response_code: r.status,
+      response_flags: r.responseFlags.length ? r.responseFlags.join(',') : '-',
+      grpc_status: r.grpcStatus ?? null,
+      bytes_received: r.bytesReceived,
+      bytes_sent: r.bytesSent,
+      duration: Math.round(r.durationMs),
+      upstream_service_time: r.upstreamMs === undefined ? null : Math.round(r.upstreamMs),
+      upstream_host: r.upstream ?? null,
+      upstream_cluster: r.cluster ?? null,
+      route_name: r.route ?? null,
+      source_principal: r.sourceIdentity ?? null,
+      destination_principal: r.destinationIdentity ?? null,
+      source_workload: p ? workloadOf(p.source) : null,
+      destination_workload: p ? workloadOf(p.destination) : null,
+      request_id: r.requestId || null,
+      attempts: r.attempts ?? null,
+      proxy: r.proxy,
+    };
+  }
+
+  #text(r: RequestRecord): string {
+    const flags = r.responseFlags.length ? r.responseFlags.join(',') : '-';
+    const up = r.upstreamMs === undefined ? '-' : Math.round(r.upstreamMs);
+    return `[${new Date(r.startTime).toISOString()}] "${r.method} ${r.path} ${r.protocol}" ${r.status} ${flags} ${r.bytesReceived} ${r.bytesSent} ${Math.round(r.durationMs)} ${up} "${dash(r.requestId)}" "${dash(r.authority)}" "${dash(r.upstream)}" ${dash(r.cluster)} ${dash(r.route)} ${dash(r.sourceIdentity)} ${dash(r.destinationIdentity)}\n`;
+  }
+
+  /** Writes what is buffered and closes the destination (stdout and stderr stay open). */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      const d = this.#dest;
+      const timer = setTimeout(resolve, 2000);
+      d.once('close', () => { clearTimeout(timer); resolve(); });
+      try { d.end(); } catch { clearTimeout(timer); resolve(); }
+    });
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * What one data plane's telemetry is: a prom-client registry (the proxy's
+ * own metrics register there too), Istio's service metrics and the access
+ * log, both fed by the request records of this proxy. Label tables are
+ * prepared when a snapshot is applied; the records channel is subscribed only
+ * while a snapshot is in force and something (metrics or the access log) is
+ * on, so a proxy with both off builds no records at all.
+ *
+ * Where the access log settings come from, first found wins: the options
+ * given, MeshConfig (`accessLogFile`, `accessLogEncoding` in the snapshot's
+ * mesh settings, once the compiler carries them), the environment
+ * (`telemetryOptionsFromEnv`, as `defaultAccessLog`).
+ */
+import { Registry } from 'prom-client';
+import type { RequestRecord } from '../protocol/request-record.js';
+import type { Snapshot } from '../protocol/snapshot.js';
+import { AccessLog, type AccessLogOptions } from './access-log.js';
+import { render, type Exposition } from './exposition.js';
+import { prepareLabelTables } from './istio-labels.js';
+import { attachSink } from './record-hub.js';
+import { ServiceMetrics } from './service-metrics.js';
+
+export interface TelemetryOptions {
+  /** Istio's service metrics (requests_total, durations, sizes); on by default. */
+  readonly metrics?: boolean;
+  /** `trellis_` (the default) or `istio_` (Istio-compatible names, for Istio's dashboards as they are). */
+  readonly metricsPrefix?: string;
+  /** The access log; absent: from MeshConfig, else `defaultAccessLog`, else off. `{ file: '' }` turns it off whatever MeshConfig says. */
+  readonly accessLog?: AccessLogOptions;
+  /** The access log when neither `accessLog` nor MeshConfig names one (the environment's, see telemetryOptionsFromEnv). */
+  readonly defaultAccessLog?: AccessLogOptions;
+  /** `source_cluster` / `destination_cluster`; `Kubernetes` (Istio's default cluster id) by default. */
+  readonly clusterName?: string;
+}
+
+/** The mesh settings telemetry reads, beyond those the snapshot types name today. */
+interface MeshTelemetrySettings {
+  readonly accessLogFile?: string;
+  readonly accessLogEncoding?: 'JSON' | 'TEXT';
+}
+
+/**
+ * Options from the environment, for processes started without flags for them
+ * (`trellis up` passes its environment to the proxies):
+ * `TRELLIS_METRICS_PREFIX` (`istio_`), `TRELLIS_ACCESS_LOG_FILE`,
+ * `TRELLIS_ACCESS_LOG_ENCODING` (JSON | TEXT), `TRELLIS_ACCESS_LOG_FILTER` (all | errors).
+ */
+export function telemetryOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): TelemetryOptions {
+  const file = env['TRELLIS_ACCESS_LOG_FILE'];
+  const encoding = env['TRELLIS_ACCESS_LOG_ENCODING']?.toUpperCase() === 'TEXT' ? 'TEXT' : 'JSON';
+  const filter = env['TRELLIS_ACCESS_LOG_FILTER'] === 'errors' ? 'errors' : 'all';
+  return {
+    ...(env['TRELLIS_METRICS_PREFIX'] ? { metricsPrefix: env['TRELLIS_METRICS_PREFIX'] } : {}),
+    ...(file !== undefined ? { defaultAccessLog: { file, encoding, filter } } : {}),
+  };
+}
+
+const sameLog = (a: AccessLogOptions | undefined, b: AccessLogOptions | undefined) =>
+  (a?.file ?? '') === (b?.file ?? '') && (a?.encoding ?? 'JSON') === (b?.encoding ?? 'JSON') && (a?.filter ?? 'all') === (b?.filter ?? 'all');
+
+export class ProxyTelemetry {
+  /** The proxy's registry: service metrics and whatever the proxy registers. */
+  readonly registry = new Registry();
+  readonly #metrics: ServiceMetrics | undefined;
+  readonly #clusterName: string;
+  #accessLog: AccessLog | undefined;
+  #closingLogs: Promise<void>[] = [];
+  #detach: (() => void) | undefined;
+  #nodeId: string | undefined;
+  #closed = false;
+  #warned = false;
+
+  constructor(readonly options: TelemetryOptions = {}) {
+    if (options.metrics !== false) this.#metrics = new ServiceMetrics(this.registry, { prefix: options.metricsPrefix ?? 'trellis_' });
+    this.#clusterName = options.clusterName ?? 'Kubernetes';
+  }
+
+  /** Called by the data plane with each snapshot it applies. */
+  snapshotApplied(s: Snapshot): void {
+    if (this.#closed) return;
+    this.#configureAccessLog(s.mesh as MeshTelemetrySettings);
+    const wanted = this.#metrics !== undefined || this.#accessLog !== undefined;
+    if (wanted) {
+      const tables = prepareLabelTables(s, this.#clusterName);
+      this.#metrics?.useTables(tables);
+      this.#accessLog?.useTables(tables);
+    }
+    if (!wanted || this.#nodeId !== s.node.id) { this.#detach?.(); this.#detach = undefined; }
+    if (wanted && !this.#detach) this.#detach = attachSink(s.node.id, this.#sink);
+    this.#nodeId = s.node.id;
+  }
+
+  #configureAccessLog(mesh: MeshTelemetrySettings): void {
+    const fromMesh: AccessLogOptions | undefined = mesh.accessLogFile !== undefined
+      ? { file: mesh.accessLogFile, encoding: mesh.accessLogEncoding ?? 'JSON' }
+      : undefined;
+    const want = this.options.accessLog ?? fromMesh ?? this.options.defaultAccessLog;
+    const next = want && want.file !== '' ? want : undefined;
+    if (sameLog(this.#accessLog?.options, next)) return;
+    if (this.#accessLog) this.#closingLogs.push(this.#accessLog.close());
+    this.#accessLog = next ? new AccessLog(next) : undefined;
+  }
+
+  // diagnostics_channel rethrows a subscriber's error as an uncaught exception: telemetry must never take the proxy down.
+  #sink = (r: RequestRecord): void => {
+    try {
+      this.#metrics?.observe(r);
+      this.#accessLog?.log(r);
+    } catch (err) {
+      if (!this.#warned) process.emitWarning(`telemetry dropped a request record: ${(err as Error)?.message ?? err}`);
+      this.#warned = true;
+    }
+  };
+
+  /** The proxy's /metrics: this registry and the process's, as the Accept header asks. */
+  render(accept: string | undefined): Promise<Exposition> {
+    return render([this.registry], accept);
+  }
+
+  /** Stops listening for records and flushes the access log. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#detach?.();
+    this.#detach = undefined;
+    const log = this.#accessLog;
+    this.#accessLog = undefined;
+    await Promise.all([...this.#closingLogs, log?.close()]);
+  }
+}

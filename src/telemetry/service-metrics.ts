@@ -1,0 +1,128 @@
+/**
+ * Istio's standard service-level metrics, fed by request records:
+ * `<prefix>requests_total`, `<prefix>request_duration_milliseconds`,
+ * `<prefix>request_bytes`, `<prefix>response_bytes`, with Istio's label set
+ * (istio-labels.ts) and Envoy's default histogram bounds, which Istio keeps
+ * for all three histograms. The prefix is `trellis_` by default and `istio_`
+ * for Istio-compatible names.
+ *
+ * A record costs a cache lookup and a few array increments: each label set
+ * is one `Series` found by what the record names, and prom-client renders
+ * the series (Prometheus text or OpenMetrics) only when /metrics is read.
+ * prom-client's own Counter and Histogram validate and hash all 25 labels on
+ * every update (~13 µs for the four metrics of a record).
+ */
+import type { Registry } from 'prom-client';
+import type { RequestRecord } from '../protocol/request-record.js';
+import { ISTIO_LABELS, istioLabels, type IstioLabels, type LabelTables } from './istio-labels.js';
+
+/** Envoy's default histogram bucket bounds, which Istio's request_duration_milliseconds, request_bytes and response_bytes use. */
+export const ISTIO_BUCKETS: readonly number[] = Object.freeze([
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+]);
+
+/** Record shapes remembered before the lookup cache starts over (the series themselves are kept). */
+const CACHE_LIMIT = 4096;
+
+export interface ServiceMetricsOptions {
+  /** Metric name prefix: `trellis_` (the default) or `istio_` for Istio-compatible names. */
+  readonly prefix?: string;
+}
+
+/** Per-bucket (not cumulative) counts and the sum of one histogram series. */
+class Distribution {
+  readonly counts = new Array<number>(ISTIO_BUCKETS.length + 1).fill(0);
+  sum = 0;
+
+  observe(v: number): void {
+    let i = 0;
+    while (i < ISTIO_BUCKETS.length && v > ISTIO_BUCKETS[i]!) i++;
+    this.counts[i]!++;
+    this.sum += v;
+  }
+}
+
+/** One label set: its request count and three distributions. */
+interface Series {
+  readonly labels: IstioLabels;
+  count: number;
+  readonly duration: Distribution;
+  readonly requestBytes: Distribution;
+  readonly responseBytes: Distribution;
+}
+
+type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+export class ServiceMetrics {
+  readonly prefix: string;
+  #tables: LabelTables | undefined;
+  /** By label values: the series never go away (counters only grow). */
+  readonly #series = new Map<string, Series>();
+  /** By what a record names (cluster, upstream, status, …): a shortcut to its series. */
+  readonly #cache = new Map<string, Series>();
+
+  constructor(registry: Registry, opts: ServiceMetricsOptions = {}) {
+    const p = (this.prefix = opts.prefix ?? 'trellis_');
+    // A metric as prom-client's registry renders it; `name` is read at render time (OpenMetrics drops a counter's `_total` meanwhile).
+    const metric = (name: string, type: 'counter' | 'histogram', help: string, values: () => MetricValue[]) => {
+      const m = { name, help, type, aggregator: 'sum', get: async () => ({ name: m.name, help, type, aggregator: 'sum', values: values() }) };
+      registry.registerMetric(m as never);
+    };
+    metric(`${p}requests_total`, 'counter', 'Requests handled, counted by the proxy that reports (source or destination).', () =>
+      [...this.#series.values()].map((s) => ({ labels: { ...s.labels }, value: s.count })));
+    const histogram = (name: string, help: string, pick: (s: Series) => Distribution) =>
+      metric(name, 'histogram', help, () => this.#histogramValues(name, pick));
+    histogram(`${p}request_duration_milliseconds`, 'Request durations in milliseconds.', (s) => s.duration);
+    histogram(`${p}request_bytes`, 'Request body sizes in bytes.', (s) => s.requestBytes);
+    histogram(`${p}response_bytes`, 'Response body sizes in bytes.', (s) => s.responseBytes);
+  }
+
+  /** The label tables of the snapshot now in force (prepared when it was applied). */
+  useTables(t: LabelTables): void {
+    this.#tables = t;
+    this.#cache.clear();
+  }
+
+  observe(r: RequestRecord): void {
+    const t = this.#tables;
+    if (!t) return;
+    const s = this.#seriesOf(r, t);
+    s.count++;
+    s.duration.observe(r.durationMs);
+    s.requestBytes.observe(r.bytesReceived);
+    s.responseBytes.observe(r.bytesSent);
+  }
+
+  #seriesOf(r: RequestRecord, t: LabelTables): Series {
+    const key = `${r.direction}\0${r.cluster}\0${r.upstream}\0${r.sourceIdentity}\0${r.destinationIdentity}\0${r.status}\0${r.responseFlags.join(',')}\0${r.grpc}\0${r.grpcStatus}`;
+    let s = this.#cache.get(key);
+    if (s) return s;
+    const labels = istioLabels(r, t);
+    const id = ISTIO_LABELS.map((n) => labels[n]).join('\0');
+    s = this.#series.get(id);
+    if (!s) {
+      s = { labels, count: 0, duration: new Distribution(), requestBytes: new Distribution(), responseBytes: new Distribution() };
+      this.#series.set(id, s);
+    }
+    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+    this.#cache.set(key, s);
+    return s;
+  }
+
+  /** prom-client's histogram shape: cumulative `_bucket` samples (`le` first), then `_sum` and `_count`. */
+  #histogramValues(name: string, pick: (s: Series) => Distribution): MetricValue[] {
+    const out: MetricValue[] = [];
+    for (const s of this.#series.values()) {
+      const d = pick(s);
+      let cumulative = 0;
+      ISTIO_BUCKETS.forEach((le, i) => {
+        cumulative += d.counts[i]!;
+        out.push({ labels: { le, ...s.labels }, value: cumulative, metricName: `${name}_bucket` });
+      });
+      out.push({ labels: { le: '+Inf', ...s.labels }, value: s.count, metricName: `${name}_bucket` });
+      out.push({ labels: { ...s.labels }, value: d.sum, metricName: `${name}_sum` });
+      out.push({ labels: { ...s.labels }, value: s.count, metricName: `${name}_count` });
+    }
+    return out;
+  }
+}

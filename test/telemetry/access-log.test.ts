@@ -1,0 +1,104 @@
+/**
+ * Access logs through two real data planes: one JSON line per request on
+ * each proxy with the fields operators look for, the `errors` filter, and
+ * the TEXT encoding.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RequestRecord } from '../../src/protocol/request-record.js';
+import { AccessLog } from '../../src/telemetry/access-log.js';
+import { eventually } from '../helpers/proxy.js';
+import { startTwoProxies, type TwoProxies } from './two-proxies.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'trellis-access-'));
+const callerLog = join(dir, 'logs', 'caller.log');
+const calleeLog = join(dir, 'callee.log');
+let p: TwoProxies;
+
+const lines = (file: string): Record<string, unknown>[] =>
+  existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+
+before(async () => {
+  p = await startTwoProxies({ accessLog: { file: callerLog } }, { accessLog: { file: calleeLog, filter: 'errors' } });
+});
+after(async () => {
+  await p?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('one JSON line per request with times, sizes, upstream, route, principals, workloads and the request id', async () => {
+  const t0 = Date.now();
+  const r = await p.client.call('http://api/hello?x=1', { method: 'POST', body: 'hello' });
+  assert.equal(r.status, 200);
+  const [line] = await eventually(() => (lines(callerLog).length >= 1 ? lines(callerLog) : undefined), 3000, () => 'the caller wrote no access log line');
+  const l = line!;
+  assert.equal(l['type'], 'access');
+  assert.ok(Date.parse(l['start_time'] as string) >= t0 - 5);
+  assert.deepEqual({ ...l, start_time: 0, duration: 0, upstream_service_time: 0, request_id: '' }, {
+    type: 'access', start_time: 0, direction: 'outbound', method: 'POST', authority: 'api', path: '/hello?x=1', protocol: 'HTTP/1.1',
+    response_code: 200, response_flags: '-', grpc_status: null, bytes_received: 5, bytes_sent: Buffer.byteLength(r.text),
+    duration: 0, upstream_service_time: 0, upstream_host: p.callee.addresses.inbound, upstream_cluster: 'outbound|80||api.shop.svc.cluster.local',
+    route_name: 'default', source_principal: 'spiffe://cluster.local/ns/shop/sa/web', destination_principal: 'spiffe://cluster.local/ns/shop/sa/api',
+    source_workload: 'web-v1.shop', destination_workload: 'api-v2.shop', request_id: '', attempts: 1, proxy: 'web-v1.shop',
+  });
+  assert.equal(typeof l['duration'], 'number');
+  assert.equal(typeof l['upstream_service_time'], 'number');
+  assert.ok((l['upstream_service_time'] as number) <= (l['duration'] as number) + 1);
+  assert.equal(l['request_id'], JSON.parse(r.text).headers['x-request-id']);
+});
+
+test('the errors filter keeps only failed requests: the callee logs its three 503 attempts and none of the 200s', async () => {
+  for (let i = 0; i < 3; i++) assert.equal((await p.client.call('http://api/ok')).status, 200);
+  assert.equal((await p.client.call('http://api/fail')).status, 503);
+  const got = await eventually(() => (lines(calleeLog).length >= 3 && lines(callerLog).length >= 5 ? lines(calleeLog) : undefined), 3000, () => `callee log: ${lines(calleeLog).length} lines`);
+  assert.deepEqual(got.map((l) => [l['direction'], l['path'], l['response_code']]), [['inbound', '/fail', 503], ['inbound', '/fail', 503], ['inbound', '/fail', 503]]);
+  assert.deepEqual([got[0]!['source_workload'], got[0]!['destination_workload']], [null, 'api-v2.shop'], 'the caller is unknown until mTLS carries its identity');
+  assert.ok(readFileSync(calleeLog, 'utf8').startsWith('{"type":"access",'), 'the marker `trellis logs --access` looks for');
+  const last = lines(callerLog).at(-1)!;
+  assert.deepEqual([last['path'], last['response_code'], last['response_flags'], last['attempts']], ['/fail', 503, 'URX', 3]);
+  assert.equal(got[0]!['request_id'], last['request_id'], 'the same request id on both proxies');
+});
+
+test('TEXT encoding: Envoy\'s default line shape', async () => {
+  const file = join(dir, 'text.log');
+  const log = new AccessLog({ file, encoding: 'TEXT' });
+  const rec: RequestRecord = {
+    direction: 'outbound', proxy: 'web-v1.shop', requestId: 'r-1', method: 'GET', authority: 'api', path: '/p', protocol: 'HTTP/1.1',
+    status: 503, responseFlags: ['UF', 'URX'], cluster: 'outbound|80||api.shop.svc.cluster.local', route: 'default', upstream: '127.0.0.1:9',
+    startTime: Date.UTC(2026, 0, 2, 3, 4, 5, 6), durationMs: 12.4, bytesReceived: 0, bytesSent: 19, sourceIdentity: 'spiffe://cluster.local/ns/shop/sa/web',
+  };
+  log.log(rec);
+  await log.close();
+  assert.equal(readFileSync(file, 'utf8'),
+    '[2026-01-02T03:04:05.006Z] "GET /p HTTP/1.1" 503 UF,URX 0 19 12 - "r-1" "api" "127.0.0.1:9" outbound|80||api.shop.svc.cluster.local default spiffe://cluster.local/ns/shop/sa/web -\n');
+});
+
+test('MeshConfig accessLogFile in the snapshot\'s mesh settings turns the log on, wins over the default, and "" turns it off', async () => {
+  const { ProxyTelemetry } = await import('../../src/telemetry/proxy-telemetry.js');
+  const { REQUEST_CHANNEL } = await import('../../src/protocol/request-record.js');
+  const diagnostics_channel = (await import('node:diagnostics_channel')).default;
+  const meshFile = join(dir, 'mesh.log');
+  const fallback = join(dir, 'fallback.log');
+  const s = p.caller.snapshot!;
+  const t = new ProxyTelemetry({ metrics: false, defaultAccessLog: { file: fallback } });
+  const publish = (path: string) => diagnostics_channel.channel(REQUEST_CHANNEL).publish({
+    direction: 'outbound', proxy: s.node.id, requestId: path, method: 'GET', authority: 'api', path, protocol: 'HTTP/1.1', status: 200,
+    responseFlags: [], startTime: Date.now(), durationMs: 1, bytesReceived: 0, bytesSent: 0,
+  } satisfies RequestRecord);
+  try {
+    t.snapshotApplied({ ...s, mesh: { ...s.mesh, accessLogFile: meshFile } as typeof s.mesh });
+    publish('/one');
+    t.snapshotApplied({ ...s, mesh: { ...s.mesh, accessLogFile: '' } as typeof s.mesh });
+    publish('/none');
+    t.snapshotApplied(s);
+    publish('/fallback');
+  } finally {
+    await t.close();
+  }
+  // The caller's own data plane logs these records too (same node id): only the two files of this telemetry are checked.
+  assert.deepEqual(lines(meshFile).map((l) => l['path']), ['/one']);
+  assert.deepEqual(lines(fallback).map((l) => l['path']), ['/fallback']);
+});
