@@ -12,6 +12,8 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     pathNormalization?: { normalization?: MeshSettings['pathNormalization'] };
     enableAutoMtls?: boolean;
     connectTimeout?: string;
+    accessLogFile?: string;
+    accessLogEncoding?: 'JSON' | 'TEXT';
   };
   return Object.freeze({
     trustDomain: spec.trustDomain ?? DEFAULTS.trustDomain,
@@ -21,5 +23,7 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     pathNormalization: spec.pathNormalization?.normalization ?? DEFAULTS.pathNormalization,
     enableAutoMtls: spec.enableAutoMtls ?? DEFAULTS.enableAutoMtls,
     connectTimeoutMs: (spec.connectTimeout ? parseDuration(spec.connectTimeout) : undefined) ?? DEFAULTS.connectTimeoutMs,
+    ...(spec.accessLogFile !== undefined ? { accessLogFile: spec.accessLogFile } : {}),
+    ...(spec.accessLogEncoding !== undefined ? { accessLogEncoding: spec.accessLogEncoding } : {}),
   });
 }

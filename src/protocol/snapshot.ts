@@ -59,6 +59,10 @@ export interface MeshSettings {
   readonly pathNormalization: PathNormalization;
   readonly enableAutoMtls: boolean;
   readonly connectTimeoutMs: number;
+  /** MeshConfig `accessLogFile`, when set: `""` off, `/dev/stdout`, or a path. */
+  readonly accessLogFile?: string;
+  /** MeshConfig `accessLogEncoding`, when set. */
+  readonly accessLogEncoding?: 'JSON' | 'TEXT';
 }
 
 export interface InboundListener {

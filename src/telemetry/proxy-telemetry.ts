@@ -13,7 +13,7 @@
  */
 import { Registry } from 'prom-client';
 import type { RequestRecord } from '../protocol/request-record.js';
-import type { Snapshot } from '../protocol/snapshot.js';
+import type { MeshSettings, Snapshot } from '../protocol/snapshot.js';
 import { AccessLog, type AccessLogOptions } from './access-log.js';
 import { render, type Exposition } from './exposition.js';
 import { prepareLabelTables } from './istio-labels.js';
@@ -33,11 +33,8 @@ export interface TelemetryOptions {
   readonly clusterName?: string;
 }
 
-/** The mesh settings telemetry reads, beyond those the snapshot types name today. */
-interface MeshTelemetrySettings {
-  readonly accessLogFile?: string;
-  readonly accessLogEncoding?: 'JSON' | 'TEXT';
-}
+/** The mesh settings telemetry reads (MeshConfig's access-log fields, carried in the snapshot). */
+type MeshTelemetrySettings = Pick<MeshSettings, 'accessLogFile' | 'accessLogEncoding'>;
 
 /**
  * Options from the environment, for processes started without flags for them
@@ -78,7 +75,7 @@ export class ProxyTelemetry {
   /** Called by the data plane with each snapshot it applies. */
   snapshotApplied(s: Snapshot): void {
     if (this.#closed) return;
-    this.#configureAccessLog(s.mesh as MeshTelemetrySettings);
+    this.#configureAccessLog(s.mesh);
     const wanted = this.#metrics !== undefined || this.#accessLog !== undefined;
     if (wanted) {
       const tables = prepareLabelTables(s, this.#clusterName);

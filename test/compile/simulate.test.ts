@@ -130,3 +130,16 @@ test('simulate: a known host on a port it does not serve is not routed', () => {
   assert.notEqual(s.outcome, 'FORWARD');
   assert.equal(s.clusters.length, 0);
 });
+
+test('MeshConfig access-log settings reach the snapshot, and only when set', () => {
+  assert.equal('accessLogFile' in web.mesh, false);
+  const logged = mesh(`---
+apiVersion: trellis.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { accessLogFile: /dev/stdout, accessLogEncoding: TEXT }
+`);
+  const s = compile(logged.config, logged.registry, { workload: 'web-v1' });
+  assert.equal(s.mesh.accessLogFile, '/dev/stdout');
+  assert.equal(s.mesh.accessLogEncoding, 'TEXT');
+});
