@@ -47,58 +47,39 @@ export function meshFromYaml(yaml: string, ...files: string[]): Mesh {
   return { config, registry, diagnostics };
 }
 
+/** A Kubernetes Service document selecting `app: <name>`. */
+export function k8sService(name: string, namespace: string, port: { name: string; port: number; targetPort: number }): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${namespace} }
+spec:
+  selector: { app: ${name} }
+  ports: [{ name: ${port.name}, port: ${port.port}, targetPort: ${port.targetPort} }]
+`;
+}
+
+/** A Deployment of `app` with the given labels (app is added), replicas and service account (default: the app). */
+export function k8sDeployment(name: string, namespace: string, app: string, opts: { labels?: Record<string, string>; replicas?: number; serviceAccount?: string } = {}): string {
+  const labels = Object.entries({ app, ...(opts.labels ?? {}) }).map(([k, v]) => `${k}: ${v}`).join(', ');
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${namespace} }
+spec:
+  replicas: ${opts.replicas ?? 1}
+  selector: { matchLabels: { ${labels} } }
+  template: { metadata: { labels: { ${labels} } }, spec: { serviceAccountName: ${opts.serviceAccount ?? app}, containers: [{ name: ${app}, image: ${app} }] } }
+`;
+}
+
 /** Two Services with Deployments, for small routing tests. */
-export const TWO_SERVICES = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: shop }
-spec:
-  selector: { app: web }
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web-v1, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: web, version: v1 } }
-  template:
-    metadata: { labels: { app: web, version: v1 } }
-    spec:
-      serviceAccountName: web
-      containers: [{ name: web, image: web }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: api, namespace: shop }
-spec:
-  selector: { app: api }
-  ports: [{ name: http, port: 80, targetPort: 9000 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: api-v1, namespace: shop }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: api, version: v1 } }
-  template:
-    metadata: { labels: { app: api, version: v1 } }
-    spec:
-      serviceAccountName: api
-      containers: [{ name: api, image: api }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: api-v2, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: api, version: v2 } }
-  template:
-    metadata: { labels: { app: api, version: v2 } }
-    spec:
-      serviceAccountName: api
-      containers: [{ name: api, image: api }]
----
+export const TWO_SERVICES = '\n' + [
+  k8sService('web', 'shop', { name: 'http', port: 80, targetPort: 8080 }),
+  k8sDeployment('web-v1', 'shop', 'web', { labels: { version: 'v1' } }),
+  k8sService('api', 'shop', { name: 'http', port: 80, targetPort: 9000 }),
+  k8sDeployment('api-v1', 'shop', 'api', { labels: { version: 'v1' }, replicas: 2 }),
+  k8sDeployment('api-v2', 'shop', 'api', { labels: { version: 'v2' } }),
+].join('---\n')
++ `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: api, namespace: shop }

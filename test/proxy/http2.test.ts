@@ -12,46 +12,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { eventually, RunningMesh, withEndpoints, type App } from '../helpers/proxy.js';
+import { k8sDeployment, k8sService } from '../helpers/mesh.js';
 
-const YAML = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: shop }
-spec:
-  selector: { app: web }
-  ports: [{ name: http, port: 80, targetPort: 8080 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web-v1, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: web } }
-  template: { metadata: { labels: { app: web } }, spec: { serviceAccountName: web, containers: [{ name: web, image: web }] } }
----
-apiVersion: v1
-kind: Service
-metadata: { name: echo, namespace: shop }
-spec:
-  selector: { app: echo }
-  ports: [{ name: grpc, port: 9090, targetPort: 9090 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: echo-v1, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: echo, version: v1 } }
-  template: { metadata: { labels: { app: echo, version: v1 } }, spec: { serviceAccountName: echo, containers: [{ name: echo, image: echo }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: echo-v2, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: echo, version: v2 } }
-  template: { metadata: { labels: { app: echo, version: v2 } }, spec: { serviceAccountName: echo, containers: [{ name: echo, image: echo }] } }
----
+const YAML = [
+  k8sService('web', 'shop', { name: 'http', port: 80, targetPort: 8080 }),
+  k8sDeployment('web-v1', 'shop', 'web'),
+  k8sService('echo', 'shop', { name: 'grpc', port: 9090, targetPort: 9090 }),
+  k8sDeployment('echo-v1', 'shop', 'echo', { labels: { version: 'v1' } }),
+  k8sDeployment('echo-v2', 'shop', 'echo', { labels: { version: 'v2' } }),
+].join('---\n') + `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: echo, namespace: shop }
@@ -72,21 +41,8 @@ spec:
   - match: [{ uri: { prefix: /trellis.Echo/ } }]
     route: [{ destination: { host: echo, subset: v1 } }]
 ---
-apiVersion: v1
-kind: Service
-metadata: { name: h2web, namespace: shop }
-spec:
-  selector: { app: h2web }
-  ports: [{ name: http2, port: 8080, targetPort: 8080 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: h2web-v1, namespace: shop }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: h2web } }
-  template: { metadata: { labels: { app: h2web } }, spec: { serviceAccountName: h2web, containers: [{ name: h2web, image: h2web }] } }
----
+${k8sService('h2web', 'shop', { name: 'http2', port: 8080, targetPort: 8080 })}---
+${k8sDeployment('h2web-v1', 'shop', 'h2web')}---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: { name: h2web, namespace: shop }
