@@ -1,13 +1,14 @@
 /**
  * The admin API (docs/running-mesh.md), HTTP and JSON:
  * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`, and
- * `/metrics` in Prometheus text.
+ * `/metrics` in Prometheus text (OpenMetrics when asked).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Diagnostic } from '../api/diagnostic.js';
 import type { ProxyListeners } from '../protocol/stream.js';
 import type { Registry } from '../registry/types.js';
+import type { Exposition } from '../telemetry/exposition.js';
 import { syncState, type ProxySession, type SyncState } from './proxy-sessions.js';
 
 export interface AdminSource {
@@ -16,7 +17,8 @@ export interface AdminSource {
   registry(): Registry;
   sessions(): readonly ProxySession[];
   configErrors(): readonly Diagnostic[];
-  metrics(): string;
+  /** The exposition for a scrape, in the format the Accept header asks for. */
+  metrics(accept: string | undefined): Promise<Exposition>;
 }
 
 export interface ServiceRow {
@@ -90,7 +92,7 @@ export interface AdminServer {
 }
 
 export async function startAdminServer(src: AdminSource, opts: { host?: string; port: number }): Promise<AdminServer> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -111,9 +113,11 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
           return json(200, src.configErrors().map((d) => ({
             code: d.code, level: d.level, message: d.message, resource: d.resource ?? null, position: d.position ?? null, field: d.field ?? null,
           })));
-        case '/metrics':
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-          return res.end(src.metrics());
+        case '/metrics': {
+          const m = await src.metrics(req.headers.accept);
+          res.writeHead(200, { 'content-type': m.contentType });
+          return res.end(m.body);
+        }
         default:
           return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/metrics'] });
       }

@@ -21,7 +21,7 @@ import type { ControlPlaneEvent } from './events.js';
 import { MeshState } from './mesh-state.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { ProxyHub } from './proxy-hub.js';
-import { ProxySessions, type ProxySession } from './proxy-sessions.js';
+import { ProxySessions, syncState, type ProxySession } from './proxy-sessions.js';
 import { Pusher } from './push.js';
 import { declaredInstances } from './registration.js';
 import { startStreamServer, type StreamServer } from './server.js';
@@ -101,6 +101,24 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     persistTimer = setTimeout(writeNow, 200);
     persistTimer.unref();
   };
+  metrics.setGauges(() => {
+    const connected = sessions.connected();
+    const bySync: Record<string, number> = { SYNCED: 0, STALE: 0, NACKED: 0 };
+    for (const s of connected) bySync[syncState(s)] = (bySync[syncState(s)] ?? 0) + 1;
+    const reg = state.registry;
+    let endpoints = 0;
+    for (const svc of reg.services()) for (const p of svc.ports) endpoints += reg.endpoints(svc.hostname, p.port).length;
+    return {
+      connectedProxies: connected.length,
+      knownProxies: sessions.all().length,
+      registeredInstances: sessions.all().length,
+      configErrors: configErrors().filter((d) => d.level === 'error').length,
+      proxiesBySync: bySync,
+      services: reg.services().length,
+      workloads: reg.workloads().length,
+      endpoints,
+    };
+  });
   const hub: ProxyHub = new ProxyHub({
     state, sessions, metrics, goneAfterMs: opts.goneAfterMs ?? 30_000, leaveGraceMs: opts.leaveGraceMs ?? 5000, log,
     pusher: () => pusher, grace: () => grace, onInstancesChanged: persist,
@@ -113,9 +131,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     held: (s) => hub.isWithdrawn(s.instance) || (grace?.active === true && s.servingVersion !== undefined),
     beforeRound: () => hub.refreshSessions(),
     afterRound: () => hub.checkDepartures(),
-    onPush: (s, snap, _nonce, reason, sinceChangeMs) => {
-      metrics.pushes++;
-      if (sinceChangeMs !== undefined) metrics.convergence.observe(sinceChangeMs / 1000);
+    onPush: (s, snap, nonce, reason, changeAt) => {
+      metrics.pushed(s.instance, nonce, changeAt, s.lastPushedAt ?? performance.now());
       lastError.delete(s.instance);
       log({ type: 'push', instance: s.instance, version: snap.version, reason });
     },
@@ -130,10 +147,10 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   const onUpdate = (u: ConfigUpdate) => {
     rejected = u.rejected;
     if (u.rejected.length) {
-      metrics.reloadsRejected++;
+      metrics.reloaded(false);
       log({ type: 'config-rejected', diagnostics: u.rejected, files: [...new Set(u.rejectedFiles)] });
     } else {
-      metrics.reloadsOk++;
+      metrics.reloaded(true);
     }
     if (u.changed || !loaded) {
       state.setConfig(u.config);
@@ -198,12 +215,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
           registry: () => state.registry,
           sessions: () => sessions.all(),
           configErrors,
-          metrics: () => metrics.render({
-            connectedProxies: sessions.connected().length,
-            knownProxies: sessions.all().length,
-            configErrors: configErrors().filter((d) => d.level === 'error').length,
-            registeredInstances: sessions.all().length,
-          }),
+          metrics: (accept) => metrics.render(accept),
         }, { host: opts.host ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
       } catch (e) {
         await close();

@@ -85,23 +85,21 @@ export class ProxyHub implements StreamHub<ProxySession> {
 
   ack(s: ProxySession, m: AckMessage): void {
     if (!s.connected) return;
-    this.#d.metrics.acks++;
     s.lastAckedVersion = m.version;
     let latencyMs: number | undefined;
+    const now = performance.now();
     if (m.nonce === s.lastPushedNonce) {
-      if (s.lastPushedAt !== undefined) {
-        latencyMs = performance.now() - s.lastPushedAt;
-        this.#d.metrics.pushLatency.observe(latencyMs / 1000);
-      }
+      if (s.lastPushedAt !== undefined) latencyMs = now - s.lastPushedAt;
       s.nack = undefined;
     }
+    this.#d.metrics.acked(s.instance, m.nonce, s.lastPushedNonce, latencyMs, now);
     this.#d.log({ type: 'ack', instance: s.instance, version: m.version, ...(latencyMs !== undefined ? { latencyMs } : {}) });
     this.checkDepartures();
   }
 
   nack(s: ProxySession, m: NackMessage): void {
     if (!s.connected) return;
-    this.#d.metrics.nacks++;
+    this.#d.metrics.nacked(s.instance);
     const reason = String(m.reason ?? 'no reason given');
     s.nack = { version: m.version, reason };
     this.#d.log({ type: 'nack', instance: s.instance, version: m.version, reason: diagnostic('SnapshotRejected', { instance: s.instance, version: m.version, reason }).message });
@@ -177,6 +175,7 @@ export class ProxyHub implements StreamHub<ProxySession> {
     this.#endDeparture(s);
     if (!sessions.close(s.instance, s.generation, Date.now())) return;
     queueMicrotask(() => this.checkDepartures()); // a caller that went away no longer counts
+    this.#d.metrics.gone(s.instance, performance.now());
     this.#d.log({ type: 'proxy-disconnected', instance: s.instance });
     const live = state.live(s.instance);
     if (live && state.setLive(s.instance, { ...live, healthy: false })) this.#d.pusher().schedule('left');
@@ -193,7 +192,7 @@ export class ProxyHub implements StreamHub<ProxySession> {
   }
 
   refused(refusal: Diagnostic, peer: string, instance: string | undefined): void {
-    this.#d.metrics.refusals++;
+    this.#d.metrics.refused();
     this.#d.log({ type: 'refused', peer, code: refusal.code, reason: refusal.message, ...(instance ? { instance } : {}) });
   }
 

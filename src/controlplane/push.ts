@@ -16,8 +16,12 @@ export interface PusherOptions {
   readonly snapshotFor: (s: ProxySession) => Snapshot;
   /** Whether pushes to this session are held back (start-up grace, withdrawn instance). */
   readonly held: (s: ProxySession) => boolean;
-  /** Called after a snapshot was sent; `sinceChangeMs` is the time since the first change of the round. */
-  readonly onPush: (s: ProxySession, snapshot: Snapshot, nonce: string, reason: string, sinceChangeMs: number | undefined) => void;
+  /**
+   * Called after a snapshot was sent; `changeAt` is when the first change of
+   * the round happened (the clock's ms; the same value for every push of a
+   * round), undefined for pushes no change started (a registration).
+   */
+  readonly onPush: (s: ProxySession, snapshot: Snapshot, nonce: string, reason: string, changeAt: number | undefined) => void;
   /** Called when a session's snapshot cannot be compiled. */
   readonly onError: (s: ProxySession, error: unknown) => void;
   /** Called at the start of each round, before any compile (refreshes workloads after a config change). */
@@ -99,7 +103,7 @@ export class Pusher {
     s.lastPushedVersion = snap.version;
     s.lastPushedNonce = nonce;
     s.lastPushedAt = this.#now();
-    this.#o.onPush(s, snap, nonce, reason, since === undefined ? undefined : s.lastPushedAt - since);
+    this.#o.onPush(s, snap, nonce, reason, since);
     return true;
   }
 

@@ -35,6 +35,7 @@ interface Flags {
   adminPort: number;
   registrationGrace: number;
   goneAfter: number;
+  leaveGrace: number;
   stateDir?: string;
 }
 
@@ -58,6 +59,7 @@ export function controlPlaneCommand(): Command {
     .option('--admin-port <port>', 'admin API port (0 = any free port)', portArg('--admin-port'), 15014)
     .option('--registration-grace <duration>', 'after a start, how long to wait for instances to register again before pushing snapshots without them to proxies that already serve one', durationArg('--registration-grace'), 10_000)
     .option('--gone-after <duration>', 'how long an instance whose stream closed stays known (out of rotation) before it is forgotten', durationArg('--gone-after'), 30_000)
+    .option('--leave-grace <duration>', 'when an instance says it is leaving, how long to wait for every caller proxy to ACK a snapshot without it before telling it drained anyway', durationArg('--leave-grace'), 5000)
     .option('--state-dir <dir>', 'directory for state kept across restarts (control-plane.json: the registered instances)')
     .action(async (flags: Flags) => {
       const cp = createControlPlane({
@@ -67,6 +69,7 @@ export function controlPlaneCommand(): Command {
         adminPort: flags.adminPort,
         registrationGraceMs: flags.registrationGrace,
         goneAfterMs: flags.goneAfter,
+        leaveGraceMs: flags.leaveGrace,
         ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
         log: (e) => logLine('control-plane', formatEvent(e)),
       });
