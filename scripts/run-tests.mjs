@@ -4,8 +4,8 @@
 // fails when fewer tests ran than the floor in test/floor.json.
 //
 // Two phases: the unit and in-process tests two files at a time, then the
-// tests that start whole meshes of processes (test/integration, test/e2e,
-// test/up) one file at a time, so that two of them never fight over the
+// tests that start whole meshes of processes or benchmarks (test/integration,
+// test/e2e, test/up, test/bench) one file at a time, so that two of them never fight over the
 // machine's 2 cores.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -31,7 +31,7 @@ if (files.length === 0) {
   console.error(`no test files found under ${dir}${only.length ? ` matching ${only.join(' ')}` : ''}`);
   process.exit(1);
 }
-const heavy = (f) => ['integration', 'e2e', 'up'].some((d) => f.includes(`${sep}test${sep}${d}${sep}`));
+const heavy = (f) => ['integration', 'e2e', 'up', 'bench'].some((d) => f.includes(`${sep}test${sep}${d}${sep}`));
 const phases = [
   { files: files.filter((f) => !heavy(f)), concurrency: 2 },
   { files: files.filter(heavy), concurrency: 1 },

@@ -9,8 +9,10 @@ import { controlPlaneCommand } from './commands/control-plane.js';
 import { proxyCommand } from './commands/proxy.js';
 import { defaultsCommand } from './commands/defaults.js';
 import { explainCommand } from './commands/explain.js';
+import { graphCommand } from './commands/graph.js';
 import { logsCommand } from './commands/logs.js';
 import { statusCommand } from './commands/status.js';
+import { topCommand } from './commands/top.js';
 import { upCommand } from './commands/up.js';
 import { validateCommand } from './commands/validate.js';
 import { CliError } from './mesh-input.js';
@@ -33,6 +35,8 @@ export function program(): Command {
     .addCommand(upCommand())
     .addCommand(statusCommand())
     .addCommand(logsCommand())
+    .addCommand(graphCommand())
+    .addCommand(topCommand())
     .addCommand(controlPlaneCommand())
     .addCommand(proxyCommand());
   for (const c of p.commands) c.showHelpAfterError('(run with --help for usage)');

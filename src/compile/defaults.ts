@@ -55,6 +55,8 @@ export const DEFAULTS = Object.freeze({
   singleDestinationWeight: 100,
   tlsMode: 'ISTIO_MUTUAL' as const,
   exportTo: Object.freeze(['*']),
+  /** Tracing, once MeshConfig names an OpenTelemetry provider (Istio: 1 % sampling, 256-byte tags; its OTLP default is gRPC, Trellis's HTTP). */
+  tracing: Object.freeze({ sampling: 1, maxPathTagLength: 256, maxTagLength: 256, path: '/v1/traces', timeoutMs: 5_000 }),
 });
 
 /** The documented table: one row per default. */

@@ -1,7 +1,8 @@
 /**
  * The admin API (docs/running-mesh.md), HTTP and JSON:
- * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`, and
- * `/metrics` in Prometheus text (OpenMetrics when asked).
+ * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`,
+ * `/api/topology` (topology.ts), and `/metrics` in Prometheus text
+ * (OpenMetrics when asked).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,8 @@ export interface AdminSource {
   configErrors(): readonly Diagnostic[];
   /** The exposition for a scrape, in the format the Accept header asks for. */
   metrics(accept: string | undefined): Promise<Exposition>;
+  /** `/api/topology?window=…`: status and JSON body (topology.ts `topologyAnswer`). */
+  topology(window: string | null): { status: number; body: unknown };
 }
 
 export interface ServiceRow {
@@ -113,13 +116,17 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
           return json(200, src.configErrors().map((d) => ({
             code: d.code, level: d.level, message: d.message, resource: d.resource ?? null, position: d.position ?? null, field: d.field ?? null,
           })));
+        case '/api/topology': {
+          const a = src.topology(new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('window'));
+          return json(a.status, a.body);
+        }
         case '/metrics': {
           const m = await src.metrics(req.headers.accept);
           res.writeHead(200, { 'content-type': m.contentType });
           return res.end(m.body);
         }
         default:
-          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/metrics'] });
+          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/api/topology', '/metrics'] });
       }
     } catch (e) {
       return json(500, { error: (e as Error).message });

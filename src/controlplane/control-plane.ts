@@ -28,6 +28,7 @@ import { startStreamServer, type StreamServer } from './server.js';
 import { StartupGrace } from './startup-grace.js';
 import { readState, writeState } from './state-file.js';
 import { handleStream } from './stream-handler.js';
+import { Topology, topologyAnswer } from './topology.js';
 
 export interface ControlPlaneOptions {
   /** The configuration directory (or file), watched. */
@@ -44,6 +45,8 @@ export interface ControlPlaneOptions {
   readonly goneAfterMs?: number;
   /** How long a leaving instance waits for every connected proxy to ACK a snapshot without it before it is told `drained` anyway; 5 s. */
   readonly leaveGraceMs?: number;
+  /** How often the topology scrapes every connected proxy's /metrics (`/api/topology`); 5 s, 0 = off. */
+  readonly scrapeIntervalMs?: number;
   /** Where to keep the registered instances across restarts (`control-plane.json`); none by default. */
   readonly stateDir?: string;
   /** Debounce of changes before a push round; 100 ms. */
@@ -87,6 +90,12 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   let grpc: StreamServer | undefined;
   let admin: AdminServer | undefined;
   let closed = false;
+  const topology = new Topology({
+    intervalMs: opts.scrapeIntervalMs ?? 5000,
+    targets: () => sessions.connected().flatMap((s) => (s.listeners.admin ? [{ instance: s.instance, admin: s.listeners.admin }] : [])),
+    registry: () => state.registry,
+    onScrape: (result) => metrics.scraped(result),
+  });
 
   // The registered instances are written to the state dir at most every 200 ms (and on close).
   let persistTimer: NodeJS.Timeout | undefined;
@@ -189,7 +198,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     hub.close();
     if (persistTimer) writeNow();
     for (const s of sessions.connected()) s.stream?.end();
-    await Promise.all([grpc?.close(), admin?.close()]);
+    await Promise.all([grpc?.close(), admin?.close(), topology.close()]);
   };
 
   return {
@@ -216,11 +225,13 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
           sessions: () => sessions.all(),
           configErrors,
           metrics: (accept) => metrics.render(accept),
+          topology: (window) => topologyAnswer(topology, window),
         }, { host: opts.host ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
       } catch (e) {
         await close();
         throw e;
       }
+      topology.start();
       log({ type: 'listening', grpc: grpc.address, admin: admin.address });
       return { grpc: grpc.address, admin: admin.address };
     },

@@ -44,6 +44,7 @@ export class ControlPlaneMetrics {
   readonly #nacks: Counter;
   readonly #refusals: Counter;
   readonly #reloads: Counter<'result'>;
+  readonly #scrapes: Counter<'result'>;
   readonly #toPush: Histogram;
   readonly #pushLatency: Histogram;
   readonly #toAcked: Histogram;
@@ -60,6 +61,8 @@ export class ControlPlaneMetrics {
     this.#reloads = new Counter({ name: 'trellis_controlplane_config_reloads_total', help: 'Configuration reloads by result.', labelNames: ['result'], registers });
     this.#reloads.inc({ result: 'ok' }, 0);
     this.#reloads.inc({ result: 'rejected' }, 0);
+    this.#scrapes = new Counter({ name: 'trellis_controlplane_scrapes_total', help: 'Scrapes of proxies\' /metrics for the topology, by result (ok, failed, timeout).', labelNames: ['result'], registers });
+    for (const result of ['ok', 'failed', 'timeout']) this.#scrapes.inc({ result }, 0);
     this.#toPush = new Histogram({ name: 'trellis_controlplane_push_convergence_seconds', help: 'Time from a change to the push that carries it.', buckets: BUCKETS, registers });
     this.#pushLatency = new Histogram({ name: 'trellis_controlplane_push_latency_seconds', help: 'Time from a push to its acknowledgement.', buckets: BUCKETS, registers });
     this.#toAcked = new Histogram({ name: 'trellis_controlplane_convergence_seconds', help: 'Time from a change until every proxy it was pushed to has ACKed it.', buckets: BUCKETS, registers });
@@ -134,6 +137,11 @@ export class ControlPlaneMetrics {
 
   reloaded(ok: boolean): void {
     this.#reloads.inc({ result: ok ? 'ok' : 'rejected' });
+  }
+
+  /** One proxy scraped for the topology (topology.ts). */
+  scraped(result: 'ok' | 'failed' | 'timeout'): void {
+    this.#scrapes.inc({ result });
   }
 
   /** The exposition for a scrape (OpenMetrics when the Accept header asks for it). */

@@ -6,8 +6,11 @@
  */
 export const REQUEST_CHANNEL = 'trellis:request';
 
-/** Envoy-style response flags: NR no route, UH no healthy upstream, UF upstream connect failure, UC upstream connection terminated, DC downstream connection terminated, UT upstream timeout, URX retries exhausted, NC no cluster. */
-export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'DC' | 'UT' | 'URX' | 'NC' | 'UAEX' | 'RL' | 'FI' | 'DI';
+/**
+ * Envoy-style response flags: NR no route, UH no healthy upstream, UF upstream connect failure, UC upstream connection terminated, DC downstream connection terminated, UT upstream timeout, URX retries exhausted, NC no cluster;
+ * DPE downstream protocol error (a malformed request, a header block over the limit, a broken HTTP/2 session), SI stream idle timeout, DT downstream duration timeout (the request head or the whole request did not arrive in time).
+ */
+export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'DC' | 'UT' | 'URX' | 'NC' | 'UAEX' | 'RL' | 'FI' | 'DI' | 'DPE' | 'SI' | 'DT';
 
 export interface RequestRecord {
   readonly direction: 'inbound' | 'outbound' | 'gateway';
@@ -40,4 +43,9 @@ export interface RequestRecord {
   readonly grpc?: boolean;
   /** The `grpc-status` the response carried in its headers (trailers-only responses), when it did. */
   readonly grpcStatus?: string;
+  /** Tracing on: the trace (32 hex digits), this hop's span (16), the span it continues (absent where the trace started), and whether the trace is sampled. */
+  readonly traceId?: string;
+  readonly spanId?: string;
+  readonly parentSpanId?: string;
+  readonly sampled?: boolean;
 }

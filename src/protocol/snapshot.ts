@@ -63,6 +63,26 @@ export interface MeshSettings {
   readonly accessLogFile?: string;
   /** MeshConfig `accessLogEncoding`, when set. */
   readonly accessLogEncoding?: 'JSON' | 'TEXT';
+  /** Distributed tracing, present only when MeshConfig turns it on (an OpenTelemetry provider in `defaultProviders.tracing`). */
+  readonly tracing?: TracingSettings;
+}
+
+/** Where and how a proxy traces: MeshConfig's OpenTelemetry extension provider and `defaultConfig.tracing`, defaults applied. */
+export interface TracingSettings {
+  /** The extension provider in use (the first of `defaultProviders.tracing`). */
+  readonly provider: string;
+  /** OTLP/HTTP traces endpoint: `http://<service>:<port><http.path, default /v1/traces>`. */
+  readonly endpoint: string;
+  /** Extra request headers for the collector (`http.headers`), sorted by name. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** One export request's timeout (`http.timeout`, default 5000). */
+  readonly timeoutMs: number;
+  /** Percent (0–100) of new traces sampled where a trace starts (`defaultConfig.tracing.sampling`, default 1). */
+  readonly sampling: number;
+  /** The longest `url.path` / `url.full` attribute (`defaultConfig.tracing.maxPathTagLength`, default 256). */
+  readonly maxPathTagLength: number;
+  /** The longest string attribute (the provider's `maxTagLength`, default 256). */
+  readonly maxTagLength: number;
 }
 
 export interface InboundListener {

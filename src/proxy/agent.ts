@@ -84,7 +84,8 @@ export interface Agent {
   /**
    * Says `leaving` (the instance leaves rotation) and resolves once the
    * control plane answers `drained`, after `timeoutMs` (7 s by default) at
-   * the latest, or at once when not connected. Health checks stop. Snapshots
+   * the latest, or at once when not connected. Health checks stop and the
+   * admin /ready answers 503 (the data plane is told: setLeaving). Snapshots
    * are still applied and ACKed while waiting (this proxy is a caller too).
    */
   leave(timeoutMs?: number): Promise<LeaveResult>;
@@ -283,6 +284,7 @@ export function createAgent(opts: AgentOptions): Agent {
           resolve(r);
         };
         leaving = { since, done: finish };
+        opts.dataPlane.setLeaving();
         log({ type: 'leaving' });
         if (!connected) return finish({ why: 'disconnected', waitedMs: 0 });
         send({ type: 'leaving' });

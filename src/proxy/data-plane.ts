@@ -6,6 +6,7 @@
  * types.ts.
  *
  *     sidecar:  app ──▶ outbound listener ──▶ peer's inbound listener ──▶ peer app
+ *               app ──▶ upstream local port ──▶ (TCP: CONNECT tunnel) peer's inbound listener
  *               peer ──▶ inbound listener ──▶ 127.0.0.1:<app port>
  *     gateway:  outside ──▶ gateway listener (per server port) ──▶ inbound listeners
  *
@@ -24,10 +25,16 @@ import { gatewayHandler } from './gateway-listener.js';
 import { listen, stopListening, type ListeningServer } from './http-server.js';
 import { inboundHandler } from './inbound-listener.js';
 import { ProxyServer } from './listener-server.js';
+import { resolveLimits } from './limits.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundHandler, refuseConnect } from './outbound-listener.js';
 import type { ApplyResult, DataPlane, DataPlaneAddresses, DataPlaneOptions } from './types.js';
 import { hostPort, passthroughAgent, UpstreamPools } from './upstream-pools.js';
+import { inboundConnect } from './inbound-connect.js';
+import { TunnelSet } from './tcp-tunnel.js';
+import { UpstreamListener } from './upstream-listener.js';
+import { acceptExpectContinue } from './expect-continue.js';
+import { DEFAULT_WEBSOCKET_IDLE_MS, Upgrades } from './upgrade.js';
 
 export type { DataPlane, DataPlaneOptions, DataPlaneAddresses, ApplyResult } from './types.js';
 
@@ -35,11 +42,13 @@ export type { DataPlane, DataPlaneOptions, DataPlaneAddresses, ApplyResult } fro
 export const DEFAULT_GRACE_MS = 5_000;
 
 interface Listener {
-  readonly kind: 'outbound' | 'inbound' | 'gateway' | 'admin';
+  readonly kind: 'outbound' | 'inbound' | 'gateway' | 'admin' | 'upstream';
   readonly server: ListeningServer;
   readonly port: number;
   /** Gateway: the Gateway server port this listener serves. */
   readonly serverPort?: number;
+  /** Upstream local port: `<host>:<port>` of the upstream. */
+  readonly upstream?: string;
 }
 
 /** Telemetry settings (metrics, access log); from the environment when absent (src/telemetry/proxy-telemetry.ts). */
@@ -50,7 +59,7 @@ export interface DataPlaneTelemetryOptions {
 export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptions): DataPlane {
   const bind = opts.host ?? '127.0.0.1';
   const pools = new UpstreamPools();
-  const telemetry = new ProxyTelemetry(opts.telemetry ?? telemetryOptionsFromEnv(process.env));
+  const telemetry = new ProxyTelemetry({ ...(opts.telemetry ?? telemetryOptionsFromEnv(process.env)), ...(opts.log ? { log: opts.log } : {}) });
   const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version }));
   const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
   let state: AppliedSnapshot | undefined;
@@ -58,6 +67,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   let started: Promise<DataPlaneAddresses> | undefined;
   let listening = false;
   let closed = false;
+  let leaving = false;
   let addresses: DataPlaneAddresses = { admin: '' };
 
   const ctx: ListenerContext = {
@@ -66,21 +76,36 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     passthrough: () => (agent ??= passthroughAgent(state?.snapshot.mesh.connectTimeoutMs ?? 10_000)),
   };
 
+  /** Opaque TCP connections (both directions), cut by close() after the grace. */
+  const tunnels = new TunnelSet();
   const listeners: Listener[] = [];
+  const limits = resolveLimits(opts.limits);
   if (opts.mode === 'sidecar') {
-    const outbound = new ProxyServer(outboundHandler(ctx));
+    const outbound = new ProxyServer(outboundHandler(ctx), { direction: 'outbound', limits, ctx });
     outbound.http1.on('connect', refuseConnect);
     listeners.push({ kind: 'outbound', server: outbound, port: opts.outboundPort ?? 0 });
-    listeners.push({ kind: 'inbound', server: new ProxyServer(inboundHandler(ctx)), port: opts.inboundPort ?? 0 });
+    const inbound = new ProxyServer(inboundHandler(ctx), { direction: 'inbound', limits, ctx });
+    // Opaque TCP from peers' sidecars arrives as CONNECT <service>:<port> (inbound-connect.ts).
+    inbound.http1.on('connect', inboundConnect(ctx, tunnels));
+    listeners.push({ kind: 'inbound', server: inbound, port: opts.inboundPort ?? 0 });
+    for (const u of opts.upstreams ?? []) {
+      const server = new UpstreamListener(ctx, u, tunnels, opts.log, limits);
+      listeners.push({ kind: 'upstream', server, port: u.localPort, upstream: server.name });
+    }
   } else {
     for (const [serverPort, local] of Object.entries(opts.gatewayPorts ?? {})) {
       const sp = Number(serverPort);
-      listeners.push({ kind: 'gateway', server: new ProxyServer(gatewayHandler(ctx, sp)), port: local, serverPort: sp });
+      listeners.push({ kind: 'gateway', server: new ProxyServer(gatewayHandler(ctx, sp), { direction: 'gateway', limits, ctx }), port: local, serverPort: sp });
     }
   }
+  /** WebSocket (HTTP/1.1 Upgrade) connections of every listener (upgrade.ts), cut by close() after the grace. */
+  const upgrades = new Upgrades(opts.websocketIdleTimeoutMs ?? DEFAULT_WEBSOCKET_IDLE_MS);
   for (const l of listeners) {
-    const kind = l.kind;
+    const kind = l.kind === 'upstream' ? 'outbound' : l.kind;
     if (kind === 'admin') continue;
+    // Upgrades and `Expect: 100-continue` go through the listener's request handler like any request.
+    const http = l.server instanceof UpstreamListener ? l.server.http : l.server instanceof ProxyServer ? l.server : undefined;
+    if (http) { upgrades.accept(http.http1); acceptExpectContinue(http); }
     l.server.on('connection', (socket: Socket) => {
       metrics.connectionOpened(kind);
       socket.once('close', () => metrics.connectionClosed(kind));
@@ -89,19 +114,27 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   const admin = createAdminServer({
     telemetry,
     snapshot: () => state?.snapshot,
-    notReady: () => (closed ? 'the proxy is shutting down' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
+    notReady: () => (closed ? 'the proxy is shutting down' : leaving ? 'leaving rotation (shutting down)' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
   });
   listeners.push({ kind: 'admin', server: admin, port: opts.adminPort ?? 0 });
 
   async function start(): Promise<DataPlaneAddresses> {
-    const bound = await Promise.all(listeners.map(async (l) => ({ l, port: await listen(l.server, bind, l.port) })));
+    // Upstream local ports let the local app into the mesh: loopback only, whatever `host` says.
+    const bound = await Promise.all(listeners.map(async (l) => ({
+      l,
+      port: await listen(l.server, l.upstream ? '127.0.0.1' : bind, l.port).catch((e: Error) => {
+        throw l.upstream ? new Error(`local port ${l.port} for upstream ${l.upstream}: ${e.message}`, { cause: e }) : e;
+      }),
+    })));
     const at = (port: number) => hostPort(bind, port);
     const gateway: Record<number, string> = {};
     let outbound: string | undefined;
     let inbound: string | undefined;
     let adminAt = '';
+    const upstreams: Record<string, string> = {};
     for (const { l, port } of bound) {
-      if (l.kind === 'outbound') outbound = at(port);
+      if (l.upstream) upstreams[l.upstream] = hostPort('127.0.0.1', port);
+      else if (l.kind === 'outbound') outbound = at(port);
       else if (l.kind === 'inbound') inbound = at(port);
       else if (l.kind === 'admin') adminAt = at(port);
       else gateway[l.serverPort!] = at(port);
@@ -111,6 +144,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
       ...(outbound ? { outbound } : {}),
       ...(inbound ? { inbound } : {}),
       ...(opts.mode === 'gateway' ? { gateway: Object.freeze(gateway) } : {}),
+      ...(opts.upstreams?.length ? { upstreams: Object.freeze(upstreams) } : {}),
     });
     listening = true;
     return addresses;
@@ -150,6 +184,8 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     }
     exchanges.onIdle = undefined;
     for (const l of traffic) l.server.closeAllConnections();
+    tunnels.destroyAll();
+    upgrades.destroyAll();
     await Promise.all(stopped);
     admin.closeAllConnections();
     await stopListening(admin);
@@ -165,6 +201,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     get snapshot() { return state?.snapshot; },
     get addresses() { return addresses; },
     setControlPlaneConnected: (connected) => metrics.setControlPlaneConnected(connected),
+    setLeaving: () => { leaving = true; },
     close,
   } satisfies DataPlane;
 }

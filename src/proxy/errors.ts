@@ -36,6 +36,14 @@ export const PROXY_ERRORS = {
   UPSTREAM_RESET: { code: 'TRL_PROXY_UPSTREAM_RESET', status: 503, flag: 'UC', source: 'upstream', message: 'upstream reset before response headers' },
   UPSTREAM_TIMEOUT: { code: 'TRL_PROXY_UPSTREAM_TIMEOUT', status: 504, flag: 'UT', source: 'upstream', message: 'upstream request timeout' },
   INTERNAL: { code: 'TRL_PROXY_INTERNAL', status: 500, source: 'internal', message: 'internal proxy error' },
+  // Bad input and the proxy's limits (limits.ts): answered with `connection: close` on HTTP/1.1.
+  MALFORMED_REQUEST: { code: 'TRL_PROXY_MALFORMED_REQUEST', status: 400, flag: 'DPE', source: 'downstream', message: 'malformed HTTP request' },
+  HEADERS_TOO_LARGE: { code: 'TRL_PROXY_HEADERS_TOO_LARGE', status: 431, flag: 'DPE', source: 'downstream', message: 'request headers too large' },
+  BODY_TOO_LARGE: { code: 'TRL_PROXY_BODY_TOO_LARGE', status: 413, source: 'downstream', message: 'request body too large' },
+  HEADERS_TIMEOUT: { code: 'TRL_PROXY_HEADERS_TIMEOUT', status: 408, flag: 'DT', source: 'downstream', message: 'request header timeout' },
+  REQUEST_TIMEOUT: { code: 'TRL_PROXY_REQUEST_TIMEOUT', status: 408, flag: 'DT', source: 'downstream', message: 'request timeout' },
+  STREAM_IDLE_DOWNSTREAM: { code: 'TRL_PROXY_STREAM_IDLE', status: 408, flag: 'SI', source: 'downstream', message: 'stream timeout' },
+  STREAM_IDLE_UPSTREAM: { code: 'TRL_PROXY_STREAM_IDLE_UPSTREAM', status: 504, flag: 'SI', source: 'upstream', message: 'stream timeout' },
 } as const satisfies Record<string, ErrorKind>;
 
 /** An error with a kind from the catalogue; thrown or passed as an abort reason. */

@@ -19,6 +19,7 @@ import type { StageContext } from './filter-chain.js';
 import type { Headers } from './headers.js';
 import type { ProxyMetrics } from './metrics.js';
 import { publishRecord, recordsWanted } from './request-record.js';
+import type { TraceHop } from './trace-context.js';
 
 export type Direction = RequestRecord['direction'];
 
@@ -71,6 +72,8 @@ export class Exchange implements StageContext {
   bytesSent = 0;
   sourceIdentity: string | undefined;
   destinationIdentity: string | undefined;
+  /** This hop's trace context, when tracing is on (trace-context.ts). */
+  trace: TraceHop | undefined;
   /** Set by whatever waits on the upstream; called once if the downstream goes away first. */
   cancel: (() => void) | undefined;
   closed = false;
@@ -91,13 +94,22 @@ export class Exchange implements StageContext {
     this.grpc = typeof ct === 'string' && ct.startsWith('application/grpc');
     host.inflight++;
     state?.enter();
-    if (host.closing) res.shouldKeepAlive = false;
     res.once('close', this.#onClose);
   }
 
   flag(f: ResponseFlag): void {
     if (!this.flags) this.flags = [f];
     else if (!this.flags.includes(f)) this.flags.push(f);
+  }
+
+  /**
+   * Right before the response head is written: while the proxy drains
+   * (`closing`), an HTTP/1.1 response says `connection: close` and its
+   * connection closes after it, also for requests that arrived before the
+   * drain began. (HTTP/2 sessions get a GOAWAY instead.)
+   */
+  beforeHead(): void {
+    if (this.host.closing && !this.http2) this.res.shouldKeepAlive = false;
   }
 
   /** Cuts the downstream connection (a response that cannot be completed); not counted as DC. */

@@ -94,6 +94,7 @@ class Forwarding {
     if (this.spec.retry.maxRetries > 0 && this.replayable && retriableResponse(this.spec.retry, status, upstreamHeaders['grpc-status'])) ex.flag('URX');
     const gs = upstreamHeaders['grpc-status'];
     if (typeof gs === 'string') ex.grpcStatus = gs;
+    ex.beforeHead();
     try {
       ex.res.writeHead(status, h);
     } catch (err) {

@@ -3,7 +3,8 @@
  * passes the gateway chain (identity headers stripped), then is routed with
  * the snapshot's route table of the server port (the Host header picks the
  * virtual host) and forwarded like outbound traffic. What no route takes is
- * 404 NR: a gateway passes nothing through.
+ * 404 NR: a gateway passes nothing through. With tracing on, a trace starts
+ * here unless the request brings a context (trace-context.ts).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { RouteRequest } from '../policy/request.js';
@@ -12,6 +13,7 @@ import { Exchange, type ListenerContext } from './exchange.js';
 import { runChain } from './filter-chain.js';
 import { ensureRequestId, setForwarded, upstreamRequestHeaders } from './headers.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
+import { traceRequest } from './trace-context.js';
 import { requestTarget, type RequestTarget } from './request-target.js';
 import { internalError, serveRoute } from './route-executor.js';
 
@@ -28,6 +30,7 @@ export function gatewayHandler(ctx: ListenerContext, serverPort: number): Reques
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
     h.host = t.authority;
     ex.requestId = ensureRequestId(h);
+    traceRequest(ex, state.snapshot.mesh);
     setForwarded(h, ex.remoteAddress, t.scheme);
     runChain(state.gatewayChain, ex, (v) => {
       if (v) { sendLocalReply(ex, v); return; }

@@ -4,7 +4,7 @@
  * both directions; x-forwarded-for/-proto and x-request-id are set;
  * identity-carrying headers are stripped from traffic that enters the mesh
  * (DESIGN.md §5); a route's header operations compile to one function when
- * the snapshot is applied.
+ * the snapshot is applied. Trace context headers are trace-context.ts's.
  */
 import { randomUUID } from 'node:crypto';
 import type { HeaderOps } from '../protocol/snapshot.js';

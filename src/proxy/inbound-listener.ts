@@ -4,7 +4,8 @@
  * only one, or the first when all lead to the same app port; 404 NR otherwise); the request passes the listener's
  * chain (identity headers stripped now; mTLS identity, authorization and
  * rate limits slot in as stages) and goes to 127.0.0.1:<app port>, with
- * x-forwarded-for/-proto set and x-request-id kept or created.
+ * x-forwarded-for/-proto set and x-request-id kept or created; with tracing
+ * on, the app gets the trace context with this hop's (server) span as parent.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { PROXY_ERRORS } from './errors.js';
@@ -12,6 +13,7 @@ import { Exchange, type ListenerContext } from './exchange.js';
 import { runChain } from './filter-chain.js';
 import { ensureRequestId, setForwarded, upstreamRequestHeaders } from './headers.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
+import { traceRequest } from './trace-context.js';
 import { portOf, requestTarget } from './request-target.js';
 import { forwardDirect, internalError } from './route-executor.js';
 
@@ -36,6 +38,7 @@ export function inboundHandler(ctx: ListenerContext): RequestListener {
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
     h.host = t.authority;
     ex.requestId = ensureRequestId(h);
+    traceRequest(ex, state.snapshot.mesh);
     setForwarded(h, ex.remoteAddress, 'http');
     runChain(ir.chain, ex, (v) => (v ? sendLocalReply(ex, v) : forwardDirect(ex, ir.app, ex.path)), (err) => internalError(ex, err));
   };

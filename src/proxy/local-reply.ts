@@ -34,6 +34,7 @@ export function sendLocalReply(ex: Exchange, reply: LocalReply, extraFlags?: rea
   const length = Buffer.byteLength(text);
   const headers: Record<string, string | number> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': length };
   if (reply.headers) Object.assign(headers, reply.headers);
+  ex.beforeHead();
   res.writeHead(reply.status, headers);
   res.end(text);
   ex.bytesSent += req.method === 'HEAD' ? 0 : length;

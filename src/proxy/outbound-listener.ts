@@ -5,6 +5,8 @@
  * Request → router (the snapshot's, shared with `simulate()`) → route plan;
  * what the router cannot place goes, as simulate says, to the TCP service of
  * that port, through PASSTHROUGH (ALLOW_ANY), or nowhere: 502 (REGISTRY_ONLY).
+ * With tracing on, the app's trace context (or a new trace) goes upstream
+ * with this hop's client span as parent (trace-context.ts).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -17,14 +19,23 @@ import { ensureRequestId, upstreamRequestHeaders } from './headers.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { requestTarget, type RequestTarget } from './request-target.js';
 import { forwardDirect, serveRoute } from './route-executor.js';
+import { traceRequest } from './trace-context.js';
 import { hostPort, Upstream } from './upstream-pools.js';
 
-export function outboundHandler(ctx: ListenerContext): RequestListener {
+/** A fixed destination for every request of a listener (an upstream local port: upstream-listener.ts). */
+export interface FixedTarget {
+  /** `host:port` the requests are routed by and sent with as Host. */
+  readonly authority: string;
+  readonly port: number;
+}
+
+export function outboundHandler(ctx: ListenerContext, fixed?: FixedTarget): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const state = ctx.current();
     const ex = new Exchange('outbound', req, res, state, ctx.host);
     if (!state) { sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_SNAPSHOT)); return; }
-    const t = requestTarget(req);
+    const t0 = requestTarget(req);
+    const t = fixed && typeof t0 !== 'string' ? { ...t0, authority: fixed.authority, port: fixed.port } : t0;
     if (typeof t === 'string') { ex.authority = req.headers.host ?? ''; sendLocalReply(ex, replyFor(PROXY_ERRORS.BAD_REQUEST, t)); return; }
     ex.authority = t.authority;
     ex.path = t.path;
@@ -32,6 +43,7 @@ export function outboundHandler(ctx: ListenerContext): RequestListener {
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
     h.host = t.authority;
     ex.requestId = ensureRequestId(h);
+    traceRequest(ex, state.snapshot.mesh);
     if (h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = t.scheme;
     const rr: RouteRequest = {
       port: t.port, host: t.authority, path: t.path, method: ex.method, scheme: t.scheme,

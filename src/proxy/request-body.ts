@@ -3,10 +3,22 @@
  * body read in full first so that a retry can send it again), or a stream
  * that passes each chunk on as it arrives (never buffered whole) and counts
  * the bytes for the request record.
+ *
+ * Also the limits on a request on its way upstream (limits.ts), armed here,
+ * when its body is about to be read: the body size (413), the stream idle
+ * timeout (SI: HTTP/1.1 through its socket's timeout, http-server.ts;
+ * HTTP/2 through its stream's) and the request timeout (DT). A request that
+ * crosses one has its upstream attempt abandoned (the upstream sees a reset,
+ * never a complete request) and gets the proxy's answer, or a cut stream once
+ * its response has begun (`endForLimit`).
  */
-import type { IncomingMessage } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
+import { PROXY_ERRORS, type ErrorKind } from './errors.js';
 import type { Exchange } from './exchange.js';
+import { limitsOf } from './limits.js';
+import { replyFor, sendLocalReply } from './local-reply.js';
 
 /** The largest body read into memory to make a request retriable (Envoy's per-request buffer limit is similar). */
 export const REPLAY_LIMIT = 64 * 1024;
@@ -21,12 +33,89 @@ export function hasBody(req: IncomingMessage): boolean {
   return cl !== undefined && cl !== '0';
 }
 
+/** Whether the whole request has arrived (HTTP/2: its body has been read to the end, or it had none). */
+export function requestReceived(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 ? req.readableEnded || !hasBody(req) : req.complete;
+}
+
+const CLOSE = Object.freeze({ connection: 'close' });
+
+/**
+ * Ends an exchange in flight because it crossed a limit or broke the
+ * protocol: the upstream attempt is abandoned and the caller gets the answer
+ * of `kind` (HTTP/1.1: with `connection: close`, the rest of its body is not
+ * awaited), or a cut stream once its response has begun.
+ */
+export function endForLimit(ex: Exchange, kind: ErrorKind, detail: string): void {
+  if (ex.closed) return;
+  ex.cancel?.();
+  sendLocalReply(ex, ex.http2 ? replyFor(kind, detail) : { ...replyFor(kind, detail), headers: CLOSE });
+}
+
+/** A stream idle timeout on an exchange in flight: 408 while its request arrives, 504 while it waits on the upstream. */
+export function streamIdle(ex: Exchange): void {
+  const ms = limitsOf(ex.req).streamIdleTimeoutMs;
+  if (requestReceived(ex.req)) endForLimit(ex, PROXY_ERRORS.STREAM_IDLE_UPSTREAM, `no bytes from the upstream for ${ms} ms`);
+  else endForLimit(ex, PROXY_ERRORS.STREAM_IDLE_DOWNSTREAM, `no bytes either way for ${ms} ms while the request was arriving`);
+}
+
+function requestTimedOut(ex: Exchange): void {
+  if (ex.closed || ex.res.headersSent || requestReceived(ex.req)) return;
+  endForLimit(ex, PROXY_ERRORS.REQUEST_TIMEOUT, `the request did not arrive in full within ${limitsOf(ex.req).requestTimeoutMs} ms`);
+}
+
+/**
+ * The listeners' HTTP/1.1 response: it knows the exchange forwarding it, which
+ * the socket's timeout and the parser's errors act on (http-server.ts). A
+ * field of its own, so linking costs no allocation, and the link goes with
+ * the response.
+ */
+export class ProxyResponse extends ServerResponse {
+  exchange: Exchange | undefined = undefined;
+}
+
+/** The exchange being forwarded on an HTTP/1.1 connection, if one is (Node's response in flight: its `_httpMessage`). */
+export function exchangeOn(socket: Socket): Exchange | undefined {
+  const res = (socket as { _httpMessage?: unknown })._httpMessage;
+  const ex = res instanceof ProxyResponse ? res.exchange : undefined;
+  return ex && !ex.closed ? ex : undefined;
+}
+
+/** Arms the timeouts of a request about to go upstream. */
+function guard(ex: Exchange, body: boolean): void {
+  const limits = limitsOf(ex.req);
+  const stream = ex.h2Stream;
+  if (stream) {
+    if (limits.streamIdleTimeoutMs > 0) stream.setTimeout(limits.streamIdleTimeoutMs, () => streamIdle(ex));
+  } else if (ex.res instanceof ProxyResponse) {
+    // The socket's timeout is the stream idle timeout while a request is in flight (http-server.ts); it finds the exchange here.
+    ex.res.exchange = ex;
+  }
+  if (body && limits.requestTimeoutMs > 0) {
+    const timer = setTimeout(requestTimedOut, Math.max(1, limits.requestTimeoutMs - ex.durationMs), ex);
+    const clear = () => clearTimeout(timer);
+    ex.req.once('end', clear);
+    ex.res.once('close', clear);
+  }
+}
+
 class BodyTap extends Transform {
-  constructor(readonly ex: Exchange) {
+  #over = false;
+  constructor(readonly ex: Exchange, readonly max: number) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.ex.bytesReceived += chunk.length;
+    const n = this.ex.bytesReceived + chunk.length;
+    if (this.max > 0 && n > this.max) {
+      // The chunk that crosses the limit is not passed on; nothing after it either.
+      if (!this.#over) {
+        this.#over = true;
+        endForLimit(this.ex, PROXY_ERRORS.BODY_TOO_LARGE, `the body passed the limit of ${this.max} bytes`);
+      }
+      cb();
+      return;
+    }
+    this.ex.bytesReceived = n;
     cb(null, chunk);
   }
 }
@@ -35,12 +124,19 @@ class BodyTap extends Transform {
  * Calls `use` with the body to send. With `replayable` wanted, a body with a
  * content-length up to REPLAY_LIMIT (and no `expect: 100-continue`) is read
  * first; any other body streams. `use` is not called if the downstream goes
- * away while a body is read.
+ * away while a body is read, nor when a content-length over the body limit
+ * was answered 413.
  */
 export function withRequestBody(ex: Exchange, replayable: boolean, use: (body: RequestBody) => void): void {
   const req = ex.req;
-  if (!hasBody(req)) { use(null); return; }
+  if (!hasBody(req)) { guard(ex, false); use(null); return; }
+  const max = limitsOf(req).maxRequestBodyBytes;
   const cl = req.headers['content-length'];
+  if (max > 0 && cl !== undefined && Number(cl) > max) {
+    endForLimit(ex, PROXY_ERRORS.BODY_TOO_LARGE, `content-length ${cl} is over the limit of ${max} bytes`);
+    return;
+  }
+  guard(ex, true);
   if (replayable && cl !== undefined && req.headers['transfer-encoding'] === undefined && req.headers.expect === undefined && Number(cl) <= REPLAY_LIMIT) {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -51,7 +147,8 @@ export function withRequestBody(ex: Exchange, replayable: boolean, use: (body: R
     });
     return;
   }
-  const tap = new BodyTap(ex);
+  const tap = new BodyTap(ex, max);
   req.pipe(tap);
   use(tap);
 }
+

@@ -4,8 +4,8 @@
  * subscribes: the exchange asks `recordsWanted()` before calling in.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
-import { REQUEST_CHANNEL, type RequestRecord } from '../protocol/request-record.js';
-import type { Exchange } from './exchange.js';
+import { REQUEST_CHANNEL, type RequestRecord, type ResponseFlag } from '../protocol/request-record.js';
+import type { Direction, Exchange } from './exchange.js';
 
 const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
 
@@ -37,6 +37,13 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
   if (ex.sourceIdentity) r.sourceIdentity = ex.sourceIdentity;
   if (ex.destinationIdentity) r.destinationIdentity = ex.destinationIdentity;
   if (ex.attempts !== undefined) r.attempts = ex.attempts;
+  const t = ex.trace;
+  if (t) {
+    r.traceId = t.traceId;
+    r.spanId = t.spanId;
+    if (t.parentSpanId) r.parentSpanId = t.parentSpanId;
+    r.sampled = t.sampled;
+  }
   if (ex.grpc) {
     r.grpc = true;
     // The forwarder knows the status (response headers or trailers); until it sets `grpcStatus` on the exchange, only headers set with setHeader are seen.
@@ -48,4 +55,12 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
 
 export function publishRecord(ex: Exchange, status: number): void {
   channel.publish(toRecord(ex, status));
+}
+
+/** The record of input refused before it became a request (a malformed request, a broken HTTP/2 session): no method, path or route. */
+export function publishRefused(direction: Direction, proxy: string, protocol: string, status: number, flags: readonly ResponseFlag[]): void {
+  channel.publish(Object.freeze({
+    direction, proxy, requestId: '', method: '', authority: '', path: '', protocol, status, responseFlags: flags,
+    startTime: Date.now(), durationMs: 0, bytesReceived: 0, bytesSent: 0,
+  } satisfies RequestRecord));
 }

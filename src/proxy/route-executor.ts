@@ -5,13 +5,17 @@
  * target (503 NC when missing, 503 UH without endpoints) → header
  * operations, rewrite → body → forwarder. A gRPC call's `grpc-timeout`
  * bounds the forwarding as a route timeout does, and goes upstream as the
- * time left.
+ * time left. The last step is the same for every listener (send): an upgrade
+ * request becomes a tunnel to the chosen host (upgrade.ts), any other has its
+ * body read — after the held `100 Continue`, if it asked for one
+ * (expect-continue.ts) — and goes to the forwarder.
  */
 import { pickWeighted } from '../policy/weighted.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Exchange } from './exchange.js';
 import { runChain } from './filter-chain.js';
-import { forward } from './forwarder.js';
+import { continueIfExpected } from './expect-continue.js';
+import { forward, type ForwardSpec } from './forwarder.js';
 import { formatGrpcTimeout, parseGrpcTimeout } from './grpc.js';
 import type { Headers } from './headers.js';
 import type { HostSet } from './hosts.js';
@@ -20,6 +24,7 @@ import { withRequestBody } from './request-body.js';
 import type { RequestTarget } from './request-target.js';
 import { NO_RETRY } from './retry-policy.js';
 import type { ForwardPlan, RoutePlan } from './route-plan.js';
+import { tunnel, upgradeOf } from './upgrade.js';
 
 export function internalError(ex: Exchange, err: unknown): void {
   sendLocalReply(ex, replyFor(PROXY_ERRORS.INTERNAL, (err as Error)?.message ?? String(err)));
@@ -76,13 +81,23 @@ function forwardRoute(ex: Exchange, plan: ForwardPlan, matchIndex: number, t: Re
   const path = plan.rewrites ? plan.rewrites[matchIndex + 1]!(t.path) : t.path;
   const { retry } = plan;
   const timeoutMs = effectiveTimeout(ex, h, plan.timeoutMs);
-  const responseEdit = d.responseEdit;
-  withRequestBody(ex, retry.maxRetries > 0, (body) => forward(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body, retry, timeoutMs, responseEdit }));
+  send(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body: null, retry, timeoutMs, responseEdit: d.responseEdit }, retry.maxRetries > 0);
 }
 
 /** Forwards to one host as it is: no retries, no timeout but a gRPC deadline (inbound to the app, passthrough). */
 export function forwardDirect(ex: Exchange, hosts: HostSet, path: string): void {
-  withRequestBody(ex, false, (body) => forward(ex, {
-    hosts, hashKey: undefined, method: ex.method, path, headers: ex.headers, body, retry: NO_RETRY, timeoutMs: effectiveTimeout(ex, ex.headers, 0), responseEdit: undefined,
-  }));
+  send(ex, {
+    hosts, hashKey: undefined, method: ex.method, path, headers: ex.headers, body: null, retry: NO_RETRY, timeoutMs: effectiveTimeout(ex, ex.headers, 0), responseEdit: undefined,
+  }, false);
+}
+
+/** The request's last step: a tunnel for an upgrade; else its body (`spec.body` is filled in) and the forwarder. */
+function send(ex: Exchange, spec: ForwardSpec, replayable: boolean): void {
+  const up = upgradeOf(ex);
+  if (up) { tunnel(ex, up, spec); return; }
+  withRequestBody(ex, replayable, (body) => {
+    if (body === null) { forward(ex, spec); return; }
+    continueIfExpected(ex);
+    forward(ex, { ...spec, body });
+  });
 }

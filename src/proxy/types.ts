@@ -4,6 +4,7 @@
  * data-plane.ts. Contracts: docs/running-mesh.md.
  */
 import type { Snapshot } from '../protocol/snapshot.js';
+import type { ProxyLimits } from './limits.js';
 
 export interface DataPlaneOptions {
   /** `sidecar` (inbound + outbound) or `gateway` (one listener per Gateway server port). */
@@ -18,6 +19,29 @@ export interface DataPlaneOptions {
   readonly appPort?: number;
   /** Gateway: Gateway server port → local port to listen on (0 = any). */
   readonly gatewayPorts?: Readonly<Record<number, number>>;
+  /** An upgraded connection (WebSocket) with no bytes either way for this long is closed; 300000 (Envoy's stream idle timeout) by default, 0: never. */
+  readonly websocketIdleTimeoutMs?: number;
+  /** Limits and timeouts on what callers send to the traffic listeners; each absent one has its default (limits.ts, Envoy's). */
+  readonly limits?: Partial<ProxyLimits>;
+  /**
+   * Sidecar: per-upstream local ports, each a listener on 127.0.0.1 (never
+   * `host`: they let the local app into the mesh) for one service port: a TCP
+   * service is tunnelled to the peer's inbound listener (HTTP CONNECT), an
+   * HTTP one routed as a call to `host:port` (upstream-listener.ts).
+   */
+  readonly upstreams?: readonly UpstreamPort[];
+  /** Lines for the proxy's log (an upstream port whose service is not in the snapshot); none by default. */
+  readonly log?: (line: string) => void;
+}
+
+/** A local port for one service port. */
+export interface UpstreamPort {
+  /** The service as the app would name it: `db`, `db.bank`, or its FQDN; short names are expanded in the proxy's namespace. */
+  readonly host: string;
+  /** The service port. */
+  readonly port: number;
+  /** The port on 127.0.0.1 (0 = any; read the real one from `addresses.upstreams`). */
+  readonly localPort: number;
 }
 
 export interface DataPlaneAddresses {
@@ -27,6 +51,8 @@ export interface DataPlaneAddresses {
   readonly admin: string;
   /** Gateway mode: server port → `host:port`. */
   readonly gateway?: Readonly<Record<number, string>>;
+  /** Upstream local ports: `<host>:<port>` of the upstream → `127.0.0.1:<local port>`. */
+  readonly upstreams?: Readonly<Record<string, string>>;
 }
 
 /** The result of applying a snapshot: ok, or the reason to NACK it (the previous snapshot stays). */
@@ -46,6 +72,8 @@ export interface DataPlane {
   readonly addresses: DataPlaneAddresses;
   /** What the agent reports for /ready and the admin page: connected to the control plane or not. */
   setControlPlaneConnected(connected: boolean): void;
+  /** The instance is leaving rotation (SIGTERM): /ready answers 503 from now on while traffic is still served. */
+  setLeaving(): void;
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes pools. */
   close(graceMs?: number): Promise<void>;
 }

@@ -5,6 +5,8 @@
  * workloads, and carry `"type":"access"` so that `trellis logs --access` can
  * pick them out of a proxy's log. TEXT lines follow Envoy's default format.
  *
+ * `trace_id` joins the JSON line while tracing is on (tracing.ts).
+ *
  * Configured as Istio's MeshConfig does: `accessLogFile` ("" off,
  * "/dev/stdout", or a path) and `accessLogEncoding` (JSON | TEXT); `filter`
  * `errors` keeps only responses ≥ 500, no response, or any response flag.
@@ -67,7 +69,7 @@ export class AccessLog {
 
   #json(r: RequestRecord): Record<string, unknown> {
     const p = this.#tables ? peersOf(r, this.#tables) : undefined;
-    return {
+    const line: Record<string, unknown> = {
       start_time: new Date(r.startTime).toISOString(),
       direction: r.direction,
       method: r.method,
@@ -92,6 +94,9 @@ export class AccessLog {
       attempts: r.attempts ?? null,
       proxy: r.proxy,
     };
+    // Only while tracing is on (then every request has one, sampled or not).
+    if (r.traceId !== undefined) line['trace_id'] = r.traceId;
+    return line;
   }
 
   #text(r: RequestRecord): string {

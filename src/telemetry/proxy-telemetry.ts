@@ -10,6 +10,9 @@
  * given, MeshConfig (`accessLogFile`, `accessLogEncoding` in the snapshot's
  * mesh settings, once the compiler carries them), the environment
  * (`telemetryOptionsFromEnv`, as `defaultAccessLog`).
+ *
+ * Tracing (tracing.ts) is on while the snapshot's mesh settings carry
+ * `tracing`; it subscribes the same way and only then loads the exporter.
  */
 import { Registry } from 'prom-client';
 import type { RequestRecord } from '../protocol/request-record.js';
@@ -19,6 +22,7 @@ import { render, type Exposition } from './exposition.js';
 import { prepareLabelTables } from './istio-labels.js';
 import { attachSink } from './record-hub.js';
 import { ServiceMetrics } from './service-metrics.js';
+import { registerTraceMetrics, Tracing, type TraceCounts, type TracingTuning } from './tracing.js';
 
 export interface TelemetryOptions {
   /** Istio's service metrics (requests_total, durations, sizes); on by default. */
@@ -31,6 +35,10 @@ export interface TelemetryOptions {
   readonly defaultAccessLog?: AccessLogOptions;
   /** `source_cluster` / `destination_cluster`; `Kubernetes` (Istio's default cluster id) by default. */
   readonly clusterName?: string;
+  /** Batching of trace export (queue bound, batch size, delay); the SDK's defaults otherwise. */
+  readonly tracing?: TracingTuning;
+  /** Lines for the proxy's log (the trace collector failing); stderr by default. */
+  readonly log?: (line: string) => void;
 }
 
 /** The mesh settings telemetry reads (MeshConfig's access-log fields, carried in the snapshot). */
@@ -64,6 +72,10 @@ export class ProxyTelemetry {
   #closingLogs: Promise<void>[] = [];
   #detach: (() => void) | undefined;
   #nodeId: string | undefined;
+  #tracing: Tracing | undefined;
+  readonly #traceCounts: TraceCounts = { exported: 0, failed: 0, dropped: 0 };
+  #traceMetrics = false;
+  #closing: Promise<void>[] = [];
   #closed = false;
   #warned = false;
 
@@ -76,11 +88,13 @@ export class ProxyTelemetry {
   snapshotApplied(s: Snapshot): void {
     if (this.#closed) return;
     this.#configureAccessLog(s.mesh);
-    const wanted = this.#metrics !== undefined || this.#accessLog !== undefined;
+    this.#configureTracing(s.mesh.tracing, s.node.id);
+    const wanted = this.#metrics !== undefined || this.#accessLog !== undefined || this.#tracing !== undefined;
     if (wanted) {
       const tables = prepareLabelTables(s, this.#clusterName);
       this.#metrics?.useTables(tables);
       this.#accessLog?.useTables(tables);
+      this.#tracing?.useTables(tables);
     }
     if (!wanted || this.#nodeId !== s.node.id) { this.#detach?.(); this.#detach = undefined; }
     if (wanted && !this.#detach) this.#detach = attachSink(s.node.id, this.#sink);
@@ -98,11 +112,26 @@ export class ProxyTelemetry {
     this.#accessLog = next ? new AccessLog(next) : undefined;
   }
 
+  #configureTracing(settings: MeshSettings['tracing'], nodeId: string): void {
+    const cur = this.#tracing;
+    if (cur && settings && (cur.settings === settings || JSON.stringify(cur.settings) === JSON.stringify(settings))) return;
+    if (cur) this.#closing.push(cur.close());
+    this.#tracing = undefined;
+    if (!settings) return;
+    const log = this.options.log ?? ((line: string) => { process.stderr.write(`${new Date().toISOString()} proxy ${nodeId} ${line}\n`); });
+    this.#tracing = new Tracing(settings, this.options.tracing ?? {}, this.#traceCounts, log);
+    if (!this.#traceMetrics) {
+      this.#traceMetrics = true;
+      registerTraceMetrics(this.registry, this.#traceCounts, () => this.#tracing?.queued ?? 0);
+    }
+  }
+
   // diagnostics_channel rethrows a subscriber's error as an uncaught exception: telemetry must never take the proxy down.
   #sink = (r: RequestRecord): void => {
     try {
       this.#metrics?.observe(r);
       this.#accessLog?.log(r);
+      this.#tracing?.record(r);
     } catch (err) {
       if (!this.#warned) process.emitWarning(`telemetry dropped a request record: ${(err as Error)?.message ?? err}`);
       this.#warned = true;
@@ -114,13 +143,15 @@ export class ProxyTelemetry {
     return render([this.registry], accept);
   }
 
-  /** Stops listening for records and flushes the access log. */
+  /** Stops listening for records, flushes the access log and sends the spans still queued (bounded in time). */
   async close(): Promise<void> {
     this.#closed = true;
     this.#detach?.();
     this.#detach = undefined;
     const log = this.#accessLog;
     this.#accessLog = undefined;
-    await Promise.all([...this.#closingLogs, log?.close()]);
+    const tracing = this.#tracing;
+    this.#tracing = undefined;
+    await Promise.all([...this.#closingLogs, ...this.#closing, log?.close(), tracing?.close()]);
   }
 }

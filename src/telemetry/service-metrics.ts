@@ -1,7 +1,10 @@
 /**
  * Istio's standard service-level metrics, fed by request records:
  * `<prefix>requests_total`, `<prefix>request_duration_milliseconds`,
- * `<prefix>request_bytes`, `<prefix>response_bytes`, with Istio's label set
+ * `<prefix>request_bytes`, `<prefix>response_bytes`, and for opaque TCP
+ * `<prefix>tcp_sent_bytes_total`, `<prefix>tcp_received_bytes_total`,
+ * `<prefix>tcp_connections_opened_total`, `<prefix>tcp_connections_closed_total`,
+ * with Istio's label set
  * (istio-labels.ts) and Envoy's default histogram bounds, which Istio keeps
  * for all three histograms. The prefix is `trellis_` by default and `istio_`
  * for Istio-compatible names.
@@ -42,6 +45,18 @@ class Distribution {
   }
 }
 
+/** The labels of Istio's TCP metrics: the request labels without the response code and gRPC status. */
+const TCP_LABELS = ISTIO_LABELS.filter((n) => n !== 'response_code' && n !== 'grpc_response_status');
+
+/** One TCP label set: connections and bytes each way. */
+interface TcpSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  opened: number;
+  closed: number;
+  sent: number;
+  received: number;
+}
+
 /** One label set: its request count and three distributions. */
 interface Series {
   readonly labels: IstioLabels;
@@ -60,6 +75,8 @@ export class ServiceMetrics {
   readonly #series = new Map<string, Series>();
   /** By what a record names (cluster, upstream, status, …): a shortcut to its series. */
   readonly #cache = new Map<string, Series>();
+  /** TCP connections' series, by label values. */
+  readonly #tcp = new Map<string, TcpSeries>();
 
   constructor(registry: Registry, opts: ServiceMetricsOptions = {}) {
     const p = (this.prefix = opts.prefix ?? 'trellis_');
@@ -75,6 +92,12 @@ export class ServiceMetrics {
     histogram(`${p}request_duration_milliseconds`, 'Request durations in milliseconds.', (s) => s.duration);
     histogram(`${p}request_bytes`, 'Request body sizes in bytes.', (s) => s.requestBytes);
     histogram(`${p}response_bytes`, 'Response body sizes in bytes.', (s) => s.responseBytes);
+    const tcp = (name: string, help: string, pick: (s: TcpSeries) => number) =>
+      metric(`${p}${name}`, 'counter', help, () => [...this.#tcp.values()].map((s) => ({ labels: { ...s.labels }, value: pick(s) })));
+    tcp('tcp_sent_bytes_total', 'Bytes sent to the downstream on TCP connections.', (s) => s.sent);
+    tcp('tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections.', (s) => s.received);
+    tcp('tcp_connections_opened_total', 'TCP connections opened (counted when they end: the record is written then).', (s) => s.opened);
+    tcp('tcp_connections_closed_total', 'TCP connections closed.', (s) => s.closed);
   }
 
   /** The label tables of the snapshot now in force (prepared when it was applied). */
@@ -86,6 +109,7 @@ export class ServiceMetrics {
   observe(r: RequestRecord): void {
     const t = this.#tables;
     if (!t) return;
+    if (r.protocol === 'TCP') { this.#observeTcp(r, t); return; }
     const s = this.#seriesOf(r, t);
     s.count++;
     s.duration.observe(r.durationMs);
@@ -107,6 +131,20 @@ export class ServiceMetrics {
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(key, s);
     return s;
+  }
+
+  /** Opaque TCP tunnels: one record per connection, when it ends (Istio reports on an interval too; a connection's bytes land at its end here). */
+  #observeTcp(r: RequestRecord, t: LabelTables): void {
+    const all = istioLabels(r, t);
+    const labels: Record<string, string> = {};
+    for (const n of TCP_LABELS) labels[n] = n === 'request_protocol' ? 'tcp' : all[n];
+    const id = TCP_LABELS.map((n) => labels[n]).join('\0');
+    let s = this.#tcp.get(id);
+    if (!s) this.#tcp.set(id, (s = { labels, opened: 0, closed: 0, sent: 0, received: 0 }));
+    s.opened++;
+    s.closed++;
+    s.sent += r.bytesSent;
+    s.received += r.bytesReceived;
   }
 
   /** prom-client's histogram shape: cumulative `_bucket` samples (`le` first), then `_sum` and `_count`. */

@@ -72,6 +72,25 @@ spec:
 }
 
 /** Two Services with Deployments, for small routing tests. */
+/** A VirtualService `name` in shop for `host`, with `http` rules given as YAML list items (two spaces in). */
+export function shopVirtualService(host: string, http: string): string {
+  return `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${host}, namespace: shop }
+spec:
+  hosts: [${host}]
+  http:
+${http.replace(/^\n/, '')}`;
+}
+
+/** web's VirtualService that routes only /only (other paths of web get 404 NR). */
+export const WEB_ONLY_VS = shopVirtualService('web', `
+  - name: only
+    match: [{ uri: { prefix: /only } }]
+    route: [{ destination: { host: web } }]
+`);
+
 export const TWO_SERVICES = '\n' + [
   k8sService('web', 'shop', { name: 'http', port: 80, targetPort: 8080 }),
   k8sDeployment('web-v1', 'shop', 'web', { labels: { version: 'v1' } }),

@@ -2,13 +2,18 @@
  * Large and long (issue 4): a 1 GiB request body streamed through two real
  * sidecar processes (web's outbound listener → api's inbound listener → an
  * app that echoes it back), so 1 GiB flows each way through each proxy at
- * once. Neither proxy may buffer it: each one's resident memory (VmRSS,
- * sampled from /proc every 50 ms while the body flows) must stay within
- * 10 MiB of what it held during a warm-up transfer, median against median,
- * and its peak within 64 MiB of that. (The peak swings from run to run by
- * what garbage collection has not yet freed: socket reads allocate a buffer
- * each, and V8 frees them only when a collection runs. Either figure is far
- * from the 1 GiB a buffering proxy would hold.) Both are printed.
+ * once. Neither proxy may buffer it. Each one's resident memory (VmRSS) is
+ * sampled from /proc every 50 ms, during a warm-up transfer and during the
+ * 1 GiB, and three figures are printed and bounded:
+ * - growth during the 1 GiB: the median of its second half of samples over
+ *   the median of its first half, under 10 MiB (a proxy that held the body,
+ *   or leaked per chunk, would grow by hundreds; `BODY_GIB=4` runs 4 GiB);
+ * - level: the median during the 1 GiB over the warm-up's, under 32 MiB;
+ * - peak over the warm-up's median, under 64 MiB.
+ * Level and peak swing from run to run (by up to ~20 MiB under load) with
+ * what garbage collection has not yet freed — socket reads allocate a buffer
+ * each, and V8 frees them only when a collection runs — which is why the
+ * 10 MiB bound is on the growth while the body flows.
  *
  * The bytes are checked too: the client sends a known pattern and the app
  * hashes what it received, the client hashes what came back.
@@ -22,7 +27,8 @@ import type { AddressInfo } from 'node:net';
 import { waitFor } from '../controlplane/helpers.js';
 import { MESH_APP, RunningMesh, usableApiEndpoints, type Sidecar } from './running-mesh.js';
 
-const GiB = 1024 ** 3;
+/** The body: 1 GiB, or BODY_GIB of them. */
+const GiB = 1024 ** 3 * Number(process.env.BODY_GIB ?? 1);
 const MiB = 1024 ** 2;
 const CHUNK = 64 * 1024;
 const WARM = Number(process.env.WARM_MIB ?? 512) * MiB;
@@ -94,7 +100,7 @@ function upload(total: number): Promise<{ status: number; bytes: number; sent: s
   });
 }
 
-test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers it (RSS within 10 MiB, median)', { timeout: 240_000 }, async () => {
+test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers it (RSS grows < 10 MiB while it flows)', { timeout: 240_000 }, async () => {
   const sidecars: Sidecar[] = [mesh.sidecars.get('web.shop')!, mesh.sidecars.get(API)!];
   // Warm-up: pools, buffers and JIT settle; the baseline is the median RSS over the second half of the warm-up transfer.
   let samples: number[][] = sidecars.map(() => []);
@@ -116,18 +122,24 @@ test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers
   const secs = (Date.now() - began) / 1000;
   const mib = (b: number) => +(b / MiB).toFixed(1);
   const growth = sidecars.map((s, i) => {
+    const xs = samples[i]!;
+    const h = xs.length >> 1;
     const base = baseline[i]!;
-    return { proxy: s.instance, baselineMiB: mib(base), medianMiB: mib(median(samples[i]!) - base), peakMiB: mib(Math.max(...samples[i]!) - base) };
+    return {
+      proxy: s.instance, baselineMiB: mib(base),
+      growthMiB: mib(median(xs.slice(h)) - median(xs.slice(0, h))), levelMiB: mib(median(xs) - base), peakMiB: mib(Math.max(...xs) - base),
+    };
   });
-  console.log(`1 GiB each way in ${secs.toFixed(1)} s (${(1024 / secs).toFixed(0)} MiB/s); RSS growth over the baseline after warm-up: ${growth.map((g) => `${g.proxy} median ${g.medianMiB} MiB, peak ${g.peakMiB} MiB (baseline ${g.baselineMiB} MiB)`).join('; ')}`);
+  console.log(`1 GiB each way in ${secs.toFixed(1)} s (${(1024 / secs).toFixed(0)} MiB/s); RSS: ${growth.map((g) => `${g.proxy} grew ${g.growthMiB} MiB while the body flowed, level ${g.levelMiB} MiB and peak ${g.peakMiB} MiB over the warm-up's ${g.baselineMiB} MiB`).join('; ')}`);
   assert.equal(r.status, 200);
   assert.equal(received.bytes, GiB, 'the app received the whole body');
   assert.equal(received.sha, r.sent, 'the app received the bytes the client sent');
   assert.equal(r.bytes, GiB, 'the whole echo came back');
   assert.equal(r.back, r.sent, 'the echo came back unchanged');
+  assert.ok(samples[0]!.length >= 20, 'too few RSS samples to judge');
   for (const g of growth) {
-    assert.ok(samples[0]!.length >= 10, 'too few RSS samples to judge');
-    assert.ok(g.medianMiB < 10, `${g.proxy} RSS grew by ${g.medianMiB} MiB (median) while 1 GiB flowed (baseline ${g.baselineMiB} MiB)`);
-    assert.ok(g.peakMiB < 64, `${g.proxy} RSS peaked ${g.peakMiB} MiB over its baseline while 1 GiB flowed`);
+    assert.ok(g.growthMiB < 10, `${g.proxy} RSS grew by ${g.growthMiB} MiB while 1 GiB flowed`);
+    assert.ok(g.levelMiB < 32, `${g.proxy} RSS stood ${g.levelMiB} MiB over its warm-up level while 1 GiB flowed`);
+    assert.ok(g.peakMiB < 64, `${g.proxy} RSS peaked ${g.peakMiB} MiB over its warm-up level while 1 GiB flowed`);
   }
 });

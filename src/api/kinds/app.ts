@@ -22,6 +22,9 @@
  *   - name: frontend                # one workload, named like the service
  *     ports: [{ name: http, port: 3000 }]
  *     command: node services/frontend.js
+ *     upstreams:                      # local ports for apps that cannot use HTTP_PROXY, and for TCP
+ *     - { service: accounts, port: 8080 }            # TRELLIS_UPSTREAM_ACCOUNTS_8080=127.0.0.1:<any>
+ *     - { service: ledger, namespace: core, port: 5432, localPort: 15432 }
  * ```
  *
  * Defaults are applied in one place, `appServices()`, which every reader uses.
@@ -67,6 +70,23 @@ const placement = z.strictObject({
   if (p.subzone !== undefined && p.zone === undefined) ctx.addIssue({ code: 'custom', path: ['subzone'], message: 'a subzone needs a zone' });
 });
 
+/**
+ * A service the instances call through a local port of their sidecar
+ * (Consul-style upstreams): `trellis up` opens 127.0.0.1:<localPort> in each
+ * instance's sidecar and tells the app in TRELLIS_UPSTREAM_* variables
+ * (`upstreamEnvName`). TCP services are tunnelled to the peer's sidecar; HTTP
+ * ones are routed as if the app had called `http://<service>.<namespace>:<port>`.
+ */
+const upstream = z.strictObject({
+  service: dnsLabel('an upstream service'),
+  /** The service's namespace; the calling workload's by default. */
+  namespace: dnsLabel('a namespace').optional(),
+  /** The service port. */
+  port: port(),
+  /** The local port; one per instance picked by `trellis up` when unset. Only for a single replica. */
+  localPort: port().optional(),
+});
+
 /** How to run instances: shared by a workload and a service's shorthand single workload. */
 const runFields = {
   /** Number of instances; 1 by default; 0 declares the workload without running it. */
@@ -80,6 +100,8 @@ const runFields = {
   env: z.record(z.string(), z.string({ message: 'an env value must be a string (quote numbers and booleans)' })).optional(),
   /** One locality for every instance, or one per instance (as many as replicas). */
   placement: z.array(placement).optional(),
+  /** Services reached through local ports of the sidecar. */
+  upstreams: z.array(upstream).optional(),
 };
 
 /** A set of identical instances of a service, like a Deployment. */
@@ -115,6 +137,7 @@ export const appSpec = z.strictObject({
   const namespaceOf = (s: (typeof spec.services)[number]) => s.namespace ?? spec.namespace ?? 'default';
   noDuplicates(spec.services, (s) => `${s.name}.${namespaceOf(s)}`, ctx, (i) => ['services', i, 'name'], (key, first) => `Duplicate value: service "${key}" is already services[${first}]`);
   const workloads = new Map<string, string>();
+  const localPorts = new Map<number, string>();
   spec.services.forEach((s, i) => {
     const at = (...p: PropertyKey[]) => ['services', i, ...p];
     const ns = namespaceOf(s);
@@ -122,7 +145,7 @@ export const appSpec = z.strictObject({
     if (s.workloads !== undefined && s.command !== undefined) ctx.addIssue({ code: 'custom', path: at('command'), message: 'set either workloads or command (a single workload named like the service), not both' });
     if (s.workloads === undefined && s.command === undefined) ctx.addIssue({ code: 'custom', path: at('workloads'), message: 'Required value: a service needs workloads, or a command for a single workload' });
     if (s.workloads !== undefined) {
-      for (const f of ['replicas', 'env', 'placement'] as const) {
+      for (const f of ['replicas', 'env', 'placement', 'upstreams'] as const) {
         if (s[f] !== undefined) ctx.addIssue({ code: 'custom', path: at(f), message: `${f} belongs to each workload when a service lists workloads` });
       }
     }
@@ -133,7 +156,7 @@ export const appSpec = z.strictObject({
     noDuplicates(s.ports, (p) => p.name, ctx, (j) => at('ports', j, 'name'), (name, first) => `Duplicate value: port name "${name}" is already ports[${first}]`);
     noDuplicates(s.ports, (p) => p.port, ctx, (j) => at('ports', j, 'port'), (port, first) => `Duplicate value: port ${port} is already ports[${first}]`);
 
-    const ws = s.workloads ?? [{ name: s.name, replicas: s.replicas, placement: s.placement, env: s.env }];
+    const ws = s.workloads ?? [{ name: s.name, replicas: s.replicas, placement: s.placement, env: s.env, upstreams: s.upstreams }];
     ws.forEach((w, j) => {
       const wat = (...p: PropertyKey[]) => (s.workloads ? at('workloads', j, ...p) : at(...p));
       const wkey = `${w.name}.${ns}`;
@@ -152,9 +175,58 @@ export const appSpec = z.strictObject({
       for (const k of Object.keys(w.env ?? {})) {
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) ctx.addIssue({ code: 'custom', path: wat('env', k), message: `"${k}" is not a valid environment variable name` });
       }
+      checkUpstreams(w.upstreams ?? [], { service: s.name, workload: w.name, namespace: ns, replicas }, (k, ...p) => wat('upstreams', k, ...p), localPorts, ctx);
     });
   });
 });
+
+type UpstreamInput = z.infer<typeof upstream>;
+
+/**
+ * A workload's upstreams: each one once, each variable name once, and a
+ * fixed local port only for a single instance and only once in the App
+ * (`localPorts` remembers where each fixed port was declared).
+ */
+function checkUpstreams(
+  ups: readonly UpstreamInput[], w: { service: string; workload: string; namespace: string; replicas: number },
+  at: (k: number, ...p: PropertyKey[]) => PropertyKey[], localPorts: Map<number, string>, ctx: z.RefinementCtx,
+): void {
+  const who = `service "${w.service}" workload "${w.workload}"`;
+  const seen = new Map<string, number>();
+  const names = new Map<string, number>();
+  ups.forEach((u, k) => {
+    const key = `${u.service}.${u.namespace ?? w.namespace}:${u.port}`;
+    const first = seen.get(key);
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: at(k), message: `Duplicate value: ${who} already has upstream ${key} at upstreams[${first}]` });
+    else seen.set(key, k);
+    const env = upstreamEnvName(u, w.namespace);
+    const clash = names.get(env);
+    if (clash !== undefined && first === undefined) ctx.addIssue({ code: 'custom', path: at(k), message: `${who}: upstream ${key} would be announced as ${env}, like upstreams[${clash}]; the variable names must differ` });
+    else names.set(env, k);
+    if (u.localPort === undefined) return;
+    if (w.replicas > 1) {
+      ctx.addIssue({ code: 'custom', path: at(k, 'localPort'), message: `${who} has ${w.replicas} replicas, which cannot all listen on localPort ${u.localPort} for upstream ${key}: remove localPort (trellis up then picks one per instance) or run one replica` });
+      return;
+    }
+    const other = localPorts.get(u.localPort);
+    if (other !== undefined) ctx.addIssue({ code: 'custom', path: at(k, 'localPort'), message: `Duplicate value: localPort ${u.localPort} of ${who} is already the local port of ${other}` });
+    else localPorts.set(u.localPort, `upstream ${key} of ${who}`);
+  });
+}
+
+/**
+ * The variable that tells an app where an upstream listens:
+ * `TRELLIS_UPSTREAM_<SERVICE>_<PORT>`, with `_<NAMESPACE>` after the service
+ * when it is in another namespace than the caller; letters upper-cased, `-`
+ * turned into `_` (`ledger` in `core`, port 5432, called from `bank`:
+ * `TRELLIS_UPSTREAM_LEDGER_CORE_5432`). `_HOST` and `_PORT` are added to it
+ * for the two halves of its `127.0.0.1:<port>` value.
+ */
+export function upstreamEnvName(u: { readonly service: string; readonly namespace?: string | undefined; readonly port: number }, callerNamespace: string): string {
+  const ns = u.namespace ?? callerNamespace;
+  const name = ns === callerNamespace ? u.service : `${u.service}_${ns}`;
+  return `TRELLIS_UPSTREAM_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_${u.port}`;
+}
 
 export type AppSpec = DeepReadonly<z.infer<typeof appSpec>>;
 
@@ -164,7 +236,7 @@ export const App = defineKind({
   versions: ['v1alpha1'],
   namespaced: false,
   body: z.strictObject({ spec: appSpec }),
-  docs: 'The local-mode manifest: services, their ports and health checks, and the workloads (commands, replicas, env, placement) that run them.',
+  docs: 'The local-mode manifest: services, their ports and health checks, and the workloads (commands, replicas, env, placement, upstreams on local ports) that run them.',
 });
 
 /** A locality of an instance; empty strings where not given. */
@@ -185,6 +257,18 @@ export interface AppWorkloadResolved {
   readonly env: Readonly<Record<string, string>>;
   /** One locality per replica (length = replicas). */
   readonly placement: readonly AppLocality[];
+  /** Services reached through local ports of the sidecar, namespaces filled in. */
+  readonly upstreams: readonly AppUpstreamResolved[];
+}
+
+/** An upstream with its namespace; `localPort` only when the manifest fixes it. */
+export interface AppUpstreamResolved {
+  readonly service: string;
+  readonly namespace: string;
+  readonly port: number;
+  readonly localPort?: number;
+  /** The app's variable for it (`upstreamEnvName`). */
+  readonly env: string;
 }
 
 /** An App service with every default applied. */
@@ -205,12 +289,16 @@ export function appServices(spec: AppSpec): AppServiceResolved[] {
   return spec.services.map((s) => {
     const namespace = s.namespace ?? spec.namespace ?? 'default';
     const ports = s.ports.map((p) => ({ name: p.name ?? '', port: p.port, targetPort: p.targetPort ?? p.port, ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}) }));
-    const ws = s.workloads ?? [{ name: s.name, labels: undefined, replicas: s.replicas, command: s.command!, env: s.env, placement: s.placement }];
+    const ws = s.workloads ?? [{ name: s.name, labels: undefined, replicas: s.replicas, command: s.command!, env: s.env, placement: s.placement, upstreams: s.upstreams }];
     const workloads = ws.map((w): AppWorkloadResolved => {
       const replicas = w.replicas ?? 1;
       const given = (w.placement ?? []).map((p) => ({ region: p.region, zone: p.zone ?? '', subzone: p.subzone ?? '' }));
       const placement = Array.from({ length: replicas }, (_, i) => given.length === 0 ? NO_LOCALITY : given.length === 1 ? given[0]! : given[i] ?? NO_LOCALITY);
-      return { name: w.name, labels: { ...w.labels, app: s.name }, replicas, command: w.command, env: { ...w.env }, placement };
+      const upstreams = (w.upstreams ?? []).map((u): AppUpstreamResolved => ({
+        service: u.service, namespace: u.namespace ?? namespace, port: u.port,
+        ...(u.localPort !== undefined ? { localPort: u.localPort } : {}), env: upstreamEnvName(u, namespace),
+      }));
+      return { name: w.name, labels: { ...w.labels, app: s.name }, replicas, command: w.command, env: { ...w.env }, placement, upstreams };
     });
     return {
       name: s.name,

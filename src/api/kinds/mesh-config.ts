@@ -5,7 +5,7 @@
  * here: defaults live in the compiler's defaults table, not in the schema.
  */
 import { atMostOne, duration, exactlyOne, labels, noDuplicates, percentage, port, z, type DeepReadonly } from '../schema.js';
-import { defineKind } from '../kind.js';
+import { defineKind, type ValueWarning } from '../kind.js';
 import { parseDuration } from '../duration.js';
 import { localityLbSetting } from './locality-lb.js';
 import { isDnsLabel, isDnsLabels } from './names.js';
@@ -60,6 +60,21 @@ const extAuthzGrpc = z.strictObject({
 
 const tracer = z.strictObject({ ...service, maxTagLength: z.number().int().min(0).optional() });
 
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Istio's HttpService of a tracing provider: OTLP/HTTP to `path` (default /v1/traces), with a timeout and extra headers. */
+const httpService = z.strictObject({
+  path: z.string().refine((p) => p.startsWith('/'), { message: 'path must start with "/", such as /v1/traces' }).optional(),
+  timeout: duration({ min: 1 }).optional(),
+  headers: z.array(z.strictObject({
+    name: z.string().refine((n) => HEADER_NAME.test(n), { message: 'a header name must be an HTTP token, such as x-api-key' }),
+    value: z.string().refine((v) => !/[\r\n\0]/.test(v), { message: 'a header value must not contain CR, LF or NUL' }),
+  })).optional(),
+});
+
+/** Istio's OpenTelemetryTracingProvider; Trellis exports OTLP/HTTP (JSON) only. */
+const openTelemetryTracer = tracer.extend({ http: httpService.optional() });
+
 const fileAccessLog = z.strictObject({
   path: z.string().optional(),
   logFormat: z.strictObject({ text: z.string().optional(), labels: labels.optional() })
@@ -75,7 +90,7 @@ const extensionProvider = z.strictObject({
   envoyExtAuthzHttp: extAuthzHttp.optional(),
   envoyExtAuthzGrpc: extAuthzGrpc.optional(),
   zipkin: tracer.optional(),
-  opentelemetry: tracer.optional(),
+  opentelemetry: openTelemetryTracer.optional(),
   envoyFileAccessLog: fileAccessLog.optional(),
   prometheus: z.strictObject({}).optional(),
 }).superRefine((p, ctx) => exactlyOne(p, PROVIDER_KINDS, ctx, `extension provider "${p.name}"`));
@@ -109,7 +124,37 @@ export const meshConfigSpec = z.strictObject({
   protocolDetectionTimeout: duration().optional(),
 }).superRefine((m, ctx) => {
   noDuplicates(m.extensionProviders, (p) => p.name, ctx, (i) => ['extensionProviders', i, 'name'], (name) => `Duplicate value: extension provider "${name}" is defined twice`);
+  m.defaultProviders?.tracing?.forEach((name, i) => {
+    if (!m.extensionProviders?.some((p) => p.name === name)) {
+      const known = m.extensionProviders?.map((p) => p.name).join(', ') || 'none';
+      ctx.addIssue({ code: 'custom', path: ['defaultProviders', 'tracing', i], message: `defaultProviders.tracing names "${name}", which no extension provider defines (defined: ${known})` });
+    }
+  });
 });
+
+/**
+ * Tracing choices Trellis accepts but acts on differently: only the first
+ * default tracing provider is used, only an OpenTelemetry one turns tracing
+ * on, and export is OTLP/HTTP (Istio's default for a provider without
+ * `http` is OTLP/gRPC).
+ */
+function tracingWarnings(spec: z.infer<typeof meshConfigSpec>): ValueWarning[] {
+  const out: ValueWarning[] = [];
+  spec.defaultProviders?.tracing?.forEach((name, i) => {
+    const p = spec.extensionProviders?.find((x) => x.name === name);
+    if (i > 0) out.push({ path: ['spec', 'defaultProviders', 'tracing', i], message: 'a proxy uses one tracing provider, the first one listed; this one is ignored' });
+    else if (p && !p.opentelemetry) out.push({ path: ['spec', 'defaultProviders', 'tracing', i], message: 'Trellis exports traces with OpenTelemetry (OTLP/HTTP) only: tracing stays off; define an opentelemetry extension provider' });
+  });
+  spec.extensionProviders?.forEach((p, i) => {
+    if (p.opentelemetry && !p.opentelemetry.http) {
+      out.push({
+        path: ['spec', 'extensionProviders', i, 'opentelemetry', 'port'],
+        message: `Trellis has no OTLP/gRPC exporter: spans go as OTLP/HTTP to http://${p.opentelemetry.service}:${p.opentelemetry.port}/v1/traces; use the collector's OTLP/HTTP port (usually 4318), or set http.path`,
+      });
+    }
+  });
+  return out;
+}
 
 export type MeshConfigSpec = DeepReadonly<z.infer<typeof meshConfigSpec>>;
 export type ExtensionProvider = NonNullable<MeshConfigSpec['extensionProviders']>[number];
@@ -123,6 +168,9 @@ export const MeshConfig = defineKind({
   notEnforced: [
     'spec.extensionProviders[*].envoyExtAuthzHttp',
     'spec.extensionProviders[*].envoyExtAuthzGrpc',
+    'spec.extensionProviders[*].zipkin',
+    'spec.defaultConfig.tracing.zipkin',
   ],
+  warnings: (body) => tracingWarnings(body.spec),
   docs: 'Mesh-wide settings with Istio MeshConfig field names: root namespace, trust domain, outbound policy, path normalization, proxy defaults, tracing and access logs, extension providers.',
 });

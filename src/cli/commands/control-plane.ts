@@ -36,6 +36,7 @@ interface Flags {
   registrationGrace: number;
   goneAfter: number;
   leaveGrace: number;
+  scrapeInterval: number;
   stateDir?: string;
 }
 
@@ -48,7 +49,8 @@ export function controlPlaneCommand(): Command {
       'serves; what that instance is comes from the configuration), compiles each proxy\'s snapshot\n' +
       'and pushes it whenever it changes. An edit with errors is reported with file:line and the last\n' +
       'good version of that file stays in force.\n\n' +
-      'Admin API (HTTP, JSON) on --admin-port: /ready /services /endpoints /proxies /config/errors /metrics.\n' +
+      'Admin API (HTTP, JSON) on --admin-port: /ready /services /endpoints /proxies /config/errors\n' +
+      '/api/topology (the service graph, from scraping every proxy\'s /metrics) /metrics.\n' +
       'Logs one line per event on stdout. SIGTERM or SIGINT closes it cleanly.\n\n' +
       'Example:\n' +
       '  trellis control-plane --config examples/bank --grpc-port 0 --admin-port 0',
@@ -60,6 +62,7 @@ export function controlPlaneCommand(): Command {
     .option('--registration-grace <duration>', 'after a start, how long to wait for instances to register again before pushing snapshots without them to proxies that already serve one', durationArg('--registration-grace'), 10_000)
     .option('--gone-after <duration>', 'how long an instance whose stream closed stays known (out of rotation) before it is forgotten', durationArg('--gone-after'), 30_000)
     .option('--leave-grace <duration>', 'when an instance says it is leaving, how long to wait for every caller proxy to ACK a snapshot without it before telling it drained anyway', durationArg('--leave-grace'), 5000)
+    .option('--scrape-interval <duration>', 'how often to scrape every connected proxy\'s /metrics for /api/topology (0 = off)', (v: string) => (v === '0' ? 0 : durationArg('--scrape-interval')(v)), 5000)
     .option('--state-dir <dir>', 'directory for state kept across restarts (control-plane.json: the registered instances)')
     .action(async (flags: Flags) => {
       const cp = createControlPlane({
@@ -70,6 +73,7 @@ export function controlPlaneCommand(): Command {
         registrationGraceMs: flags.registrationGrace,
         goneAfterMs: flags.goneAfter,
         leaveGraceMs: flags.leaveGrace,
+        scrapeIntervalMs: flags.scrapeInterval,
         ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
         log: (e) => logLine('control-plane', formatEvent(e)),
       });

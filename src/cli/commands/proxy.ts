@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { createAgent, type AgentEvent } from '../../proxy/agent.js';
 import { createDataPlane } from '../../proxy/data-plane.js';
+import { parseSize, type ProxyLimits } from '../../proxy/limits.js';
+import type { UpstreamPort } from '../../proxy/types.js';
 import { CliError } from '../mesh-input.js';
 import { durationArg, logLine, portArg } from './control-plane.js';
 
@@ -23,9 +25,47 @@ interface Flags {
   drainTimeout: number;
   gateway?: boolean;
   listen: string[];
+  upstream: string[];
   claimLabel: string[];
   claimServiceAccount?: string;
   claimIdentity?: string;
+  headersTimeout?: number;
+  idleTimeout?: number;
+  streamIdleTimeout?: number;
+  requestTimeout?: number;
+  maxRequestHeaders?: number;
+  maxRequestBody?: number;
+}
+
+/** A duration flag of the proxy's limits: `30s`, `500ms`, `1h`, or 0 for none. */
+function limitDurationArg(flag: string) {
+  const parse = durationArg(flag);
+  return (v: string): number => {
+    const ms = v === '0' ? 0 : Math.round(parse(v));
+    if (ms > 2 ** 31 - 1) throw new CliError(`${flag} must be at most 596h (Node's longest timer), not "${v}"`, 2);
+    return ms;
+  };
+}
+
+/** A size flag of the proxy's limits: `64KiB`, `1MiB`, `10MB`, or bytes. */
+function sizeArg(flag: string, min: number) {
+  return (v: string): number => {
+    const n = parseSize(v);
+    if (n === undefined || n < min) throw new CliError(`${flag} must be a size like 64KiB, 1MiB or 65536 (bytes)${min > 0 ? `, at least ${min}` : ''}, not "${v}"`, 2);
+    return n;
+  };
+}
+
+/** The limits the flags set; the others keep their defaults (src/proxy/limits.ts). */
+function limitsOf(f: Flags): Partial<ProxyLimits> {
+  const out: { -readonly [K in keyof ProxyLimits]?: number } = {};
+  if (f.headersTimeout !== undefined) out.headersTimeoutMs = f.headersTimeout;
+  if (f.idleTimeout !== undefined) out.idleTimeoutMs = f.idleTimeout;
+  if (f.streamIdleTimeout !== undefined) out.streamIdleTimeoutMs = f.streamIdleTimeout;
+  if (f.requestTimeout !== undefined) out.requestTimeoutMs = f.requestTimeout;
+  if (f.maxRequestHeaders !== undefined) out.maxRequestHeadersBytes = f.maxRequestHeaders;
+  if (f.maxRequestBody !== undefined) out.maxRequestBodyBytes = f.maxRequestBody;
+  return out;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -65,6 +105,24 @@ function gatewayPorts(listen: readonly string[]): Record<number, number> {
   return out;
 }
 
+/** `--upstream <service>[.<namespace>]:<port>=<localPort>` (repeatable): the per-upstream local ports. */
+export function upstreamPorts(values: readonly string[]): UpstreamPort[] {
+  const seen = new Map<string, string>();
+  return values.map((v) => {
+    const m = /^([a-z0-9]([a-z0-9.-]*[a-z0-9])?):(\d{1,5})=(\d{1,5})$/i.exec(v);
+    const port = Number(m?.[3]);
+    const localPort = Number(m?.[4]);
+    if (!m || port < 1 || port > 65535 || localPort > 65535) {
+      throw new CliError(`--upstream takes <service>[.<namespace>]:<port>=<localPort> (e.g. db.bank:5432=15432, 0 for any local port), not "${v}"`, 2);
+    }
+    const host = m[1]!.toLowerCase();
+    const key = `${host}:${port}`;
+    if (seen.has(key)) throw new CliError(`--upstream ${key} is given twice ("${seen.get(key)}" and "${v}")`, 2);
+    seen.set(key, v);
+    return { host, port, localPort };
+  });
+}
+
 export function proxyCommand(): Command {
   return new Command('proxy')
     .summary('run a sidecar (or gateway) proxy that takes its configuration from the control plane')
@@ -81,7 +139,8 @@ export function proxyCommand(): Command {
       'responses), exit 0. A second signal skips the wait for `drained`.\n\n' +
       'Examples:\n' +
       '  trellis proxy --control-plane 127.0.0.1:15010 --instance accounts-v1.bank#0 --app-port 18080 --health-path /healthz\n' +
-      '  trellis proxy --control-plane 127.0.0.1:15010 --instance ingress.bank --gateway --listen 80=18000',
+      '  trellis proxy --control-plane 127.0.0.1:15010 --instance ingress.bank --gateway --listen 80=18000\n' +
+      '  trellis proxy --control-plane 127.0.0.1:15010 --instance web.bank --app-port 18081 --upstream db.bank:5432=15432',
     )
     .requiredOption('--control-plane <host:port>', 'the control plane\'s gRPC address')
     .requiredOption('--instance <name>', 'the instance this proxy serves: workload.namespace#i, or workload.namespace for one replica')
@@ -97,6 +156,14 @@ export function proxyCommand(): Command {
     .option('--drain-timeout <duration>', 'on SIGTERM, how long requests in flight may take to finish after drained', durationArg('--drain-timeout'), 5000)
     .option('--gateway', 'gateway mode: no inbound listener, one listener per --listen')
     .option('--listen <serverPort=localPort>', 'gateway mode: a Gateway server port and the local port to listen on (repeatable)', collect, [] as string[])
+    .option('--upstream <service:port=localPort>', 'sidecar: a local port on 127.0.0.1 for a service port (db.bank:5432=15432; TCP is tunnelled, HTTP routed) (repeatable)', collect, [] as string[])
+    // Limits on what callers send to the traffic listeners (docs/running-mesh.md names the Envoy setting each mirrors).
+    .option('--headers-timeout <duration>', 'the request head must arrive within this, else 408 (0 = none; default 60s)', limitDurationArg('--headers-timeout'))
+    .option('--idle-timeout <duration>', 'a connection with no request in flight is closed after this (0 = none; default 1h)', limitDurationArg('--idle-timeout'))
+    .option('--stream-idle-timeout <duration>', 'a request in flight with no bytes either way ends after this: 408/504 (0 = none; default 5m)', limitDurationArg('--stream-idle-timeout'))
+    .option('--request-timeout <duration>', 'the whole request must arrive within this, else 408 (0 = none, the default)', limitDurationArg('--request-timeout'))
+    .option('--max-request-headers <size>', 'the largest request head, else 431 (default 60KiB)', sizeArg('--max-request-headers', 1))
+    .option('--max-request-body <size>', 'the largest request body, else 413 (0 = unlimited, the default)', sizeArg('--max-request-body', 0))
     .option('--claim-label <key=value>', 'a label the proxy claims; registration is refused if the configuration disagrees (repeatable)', collect, [] as string[])
     .option('--claim-service-account <name>', 'a service account the proxy claims (checked like --claim-label)')
     .option('--claim-identity <spiffe-id>', 'an identity the proxy claims (checked like --claim-label)')
@@ -106,6 +173,8 @@ export function proxyCommand(): Command {
       if (f.healthTcp && f.appPort === undefined) throw new CliError('--health-tcp needs --app-port', 2);
       if (f.healthTcp && f.healthPath !== undefined) throw new CliError('--health-tcp and --health-path exclude each other', 2);
       if (!f.gateway && f.listen.length) throw new CliError('--listen is for --gateway mode', 2);
+      if (f.gateway && f.upstream.length) throw new CliError('--upstream is for sidecars, not --gateway mode', 2);
+      const upstreams = upstreamPorts(f.upstream);
       const labels: Record<string, string> = {};
       for (const l of f.claimLabel) {
         const eq = l.indexOf('=');
@@ -119,12 +188,15 @@ export function proxyCommand(): Command {
       };
       const log = (text: string) => logLine(`proxy ${f.instance}`, text);
       const dp = createDataPlane({
+        log,
+        ...(upstreams.length ? { upstreams } : {}),
         mode: f.gateway ? 'gateway' : 'sidecar',
         host: f.host,
         outboundPort: f.outboundPort,
         adminPort: f.adminPort,
         ...(f.gateway ? { gatewayPorts: gatewayPorts(f.listen) } : { inboundPort: f.inboundPort }),
         ...(f.appPort !== undefined ? { appPort: f.appPort } : {}),
+        limits: limitsOf(f),
       });
       let addresses;
       try {
@@ -133,7 +205,8 @@ export function proxyCommand(): Command {
         throw new CliError(`cannot open the proxy's listeners: ${(e as Error).message}`);
       }
       const gw = addresses.gateway ? ` gateway=${Object.entries(addresses.gateway).map(([p, a]) => `${p}=${a}`).join(',')}` : '';
-      log(`listening inbound=${addresses.inbound ?? '-'} outbound=${addresses.outbound ?? '-'} admin=${addresses.admin}${gw}`);
+      const ups = addresses.upstreams ? ` upstreams=${Object.entries(addresses.upstreams).map(([u, a]) => `${u}=${a}`).join(',')}` : '';
+      log(`listening inbound=${addresses.inbound ?? '-'} outbound=${addresses.outbound ?? '-'} admin=${addresses.admin}${gw}${ups}`);
 
       let exitCode = 0;
       await new Promise<void>((resolve) => {

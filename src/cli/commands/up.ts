@@ -30,8 +30,10 @@ export function upCommand(co: UpCommandOptions = {}): Command {
       '  2. a gateway proxy for every workload a Gateway selects (the ingress);\n' +
       '  3. for every instance of every App workload, its sidecar (trellis proxy)\n' +
       '     and, once that is ready, the app command (cwd <dir>; PORT, HTTP_PROXY,\n' +
-      '     TRELLIS_OUTBOUND, SERVICE, WORKLOAD, NAMESPACE, INSTANCE, VERSION and\n' +
-      '     the manifest\'s env in its environment).\n' +
+      '     TRELLIS_OUTBOUND, SERVICE, WORKLOAD, NAMESPACE, INSTANCE, VERSION,\n' +
+      '     for each of its `upstreams` TRELLIS_UPSTREAM_<SERVICE>[_<NS>]_<PORT>\n' +
+      '     (127.0.0.1:<local port>, with _HOST and _PORT variants), and the\n' +
+      '     manifest\'s env in its environment).\n' +
       'It waits until everything is ready, prints the instances, their ports and\n' +
       'the URL of the ingress, and keeps them running: a process that exits is\n' +
       'started again (backoff up to 10s; a crashed app only once its sidecar has\n' +

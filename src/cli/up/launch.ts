@@ -28,5 +28,6 @@ export function sidecarArgs(plan: MeshPlan, i: InstancePlan): string[] {
     // Every app is checked: its health path, or else a TCP connect (so a crashed app leaves rotation either way).
     ...(i.healthPath ? ['--health-path', i.healthPath] : ['--health-tcp']),
     '--health-interval', SIDECAR_HEALTH_INTERVAL,
+    ...i.upstreams.flatMap((u) => ['--upstream', `${u.host}:${u.port}=${u.localPort}`]),
   ];
 }

@@ -30,6 +30,18 @@ export interface InstancePlan {
   readonly inboundPort: number;
   readonly outboundPort: number;
   readonly adminPort: number;
+  /** The manifest's upstreams, each with its local port in this instance's sidecar. */
+  readonly upstreams: readonly UpstreamPlan[];
+}
+
+/** A per-upstream local port of one instance: the sidecar's `--upstream <host>:<port>=<localPort>`, the app's `<env>`. */
+export interface UpstreamPlan {
+  /** `<service>.<namespace>` */
+  readonly host: string;
+  readonly port: number;
+  readonly localPort: number;
+  /** The app's variable for it (`upstreamEnvName` in src/api/kinds/app.ts). */
+  readonly env: string;
 }
 
 /** One instance of a gateway workload (the ingress): a `trellis proxy --gateway` and no app. */
@@ -62,8 +74,10 @@ export function portsNeeded(config: ConfigSet, registry: Registry): number {
 }
 
 /** The plan, taking each port from `port()`; throws a CliError when the configuration cannot run locally. */
-export function planMesh(config: ConfigSet, registry: Registry, port: () => number): MeshPlan {
+export function planMesh(config: ConfigSet, registry: Registry, nextPort: () => number): MeshPlan {
   const warnings: string[] = [];
+  const allocated: number[] = [];
+  const port = () => { const p = nextPort(); allocated.push(p); return p; };
   const controlPlane = { grpcPort: port(), adminPort: port() };
 
   const gatewayResources = config.ofKind('Gateway').filter((g) => Object.keys(g.body.spec.selector ?? {}).length > 0);
@@ -102,13 +116,17 @@ export function planMesh(config: ConfigSet, registry: Registry, port: () => numb
   }
 
   const instances: InstancePlan[] = [];
+  const fixed = new Map<number, string>();
   for (const app of config.ofKind('App')) {
     for (const s of appServices(app.body.spec)) {
       for (const w of s.workloads) {
+        const upstreamVars = new Set(w.upstreams.flatMap((u) => upstreamVariables(u.env)));
         for (const k of Object.keys(w.env)) {
-          const overridden = k === 'VERSION' ? w.labels.version !== undefined && w.labels.version !== w.env.VERSION : MESH_ENV.includes(k);
+          const overridden = k === 'VERSION' ? w.labels.version !== undefined && w.labels.version !== w.env.VERSION : MESH_ENV.includes(k) || upstreamVars.has(k);
           if (overridden) warnings.push(`${w.name}.${s.namespace}: env ${k} is set by trellis up${k === 'VERSION' ? ' from the version label' : ''}; the manifest's value is ignored`);
         }
+        if (w.replicas > 0) warnings.push(...unknownUpstreams(registry, `${w.name}.${s.namespace}`, w.upstreams));
+        for (const u of w.upstreams) if (u.localPort !== undefined) fixed.set(u.localPort, `upstream ${u.service}.${u.namespace}:${u.port} of ${w.name}.${s.namespace}`);
         for (let i = 0; i < w.replicas; i++) {
           const loc = w.placement[i]!;
           instances.push({
@@ -126,13 +144,33 @@ export function planMesh(config: ConfigSet, registry: Registry, port: () => numb
             inboundPort: port(),
             outboundPort: port(),
             adminPort: port(),
+            upstreams: w.upstreams.map((u) => ({ host: `${u.service}.${u.namespace}`, port: u.port, localPort: u.localPort ?? port(), env: u.env })),
           });
           if (s.ports.length > 1 && i === 0) warnings.push(`${w.name}.${s.namespace}: service ${s.name} has ${s.ports.length} ports; trellis up gives the app one port (PORT) and the sidecar forwards every service port to it`);
         }
       }
     }
   }
+  const taken = allocated.find((p) => fixed.has(p));
+  if (taken !== undefined) throw new CliError(`localPort ${taken} of ${fixed.get(taken)} was also picked as a free port for another process of the mesh; run trellis up again, or fix another localPort`);
   return { controlPlane, gateways, instances, warnings };
+}
+
+/** The variables that announce one upstream: `<env>`, `<env>_HOST`, `<env>_PORT`. */
+function upstreamVariables(env: string): string[] {
+  return [env, `${env}_HOST`, `${env}_PORT`];
+}
+
+/** Upstreams whose service port the configuration does not declare (yet): their local ports close connections until it does. */
+function unknownUpstreams(registry: Registry, workload: string, ups: readonly { service: string; namespace: string; port: number }[]): string[] {
+  const out: string[] = [];
+  for (const u of ups) {
+    const svc = registry.services().find((x) => x.name === u.service && x.namespace === u.namespace);
+    if (svc?.ports.some((p) => p.port === u.port)) continue;
+    const what = svc ? `service ${u.service}.${u.namespace} has no port ${u.port} (its ports: ${svc.ports.map((p) => p.port).join(', ')})` : `there is no service ${u.service}.${u.namespace}`;
+    out.push(`${workload}: upstream ${u.service}.${u.namespace}:${u.port}: ${what}; its local port closes connections until the configuration declares it`);
+  }
+  return out;
 }
 
 /** The variables `trellis up` sets in every app's environment (docs/running-mesh.md). */
@@ -156,6 +194,10 @@ export function appEnv(i: InstancePlan, base: Readonly<Record<string, string | u
     NAMESPACE: i.namespace,
     INSTANCE: i.instance,
     ...(i.version || i.env.VERSION === undefined ? { VERSION: i.version } : {}),
+    ...Object.fromEntries(i.upstreams.flatMap((u) => {
+      const [at, host, port] = upstreamVariables(u.env);
+      return [[at, `127.0.0.1:${u.localPort}`], [host, '127.0.0.1'], [port, String(u.localPort)]];
+    })),
   };
 }
 

@@ -109,6 +109,7 @@ export class RunningMesh {
       instances: p.instances.map((i) => ({
         instance: i.instance, service: i.service, workload: i.workload, namespace: i.namespace, version: i.version,
         region: i.region, zone: i.zone, appPort: i.appPort, inboundPort: i.inboundPort, outboundPort: i.outboundPort, adminPort: i.adminPort,
+        ...(i.upstreams.length ? { upstreams: Object.fromEntries(i.upstreams.map((u) => [`${u.host}:${u.port}`, u.localPort])) } : {}),
         pids: { ...this.#pid(logNames.proxy(i.instance), 'proxy'), ...this.#pid(logNames.app(i.instance), 'app') },
       })),
     };

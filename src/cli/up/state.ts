@@ -48,6 +48,8 @@ export interface InstanceState {
   readonly inboundPort: number;
   readonly outboundPort: number;
   readonly adminPort: number;
+  /** The per-upstream local ports, `<service>.<namespace>:<port>` → local port; absent when there are none. */
+  readonly upstreams?: Readonly<Record<string, number>>;
   readonly pids: { readonly proxy?: number; readonly app?: number };
 }
 

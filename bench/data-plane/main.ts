@@ -1,0 +1,239 @@
+/**
+ * `npm run bench [-- flags]`: the data-plane benchmark (issue 5). Over
+ * loopback, three ways from the load generator (h2load) to one fast upstream
+ * (nginx, a fixed 1 KiB body), HTTP/1.1 keep-alive:
+ *
+ *   direct  h2load → upstream
+ *   mesh    h2load → `trellis proxy` client.bench (outbound listener)
+ *                  → `trellis proxy` upstream.bench (inbound) → upstream,
+ *           configured by a real `trellis control-plane`
+ *   nginx   h2load → nginx → nginx → upstream (the same two hops, done by a
+ *           native proxy configured as a fair peer)
+ *
+ * each in two modes: `max` (32 connections, closed loop: throughput and CPU
+ * per request) and `rate` (1 000 requests/s: latency). For each: req/s,
+ * p50/p90/p99, errors, and for every proxy process its CPU per request
+ * (user + sys from /proc over the round ÷ requests) and its peak RSS. Every
+ * scenario is warmed up first (Node's JIT), then measured in several rounds,
+ * interleaved so that the machine's drift hits all of them alike; the
+ * figures are medians with the spread (min–max) beside them.
+ *
+ * How to read it: absolute numbers drift on a shared 2-core machine; the
+ * ratios at the end (sidecar vs nginx, in the same run) are what the goals
+ * are about. Everything runs on one machine, the load generator included, so
+ * `max` is bounded by the 2 cores together, not by one proxy alone.
+ * docs/benchmark.md explains the figures and the JSON document.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Children, type Child } from './children.js';
+import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
+import { startMesh, TRELLIS_MAIN, UPSTREAM_AUTHORITY } from './mesh.js';
+import { startHop, startUpstream, type Nginx } from './nginx.js';
+import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
+import { aggregate, goals, table, type RunSample } from './report.js';
+
+const SCENARIOS = ['direct', 'mesh', 'nginx'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+const MODES: readonly Mode[] = ['max', 'rate'];
+/** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
+const INSTALL = 'apt-get install nginx nghttp2-client';
+
+const HELP = `npm run bench [-- flags]   (or: node dist/bench/data-plane/main.js [flags])
+
+The data-plane benchmark: direct, through two trellis sidecars (mesh), and
+through two nginx proxies (nginx), each at max load (32 connections) and at
+${RATE_RPS} requests/s. Prints a table (or one JSON document with --json) of
+req/s, p50/p90/p99, errors, and each proxy's CPU per request and RSS, with the
+goal ratios of issue 5. Needs nginx and h2load: ${INSTALL}
+
+  --json             print one JSON document (docs/benchmark.md) instead of the table
+  --rounds N         measured rounds per scenario and mode (default 5)
+  --duration S       seconds per measured run (default 5)
+  --scenarios a,b    which of ${SCENARIOS.join(',')} (default all)
+  --quick            1 round of 1 s each after a 0.5 s warm-up (the shape test uses it)
+  --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
+                     (the CPU figures then include the profiler's cost)
+  --help             this text`;
+
+class UsageError extends Error {}
+
+interface Settings {
+  readonly json: boolean;
+  readonly rounds: number;
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly scenarios: readonly ScenarioName[];
+  readonly profileDir?: string;
+}
+
+function settings(argv: string[]): Settings | 'help' {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' },
+        quick: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see --help)`);
+  }
+  if (v.help) return 'help';
+  const rounds = Number(v.rounds ?? (v.quick ? 1 : 5));
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new UsageError(`--rounds takes a whole number from 1 to 100, not "${v.rounds}"`);
+  const duration = Number(v.duration ?? (v.quick ? 1 : 5));
+  if (!(duration >= 0.2 && duration <= 600)) throw new UsageError(`--duration takes seconds from 0.2 to 600, not "${v.duration}"`);
+  const names = (v.scenarios ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+  if (unknown.length || names.length === 0) throw new UsageError(`--scenarios takes a list of ${SCENARIOS.join(', ')}; unknown: "${unknown.join(',') || v.scenarios}"`);
+  return {
+    json: v.json ?? false,
+    rounds,
+    durationMs: duration * 1000,
+    warmupMs: v.quick ? 500 : 3000,
+    scenarios: SCENARIOS.filter((s) => names.includes(s)),
+    ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
+  };
+}
+
+/** A tool's version line, or undefined when it is not installed. */
+function version(cmd: string, args: string[]): string | undefined {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) return undefined;
+  return `${r.stdout}${r.stderr}`.trim().split('\n')[0];
+}
+
+function preflight(): { nginx: string; h2load: string } {
+  const nginx = version('nginx', ['-v']);
+  const h2load = version('h2load', ['--version']);
+  const missing = [nginx ? '' : 'nginx', h2load ? '' : 'h2load (nghttp2-client)'].filter(Boolean);
+  if (missing.length) throw new UsageError(`the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. On Debian: ${INSTALL} (Debian 12's nginx-light is only a transitional package for nginx; later releases have no nginx-light)`);
+  if (!existsSync('/proc/self/stat')) throw new UsageError('the data-plane bench reads CPU time and RSS from /proc: it runs on Linux only');
+  if (!existsSync(TRELLIS_MAIN)) throw new UsageError(`${TRELLIS_MAIN} is missing: run npm run build first`);
+  return { nginx: nginx!, h2load: h2load! };
+}
+
+interface Scenario {
+  readonly name: ScenarioName;
+  readonly target: LoadTarget;
+  readonly proxies: readonly { readonly name: string; readonly child: Child }[];
+}
+
+async function measure(children: Children, s: Scenario, upstream: Nginx, mode: Mode, ms: number, logFile: string): Promise<RunSample> {
+  const groups = [...s.proxies.map((p) => p.child.pgid), upstream.child.pgid];
+  const before = groups.map(groupCpu);
+  const rss = sampleRss(groups);
+  const load = await runLoad(children, s.target, mode, ms, logFile);
+  const peak = rss.stop();
+  const cpu = groups.map((g, i) => {
+    const now = groupCpu(g);
+    return { user: now.user - before[i]!.user, sys: now.sys - before[i]!.sys };
+  });
+  children.checkAlive();
+  const per = (us: number) => us / Math.max(1, load.ok);
+  const sample = (name: string, i: number) => ({ name, cpuUsPerReq: per(cpu[i]!.user + cpu[i]!.sys), sysUsPerReq: per(cpu[i]!.sys), rssBytes: peak[i]! });
+  return {
+    scenario: s.name, mode, rps: load.rps, errors: load.errors, p50Ms: load.p50Ms, p90Ms: load.p90Ms, p99Ms: load.p99Ms,
+    proxies: s.proxies.map((p, i) => sample(p.name, i)),
+    upstream: sample('upstream', groups.length - 1),
+  };
+}
+
+async function run(o: Settings, tools: { nginx: string; h2load: string }, children: Children, dir: string): Promise<void> {
+  const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+  const upstream = await startUpstream(children, join(dir, 'upstream'));
+  const scenarios: Scenario[] = [];
+  for (const name of o.scenarios) {
+    if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
+    if (name === 'mesh') {
+      const m = await startMesh(children, { dir: join(dir, 'mesh'), upstreamPort: upstream.port, ...(o.profileDir ? { profileDir: o.profileDir } : {}) });
+      scenarios.push({ name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }] });
+    }
+    if (name === 'nginx') {
+      const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), upstream.port);
+      const front = await startHop(children, 'nginx outbound hop', join(dir, 'nginx-outbound'), back.port);
+      scenarios.push({ name, target: { port: front.port, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'nginx-outbound', child: front.child }, { name: 'nginx-inbound', child: back.child }] });
+    }
+  }
+  const logFile = join(dir, 'h2load.log');
+  for (const s of scenarios) {
+    say(`warming up ${s.name} (${o.warmupMs} ms at max)`);
+    await runLoad(children, s.target, 'max', o.warmupMs, logFile);
+  }
+  const runs: RunSample[] = [];
+  for (let r = 0; r < o.rounds; r++) {
+    // Interleaved, and each round starts one scenario further on, so that drift does not favour one.
+    const order = scenarios.map((_, i) => scenarios[(i + r) % scenarios.length]!);
+    for (const s of order) {
+      for (const mode of MODES) {
+        say(`round ${r + 1}/${o.rounds}: ${s.name} ${mode} for ${o.durationMs} ms`);
+        runs.push(await measure(children, s, upstream, mode, o.durationMs, logFile));
+      }
+    }
+  }
+  const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + MODES.indexOf(x.mode);
+  const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
+  const g = goals(rows);
+  const machine = {
+    node: process.version, kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown',
+    clk_tck: CLK_TCK, nginx: tools.nginx, h2load: tools.h2load, load_average: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
+  };
+  const document = { machine, settings: { rounds: o.rounds, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined }, scenarios: rows, goals: g };
+  if (o.json) {
+    // Three decimals are more than the machine's noise allows; NaN (no ratio) becomes null.
+    const rounded = (_: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v);
+    process.stdout.write(JSON.stringify(document, rounded, 2) + '\n');
+    return;
+  }
+  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
+  if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
+  process.stdout.write(table(rows, g) + '\n');
+}
+
+async function main(): Promise<number> {
+  let o;
+  try {
+    o = settings(process.argv.slice(2));
+    if (o === 'help') {
+      process.stdout.write(HELP + '\n');
+      return 0;
+    }
+    const tools = preflight();
+    const children = new Children();
+    const dir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
+    let interrupted: Promise<never> | undefined;
+    const stop = async (sig: string): Promise<never> => {
+      process.stderr.write(`bench: ${sig}: stopping every process it started\n`);
+      await children.stopAll(3000);
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    };
+    process.once('SIGINT', () => void (interrupted = stop('SIGINT')));
+    process.once('SIGTERM', () => void (interrupted = stop('SIGTERM')));
+    try {
+      await run(o, tools, children, dir);
+    } catch (e) {
+      // A run cut short by Ctrl-C fails too (its h2load was killed): the signal's exit wins. Ctrl-C reaches the
+      // whole process group, so h2load may die, and its failure arrive, before our own handler has run: give it a moment.
+      if (!interrupted) await new Promise((r) => setTimeout(r, 200));
+      if (interrupted) await interrupted;
+      throw e;
+    } finally {
+      // Profiles are written when the sidecars exit: give them time for it.
+      await children.stopAll(o.profileDir ? 15_000 : 5000);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return 0;
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+// Exit at once: a child that did not stop in time must not keep the bench alive (the exit hook kills its group).
+process.exit(await main());

@@ -1,0 +1,91 @@
+/**
+ * `node dist/bench/data-plane/profile-top.js <file.cpuprofile>… [--top N]`:
+ * where a sidecar's CPU went, from the profiles `npm run bench -- --profile
+ * DIR` writes. Prints the functions with the most self time, and self time
+ * summed by area (our proxy, undici, Node's HTTP, streams, net, GC, …), so
+ * that the hot path can be read without a flame-graph viewer. Idle time is
+ * left out of the percentages: they are shares of the time the process was
+ * busy.
+ */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly children?: readonly number[];
+}
+
+interface Profile {
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** Which part of the program a frame belongs to, from its URL. */
+export function areaOf(url: string, fn: string): string {
+  if (fn === '(garbage collector)') return 'GC';
+  if (fn === '(program)') return 'V8/native (program)';
+  const ours = /\/dist\/(src\/[^?]+)\.js/.exec(url);
+  if (ours) return `trellis ${ours[1]!.split('/').slice(0, 2).join('/')}`;
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return `npm ${pkg[1]}`;
+  if (/^node:internal\/(http|_http)|^node:_http|^node:http/.test(url)) return 'node http';
+  if (/^node:internal\/streams|^node:stream/.test(url)) return 'node streams';
+  if (/^node:net|^node:internal\/(net|stream_base_commons|tcp)/.test(url)) return 'node net';
+  if (/^node:internal\/(timers|process\/task_queues)|^node:timers/.test(url)) return 'node timers/ticks';
+  if (/^node:diagnostics_channel|^node:internal\/perf|^node:perf_hooks/.test(url)) return 'node diagnostics/perf';
+  if (url.startsWith('node:')) return `node ${url.slice(5).replace(/^internal\//, '').split('/')[0]}`;
+  return url ? 'other' : 'native (no url)';
+}
+
+function top(file: string, n: number): string {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((x) => [x.id, x]));
+  const parent = new Map<number, number>();
+  for (const x of p.nodes) for (const c of x.children ?? []) parent.set(c, x.id);
+  const special = new Set(['(garbage collector)', '(program)', '(idle)', '(root)']);
+  /** The area of the nearest ancestor frame that has a URL (for a native frame), or the frame's own. */
+  const areaCharged = (id: number): string => {
+    let at: number | undefined = id;
+    const own = byId.get(id)!.callFrame;
+    if (special.has(own.functionName)) return areaOf(own.url, own.functionName);
+    while (at !== undefined && !byId.get(at)!.callFrame.url) at = parent.get(at);
+    const f = byId.get(at ?? id)!.callFrame;
+    return areaOf(f.url, f.functionName);
+  };
+  const self = new Map<number, number>();
+  // timeDeltas[i] is the time since the previous sample: it is charged to sample i.
+  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  const fns = new Map<string, number>();
+  const areas = new Map<string, number>();
+  let busy = 0;
+  for (const [id, us] of self) {
+    const f = byId.get(id)!.callFrame;
+    if (f.functionName === '(idle)') continue;
+    busy += us;
+    const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    fns.set(key, (fns.get(key) ?? 0) + us);
+    const area = areaCharged(id);
+    areas.set(area, (areas.get(area) ?? 0) + us);
+  }
+  const lines = (m: Map<string, number>, k: number) =>
+    [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([name, us]) => `  ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${name}`);
+  return [
+    `${basename(file)}: ${(busy / 1000).toFixed(0)} ms busy`,
+    'self time by area (native frames charged to their JavaScript caller):', ...lines(areas, 20),
+    `top ${n} functions by self time:`, ...lines(fns, n),
+  ].join('\n');
+}
+
+const args = process.argv.slice(2);
+const at = args.indexOf('--top');
+const n = at >= 0 ? Number(args[at + 1]) : 30;
+const files = args.filter((_, i) => i !== at && i !== at + 1);
+if (files.length === 0) {
+  process.stderr.write('usage: node dist/bench/data-plane/profile-top.js <file.cpuprofile>… [--top N]\n');
+  process.exitCode = 2;
+} else {
+  for (const f of files) process.stdout.write(top(f, n) + '\n\n');
+}

@@ -1,0 +1,184 @@
+/**
+ * From measured rounds to what the bench prints: medians over rounds with
+ * their spread (min–max), the `--json` document (docs/benchmark.md; later
+ * issues add scenarios and fields, never change the shape), the human
+ * table, and the goal ratios of issue 5 taken within the same run.
+ */
+import type { Mode } from './h2load.js';
+
+/** One proxy process in one measured run. */
+export interface ProxySample {
+  readonly name: string;
+  readonly cpuUsPerReq: number;
+  /** The kernel's part of cpuUsPerReq (on loopback, mostly the TCP stack behind each write). */
+  readonly sysUsPerReq: number;
+  readonly rssBytes: number;
+}
+
+/** One measured run of one scenario in one mode. */
+export interface RunSample {
+  readonly scenario: string;
+  readonly mode: Mode;
+  readonly rps: number;
+  readonly errors: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly proxies: readonly ProxySample[];
+  readonly upstream: ProxySample;
+}
+
+export interface Spread {
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface ProxyRow {
+  readonly name: string;
+  readonly cpu_us_per_req: number;
+  /** The kernel's part of cpu_us_per_req. */
+  readonly sys_us_per_req: number;
+  readonly rss_mb: number;
+  readonly spread: { readonly cpu_us_per_req: Spread; readonly rss_mb: Spread };
+}
+
+/** A scenario × mode in the JSON document: medians over rounds; `errors` is the sum. */
+export interface ScenarioRow {
+  readonly name: string;
+  readonly mode: Mode;
+  readonly rps: number;
+  readonly p50_ms: number;
+  readonly p90_ms: number;
+  readonly p99_ms: number;
+  readonly errors: number;
+  readonly proxies: readonly ProxyRow[];
+  readonly rounds: number;
+  readonly spread: { readonly rps: Spread; readonly p50_ms: Spread; readonly p90_ms: Spread; readonly p99_ms: Spread };
+  /** The nginx upstream (not a proxy: shows that it was not the bottleneck). */
+  readonly upstream: ProxyRow;
+}
+
+export interface Goal {
+  readonly value: number;
+  readonly goal: number;
+  readonly met: boolean;
+}
+
+export interface Goals {
+  /** Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two hops), max mode. */
+  readonly cpu_per_req_vs_nginx_hop?: Goal & { readonly by_sidecar: Record<string, number> };
+  /** (mesh p99 − direct p99) ÷ (nginx p99 − direct p99), rate mode. */
+  readonly added_p99_vs_nginx?: Goal & { readonly mesh_added_ms: number; readonly nginx_added_ms: number };
+  /** The highest sidecar RSS under 32 connections (max mode), MB. */
+  readonly max_sidecar_rss_mb?: Goal;
+}
+
+const MB = 1024 * 1024;
+const sorted = (xs: readonly number[]) => [...xs].sort((a, b) => a - b);
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = sorted(xs);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+const spread = (xs: readonly number[]): Spread => ({ min: Math.min(...xs), max: Math.max(...xs) });
+
+function proxyRow(samples: readonly ProxySample[]): ProxyRow {
+  const cpu = samples.map((s) => s.cpuUsPerReq);
+  const rss = samples.map((s) => s.rssBytes / MB);
+  const sys = median(samples.map((s) => s.sysUsPerReq));
+  return { name: samples[0]!.name, cpu_us_per_req: median(cpu), sys_us_per_req: sys, rss_mb: median(rss), spread: { cpu_us_per_req: spread(cpu), rss_mb: spread(rss) } };
+}
+
+/** Groups runs by scenario and mode, in first-seen order, into medians with spreads. */
+export function aggregate(runs: readonly RunSample[]): ScenarioRow[] {
+  const groups = new Map<string, RunSample[]>();
+  for (const r of runs) {
+    const key = `${r.scenario} ${r.mode}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((rs) => {
+    const f = (pick: (r: RunSample) => number) => rs.map(pick);
+    return {
+      name: rs[0]!.scenario,
+      mode: rs[0]!.mode,
+      rps: median(f((r) => r.rps)),
+      p50_ms: median(f((r) => r.p50Ms)),
+      p90_ms: median(f((r) => r.p90Ms)),
+      p99_ms: median(f((r) => r.p99Ms)),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+      proxies: rs[0]!.proxies.map((_, i) => proxyRow(rs.map((r) => r.proxies[i]!))),
+      rounds: rs.length,
+      spread: { rps: spread(f((r) => r.rps)), p50_ms: spread(f((r) => r.p50Ms)), p90_ms: spread(f((r) => r.p90Ms)), p99_ms: spread(f((r) => r.p99Ms)) },
+      upstream: proxyRow(rs.map((r) => r.upstream)),
+    };
+  });
+}
+
+export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80 } as const;
+
+/** The goal ratios, for those whose scenarios ran. */
+export function goals(rows: readonly ScenarioRow[]): Goals {
+  const row = (name: string, mode: Mode) => rows.find((r) => r.name === name && r.mode === mode);
+  const out: { -readonly [K in keyof Goals]: Goals[K] } = {};
+  const meshMax = row('mesh', 'max');
+  const nginxMax = row('nginx', 'max');
+  if (meshMax && nginxMax && nginxMax.proxies.length) {
+    const hop = nginxMax.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0) / nginxMax.proxies.length;
+    const by = Object.fromEntries(meshMax.proxies.map((p) => [p.name, p.cpu_us_per_req / hop]));
+    const value = Math.max(...Object.values(by));
+    out.cpu_per_req_vs_nginx_hop = { value, goal: GOALS.cpuRatio, met: value <= GOALS.cpuRatio, by_sidecar: by };
+  }
+  const direct = row('direct', 'rate');
+  const meshRate = row('mesh', 'rate');
+  const nginxRate = row('nginx', 'rate');
+  if (direct && meshRate && nginxRate) {
+    const mesh = meshRate.p99_ms - direct.p99_ms;
+    const nginx = nginxRate.p99_ms - direct.p99_ms;
+    // nginx's added p99 can come out ≤ 0 on a noisy machine: then there is no ratio to give.
+    const value = nginx > 0 ? mesh / nginx : NaN;
+    out.added_p99_vs_nginx = { value, goal: GOALS.p99Ratio, met: value <= GOALS.p99Ratio, mesh_added_ms: mesh, nginx_added_ms: nginx };
+  }
+  if (meshMax) {
+    const value = Math.max(...meshMax.proxies.map((p) => p.rss_mb));
+    out.max_sidecar_rss_mb = { value, goal: GOALS.rssMb, met: value <= GOALS.rssMb };
+  }
+  return out;
+}
+
+// ---- the human table
+
+const num = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
+const withSpread = (x: number, s: Spread, digits: number) => `${num(x, digits)} (${num(s.min, digits)}–${num(s.max, digits)})`;
+const pad = (s: string, n: number) => s.padEnd(n);
+
+function proxyLine(p: ProxyRow, label = p.name): string {
+  return `    ${pad(label, 18)} cpu ${pad(withSpread(p.cpu_us_per_req, p.spread.cpu_us_per_req, 1), 22)} µs/req (sys ${pad(`${num(p.sys_us_per_req, 1)})`, 7)} rss ${withSpread(p.rss_mb, p.spread.rss_mb, 1)} MB`;
+}
+
+export function table(rows: readonly ScenarioRow[], g: Goals): string {
+  const out: string[] = [];
+  out.push(`${pad('scenario', 9)}${pad('mode', 6)}${pad('req/s (min–max)', 26)}${pad('p50 ms', 8)}${pad('p90 ms', 8)}${pad('p99 ms (min–max)', 24)}errors`);
+  for (const r of rows) {
+    out.push(`${pad(r.name, 9)}${pad(r.mode, 6)}${pad(withSpread(r.rps, r.spread.rps, 0), 26)}${pad(num(r.p50_ms, 2), 8)}${pad(num(r.p90_ms, 2), 8)}${pad(withSpread(r.p99_ms, r.spread.p99_ms, 2), 24)}${r.errors}`);
+    for (const p of r.proxies) out.push(proxyLine(p));
+    out.push(proxyLine(r.upstream, '(upstream nginx)'));
+  }
+  const verdict = (x: Goal) => (x.met ? 'met' : 'NOT met');
+  out.push('', 'goals (ratios within this run):');
+  if (g.cpu_per_req_vs_nginx_hop) {
+    const c = g.cpu_per_req_vs_nginx_hop;
+    const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    out.push(`  sidecar CPU per request ÷ nginx per hop (max): ${each} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+  }
+  if (g.added_p99_vs_nginx) {
+    const p = g.added_p99_vs_nginx;
+    out.push(`  added p99 at 1000 req/s: mesh +${num(p.mesh_added_ms, 2)} ms, nginx +${num(p.nginx_added_ms, 2)} ms → ${num(p.value, 2)}× — goal ≤ ${p.goal}×: ${Number.isFinite(p.value) ? verdict(p) : 'no ratio (nginx added nothing measurable)'}`);
+  }
+  if (g.max_sidecar_rss_mb) {
+    const m = g.max_sidecar_rss_mb;
+    out.push(`  max sidecar RSS under 32 connections: ${num(m.value, 1)} MB — goal ≤ ${m.goal} MB: ${verdict(m)}`);
+  }
+  if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios)');
+  return out.join('\n');
+}

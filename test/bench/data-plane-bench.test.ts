@@ -1,0 +1,170 @@
+/**
+ * The data-plane bench (`npm run bench`, bench/data-plane/) for shape, not
+ * speed: a `--quick --json` run yields the documented document with every
+ * scenario × mode, zero errors and every proxy's CPU and RSS; Ctrl-C and the
+ * end of a run leave none of its processes behind; usage errors name the
+ * flag. No timing assertions. Needs nginx and h2load (`.ci/run` installs
+ * them); without them the run tests are skipped here and fail in CI.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ROOT } from '../helpers/mesh.js';
+
+const BENCH = join(ROOT, 'dist', 'bench', 'data-plane', 'main.js');
+const have = (cmd: string, arg: string) => !spawnSync(cmd, [arg]).error;
+const tools = have('nginx', '-v') && have('h2load', '--version');
+const needTools = tools ? {} : process.env.CI ? {} : { skip: 'nginx and h2load are not installed (apt-get install nginx nghttp2-client)' };
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs the bench with TMPDIR set to a fresh dir, so that its processes can be told by their environment; bounded by `ms`. */
+function bench(args: string[], ms: number, onErr?: (err: string, pid: number) => void): { tmp: string; done: Promise<Run> } {
+  const tmp = mkdtempSync(join(tmpdir(), 'bench-test-'));
+  const child = spawn(process.execPath, [BENCH, ...args], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r: Run = { code: null, out: '', err: '' };
+  child.stdout.on('data', (b: Buffer) => (r.out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => {
+    r.err += b.toString();
+    onErr?.(r.err, child.pid!);
+  });
+  const bound = setTimeout(() => child.kill('SIGINT'), ms);
+  const done = new Promise<Run>((resolve) => child.on('exit', (code) => {
+    clearTimeout(bound);
+    r.code = code;
+    resolve(r);
+  }));
+  return { tmp, done };
+}
+
+/**
+ * PIDs of live processes the bench started: their environment carries
+ * TMPDIR=`tmp` (inherited), or — nginx overwrites its environment with its
+ * process title — they hold a file under `tmp` open (nginx's error log).
+ */
+function processesOf(tmp: string): number[] {
+  const out: number[] = [];
+  const holdsFileUnder = (pid: string) => readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${tmp}/`);
+    } catch {
+      return false;
+    }
+  });
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      if (/^\S+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) continue;
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`TMPDIR=${tmp}`) || holdsFileUnder(pid)) out.push(Number(pid));
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return out;
+}
+
+async function noneLeft(tmp: string): Promise<number[]> {
+  // The bench waits for its groups before exiting; allow the kernel a moment to reap.
+  for (let i = 0; i < 20 && processesOf(tmp).length; i++) await new Promise((r) => setTimeout(r, 100));
+  return processesOf(tmp);
+}
+
+const finite = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x), `${what} is a finite number: ${x}`);
+const positive = (x: unknown, what: string) => {
+  finite(x, what);
+  assert.ok((x as number) > 0, `${what} > 0: ${x}`);
+};
+
+const PROXIES: Record<string, string[]> = { direct: [], mesh: ['sidecar-outbound', 'sidecar-inbound'], nginx: ['nginx-outbound', 'nginx-inbound'] };
+
+test('--quick --json: every scenario and mode with the documented fields, zero errors, every proxy with CPU and RSS; no process left', needTools, async () => {
+  const { tmp, done } = bench(['--quick', '--json'], 120_000);
+  const r = await done;
+  try {
+    assert.equal(r.code, 0, r.err.slice(-3000));
+    const doc = JSON.parse(r.out) as {
+      machine: Record<string, unknown>;
+      scenarios: { name: string; mode: string; rps: number; p50_ms: number; p90_ms: number; p99_ms: number; errors: number; proxies: { name: string; cpu_us_per_req: number; rss_mb: number }[] }[];
+      goals: Record<string, { value: number | null; goal: number; met: boolean }>;
+    };
+    assert.equal(typeof doc.machine.node, 'string');
+    positive(doc.machine.cpus, 'machine.cpus');
+    const seen = doc.scenarios.map((s) => `${s.name} ${s.mode}`);
+    assert.deepEqual([...seen].sort(), ['direct max', 'direct rate', 'mesh max', 'mesh rate', 'nginx max', 'nginx rate']);
+    for (const s of doc.scenarios) {
+      const at = `${s.name} ${s.mode}`;
+      positive(s.rps, `${at} rps`);
+      for (const k of ['p50_ms', 'p90_ms', 'p99_ms'] as const) positive(s[k], `${at} ${k}`);
+      assert.ok(s.p50_ms <= s.p90_ms && s.p90_ms <= s.p99_ms, `${at}: p50 ≤ p90 ≤ p99`);
+      assert.equal(s.errors, 0, `${at} errors`);
+      assert.deepEqual(s.proxies.map((p) => p.name), PROXIES[s.name], `${at} proxies`);
+      for (const p of s.proxies) {
+        // CPU time comes in 10 ms ticks: a short run at 1 000 req/s may read 0 for nginx; at max load it cannot.
+        if (s.mode === 'max') positive(p.cpu_us_per_req, `${at} ${p.name} cpu_us_per_req`);
+        else finite(p.cpu_us_per_req, `${at} ${p.name} cpu_us_per_req`);
+        positive(p.rss_mb, `${at} ${p.name} rss_mb`);
+      }
+    }
+    for (const k of ['cpu_per_req_vs_nginx_hop', 'added_p99_vs_nginx', 'max_sidecar_rss_mb']) {
+      assert.ok(doc.goals[k], `goals.${k}`);
+      positive(doc.goals[k]!.goal, `goals.${k}.goal`);
+      assert.equal(typeof doc.goals[k]!.met, 'boolean');
+    }
+    assert.deepEqual(await noneLeft(tmp), [], 'processes of the bench still running after it exited');
+    assert.deepEqual(readdirSync(tmp), [], 'the bench removes its temp dir');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('Ctrl-C in the middle of a round stops every process the bench started', needTools, async () => {
+  let sent = false;
+  const { tmp, done } = bench(['--rounds', '3', '--duration', '3', '--scenarios', 'mesh,nginx'], 60_000, (err, pid) => {
+    if (!sent && /round 1\/3: mesh max/.test(err)) {
+      sent = true;
+      setTimeout(() => process.kill(pid, 'SIGINT'), 500);
+    }
+  });
+  const r = await done;
+  try {
+    assert.ok(sent, `the bench never reached its first mesh round:\n${r.err.slice(-3000)}`);
+    assert.equal(r.code, 130, r.err.slice(-3000));
+    assert.match(r.err, /SIGINT: stopping every process it started/);
+    assert.deepEqual(await noneLeft(tmp), [], 'processes of the bench still running after Ctrl-C');
+    assert.ok(!existsSync(tmp) || readdirSync(tmp).length === 0, 'the temp dir is removed');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('without nginx on PATH the bench exits 2 naming the packages to install', (t) => {
+  const dir = dirname(process.execPath);
+  if (existsSync(join(dir, 'nginx'))) return t.skip(`nginx is in ${dir} beside node`);
+  const r = spawnSync(process.execPath, [BENCH, '--quick'], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, PATH: dir } });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /the data-plane bench needs nginx.* is not installed\. On Debian: apt-get install nginx nghttp2-client/);
+});
+
+test('--help lists the flags; usage errors exit 2 and name the flag', () => {
+  const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(help.status, 0, help.stderr);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
+  const cases: [string[], RegExp][] = [
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, nginx; unknown: "envoy"/],
+    [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
+    [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
+    [['--fast'], /Unknown option '--fast'/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, msg);
+  }
+});

@@ -1,0 +1,65 @@
+/** The data-plane bench's arithmetic (bench/data-plane/h2load.ts, report.ts): h2load's output read right, medians, spreads, goal ratios. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseRun, percentile } from '../../bench/data-plane/h2load.js';
+import { aggregate, goals, median, type RunSample } from '../../bench/data-plane/report.js';
+
+const SUMMARY = `finished in 1.00s, 4.00 req/s, 4.5KB/s
+requests: 5 total, 5 started, 5 done, 3 succeeded, 2 failed, 1 errored, 0 timeout
+status codes: 3 2xx, 0 3xx, 0 4xx, 1 5xx
+`;
+
+test('parseRun: rps from the summary, percentiles from the 200 rows of the log, every other row an error', () => {
+  const log = ['1\t200\t1000', '2\t200\t3000', '3\t503\t100', '4\t200\t2000', '5\t-1\t50', ''].join('\n');
+  const r = parseRun(SUMMARY, log);
+  assert.equal(r.rps, 4);
+  assert.equal(r.ok, 3);
+  assert.equal(r.errors, 2);
+  assert.deepEqual([r.p50Ms, r.p90Ms, r.p99Ms], [2, 3, 3]);
+  assert.throws(() => parseRun('something else', ''), /h2load's summary is not in the expected form/);
+});
+
+test('percentile is the nearest rank; median averages the middle two', () => {
+  const xs = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.deepEqual([percentile(xs, 0.5), percentile(xs, 0.9), percentile(xs, 0.99), percentile(xs, 1)], [50, 90, 99, 100]);
+  assert.ok(Number.isNaN(percentile(new Float64Array(), 0.5)));
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+const proxy = (name: string, cpu: number, rssMb = 10) => ({ name, cpuUsPerReq: cpu, sysUsPerReq: cpu / 2, rssBytes: rssMb * 1024 * 1024 });
+function run(scenario: string, mode: 'max' | 'rate', p99: number, proxies: RunSample['proxies'], errors = 0): RunSample {
+  return { scenario, mode, rps: 100, errors, p50Ms: p99 / 4, p90Ms: p99 / 2, p99Ms: p99, proxies, upstream: proxy('upstream', 5) };
+}
+
+test('aggregate: medians over rounds with min–max spread, errors summed, proxies kept in order', () => {
+  const rows = aggregate([
+    run('mesh', 'max', 3, [proxy('a', 10, 50), proxy('b', 20)]),
+    run('mesh', 'max', 1, [proxy('a', 30, 70), proxy('b', 40)], 2),
+    run('mesh', 'max', 2, [proxy('a', 20, 60), proxy('b', 30)], 1),
+  ]);
+  assert.equal(rows.length, 1);
+  const r = rows[0]!;
+  assert.equal(r.rounds, 3);
+  assert.equal(r.p99_ms, 2);
+  assert.deepEqual(r.spread.p99_ms, { min: 1, max: 3 });
+  assert.equal(r.errors, 3);
+  assert.deepEqual(r.proxies.map((p) => [p.name, p.cpu_us_per_req, p.rss_mb]), [['a', 20, 60], ['b', 30, 10]]);
+  assert.deepEqual(r.proxies[0]!.spread.cpu_us_per_req, { min: 10, max: 30 });
+});
+
+test('goals: sidecar CPU ÷ nginx per hop, added p99 ÷ nginx added p99, max sidecar RSS; no p99 ratio when nginx added nothing', () => {
+  const rows = aggregate([
+    run('direct', 'max', 1, []), run('direct', 'rate', 1, []),
+    run('mesh', 'max', 9, [proxy('sidecar-outbound', 60, 90), proxy('sidecar-inbound', 45, 70)]), run('mesh', 'rate', 4, []),
+    run('nginx', 'max', 2, [proxy('nginx-outbound', 16), proxy('nginx-inbound', 14)]), run('nginx', 'rate', 2.5, []),
+  ]);
+  const g = goals(rows);
+  assert.deepEqual(g.cpu_per_req_vs_nginx_hop, { value: 4, goal: 3, met: false, by_sidecar: { 'sidecar-outbound': 4, 'sidecar-inbound': 3 } });
+  assert.deepEqual(g.added_p99_vs_nginx, { value: 2, goal: 2, met: true, mesh_added_ms: 3, nginx_added_ms: 1.5 });
+  assert.deepEqual(g.max_sidecar_rss_mb, { value: 90, goal: 80, met: false });
+  const flat = goals(aggregate([run('direct', 'rate', 2, []), run('mesh', 'rate', 4, []), run('nginx', 'rate', 2, [])]));
+  assert.ok(Number.isNaN(flat.added_p99_vs_nginx!.value));
+  assert.equal(flat.added_p99_vs_nginx!.met, false);
+  assert.deepEqual(Object.keys(goals(aggregate([run('direct', 'max', 1, [])]))), []);
+});
