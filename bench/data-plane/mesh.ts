@@ -14,6 +14,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import type { Child, Children } from './children.js';
 import { answers200 } from './probe.js';
 
@@ -72,7 +73,7 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const sidecar = async (instance: string, extra: string[]) => {
     const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${instance}.cpuprofile`] : [];
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
-      ...node, TRELLIS_MAIN, 'proxy', '--control-plane', grpc, '--instance', instance,
+      ...node, ...PROXY_NODE_FLAGS, TRELLIS_MAIN, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
     ]);
     const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=\S+/, 15_000);

@@ -3,48 +3,48 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { TrellisError } from '../api/diagnostic.js';
-import { codesCommand } from './commands/codes.js';
-import { compileCommand } from './commands/compile.js';
-import { controlPlaneCommand } from './commands/control-plane.js';
-import { proxyCommand } from './commands/proxy.js';
-import { defaultsCommand } from './commands/defaults.js';
-import { explainCommand } from './commands/explain.js';
-import { graphCommand } from './commands/graph.js';
-import { logsCommand } from './commands/logs.js';
-import { statusCommand } from './commands/status.js';
-import { topCommand } from './commands/top.js';
-import { upCommand } from './commands/up.js';
-import { validateCommand } from './commands/validate.js';
-import { CliError } from './mesh-input.js';
+import { CliError } from './cli-error.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function program(): Command {
+/**
+ * The subcommands, each loaded only when needed: a run of one command
+ * imports that command's module alone. This matters most for
+ * `trellis proxy`, a process per workload instance, which must not hold the
+ * compiler, the configuration loader or the control plane in memory.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  validate: async () => (await import('./commands/validate.js')).validateCommand(),
+  explain: async () => (await import('./commands/explain.js')).explainCommand(),
+  compile: async () => (await import('./commands/compile.js')).compileCommand(),
+  defaults: async () => (await import('./commands/defaults.js')).defaultsCommand(),
+  codes: async () => (await import('./commands/codes.js')).codesCommand(),
+  up: async () => (await import('./commands/up.js')).upCommand(),
+  status: async () => (await import('./commands/status.js')).statusCommand(),
+  logs: async () => (await import('./commands/logs.js')).logsCommand(),
+  graph: async () => (await import('./commands/graph.js')).graphCommand(),
+  top: async () => (await import('./commands/top.js')).topCommand(),
+  'control-plane': async () => (await import('./commands/control-plane.js')).controlPlaneCommand(),
+  proxy: async () => (await import('./commands/proxy.js')).proxyCommand(),
+};
+
+/** The program with every subcommand, or only `only` when it names one (the others are not loaded). */
+export async function program(only?: string): Promise<Command> {
   const p = new Command('trellis')
     .description(
       'Trellis — a service mesh whose configuration you can test like code.\n' +
       'Configuration is Istio\'s API (VirtualService, DestinationRule, AuthorizationPolicy, …) in YAML files.',
     )
     .version(pkg.version, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .addCommand(validateCommand())
-    .addCommand(explainCommand())
-    .addCommand(compileCommand())
-    .addCommand(defaultsCommand())
-    .addCommand(codesCommand())
-    .addCommand(upCommand())
-    .addCommand(statusCommand())
-    .addCommand(logsCommand())
-    .addCommand(graphCommand())
-    .addCommand(topCommand())
-    .addCommand(controlPlaneCommand())
-    .addCommand(proxyCommand());
+    .showHelpAfterError('(run with --help for usage)');
+  const names = only !== undefined && Object.hasOwn(COMMANDS, only) ? [only] : Object.keys(COMMANDS);
+  for (const c of await Promise.all(names.map((n) => COMMANDS[n]!()))) p.addCommand(c);
   for (const c of p.commands) c.showHelpAfterError('(run with --help for usage)');
   return p;
 }
 
 async function main(argv: string[]): Promise<void> {
-  const p = program();
+  const p = await program(argv[2]);
   p.exitOverride();
   for (const c of p.commands) c.exitOverride();
   try {

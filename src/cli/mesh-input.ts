@@ -37,9 +37,4 @@ export function report(ds: readonly Diagnostic[], opts: { quiet?: boolean } = {}
   return errors;
 }
 
-/** A user-facing failure: message to stderr, exit code 1 (2 for usage errors). */
-export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
-  }
-}
+export { CliError } from './cli-error.js';

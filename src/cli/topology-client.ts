@@ -6,8 +6,8 @@
  * say what to do, and the number formats of both views.
  */
 import type { ServiceNode, Signals, TopologyDoc } from '../controlplane/topology.js';
-import { durationArg } from './commands/control-plane.js';
-import { CliError } from './mesh-input.js';
+import { durationArg } from './args.js';
+import { CliError } from './cli-error.js';
 import { httpGet } from './up/http-probe.js';
 import { pidAlive } from './up/process-group.js';
 import { findStateDir, MESH_FILE, readMeshState } from './up/state.js';

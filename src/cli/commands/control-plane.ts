@@ -1,32 +1,9 @@
 /** `trellis control-plane`: the control plane as a process (docs/running-mesh.md). */
 import { Command } from 'commander';
-import { parseDuration } from '../../api/duration.js';
 import { createControlPlane } from '../../controlplane/control-plane.js';
 import { formatEvent } from '../../controlplane/events.js';
-import { CliError } from '../mesh-input.js';
-
-/** A port flag: 0–65535. */
-export function portArg(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n > 65535) throw new CliError(`${flag} must be a port number 0-65535 (0 picks a free port), not "${v}"`, 2);
-    return n;
-  };
-}
-
-/** A duration flag, Istio style (`10s`, `500ms`, `1m`). */
-export function durationArg(flag: string) {
-  return (v: string): number => {
-    const ms = parseDuration(v);
-    if (ms === undefined) throw new CliError(`${flag} must be a duration like 10s, 500ms or 1m, not "${v}"`, 2);
-    return ms;
-  };
-}
-
-/** Writes one line per event with a timestamp. */
-export function logLine(prefix: string, text: string): void {
-  process.stdout.write(`${new Date().toISOString()} ${prefix} ${text}\n`);
-}
+import { durationArg, logLine, portArg } from '../args.js';
+import { CliError } from '../cli-error.js';
 
 interface Flags {
   config: string;

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { CliError } from '../mesh-input.js';
+import { CliError } from '../cli-error.js';
 import { fileSize, followFile, tailLines } from '../up/log-files.js';
 import { selectLogs, type LogSource, type Selection } from '../up/log-select.js';
 import { findStateDir, readMeshState, type MeshState } from '../up/state.js';

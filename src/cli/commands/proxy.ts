@@ -4,8 +4,8 @@ import { createAgent, type AgentEvent } from '../../proxy/agent.js';
 import { createDataPlane } from '../../proxy/data-plane.js';
 import { parseSize, type ProxyLimits } from '../../proxy/limits.js';
 import type { UpstreamPort } from '../../proxy/types.js';
-import { CliError } from '../mesh-input.js';
-import { durationArg, logLine, portArg } from './control-plane.js';
+import { durationArg, logLine, portArg } from '../args.js';
+import { CliError } from '../cli-error.js';
 
 /** Exit status of a proxy whose registration the control plane refused. */
 export const EXIT_REFUSED = 3;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { CliError } from '../mesh-input.js';
+import { CliError } from '../cli-error.js';
 import { fetchProxies, type ProxyStatus } from '../up/control-plane-admin.js';
 import { pidAlive } from '../up/process-group.js';
 import { findStateDir, MESH_FILE, readMeshState } from '../up/state.js';

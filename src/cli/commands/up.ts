@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { parseDuration } from '../../api/duration.js';
 import { CliError, loadMesh, report } from '../mesh-input.js';
+import { PROXY_NODE_FLAGS } from '../proxy-process.js';
 import { planMesh, portsNeeded } from '../up/plan.js';
 import { allocatePorts, PortPool } from '../up/ports.js';
 import { createProgress } from '../up/progress.js';
@@ -13,6 +14,8 @@ import { formatSummary } from '../up/summary.js';
 
 /** The argv that runs this very `trellis` (for its control-plane and proxy subcommands). */
 const TRELLIS = [process.execPath, fileURLToPath(new URL('../main.js', import.meta.url))];
+/** The same for proxies, with the node flags a proxy runs with (proxy-process.ts). */
+const TRELLIS_PROXY = [process.execPath, ...PROXY_NODE_FLAGS, fileURLToPath(new URL('../main.js', import.meta.url))];
 
 export interface UpCommandOptions {
   /** The argv that runs `trellis` for the control-plane and proxy subcommands; this very CLI by default (tests put stand-ins here). */
@@ -94,7 +97,7 @@ export function upCommand(co: UpCommandOptions = {}): Command {
         process.stdout.write(`Starting ${plan.instances.length} instances${plan.gateways.length ? ` and ${plan.gateways.length} gateway${plan.gateways.length === 1 ? '' : 's'}` : ''} from ${configDir} (state: ${stateDir})\n`);
         try {
           mesh = await RunningMesh.start(plan, {
-            configDir, stateDir, trellis: co.trellis ?? TRELLIS, env: process.env, startupTimeoutMs, stopGraceMs,
+            configDir, stateDir, trellis: co.trellis ?? TRELLIS, proxyTrellis: co.trellis ?? TRELLIS_PROXY, env: process.env, startupTimeoutMs, stopGraceMs,
             progress, log: (line) => process.stdout.write(line + '\n'), signal: ac.signal,
           });
         } catch (e) {

@@ -8,7 +8,7 @@ import { appServices } from '../../api/kinds/app.js';
 import { labelsMatch } from '../../policy/route-match.js';
 import { instanceName } from '../../registry/endpoints.js';
 import type { Registry } from '../../registry/types.js';
-import { CliError } from '../mesh-input.js';
+import { CliError } from '../cli-error.js';
 
 /** One instance of an App workload: its sidecar and its app. */
 export interface InstancePlan {

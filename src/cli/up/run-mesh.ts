@@ -32,6 +32,8 @@ export interface RunOptions {
   readonly stateDir: string;
   /** The argv that runs `trellis` (`[node, dist/src/cli/main.js]`); control-plane and proxy are its subcommands. */
   readonly trellis: readonly string[];
+  /** The argv that runs `trellis` for the proxies (with the node flags of proxy-process.ts); `trellis` when absent. */
+  readonly proxyTrellis?: readonly string[];
   /** The environment the children start from. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Time for the whole start-up. */
@@ -159,7 +161,7 @@ export class RunningMesh {
       const p = this.plan;
       await this.#startAndWait('control plane', logNames.controlPlane, 'control-plane', [...o.trellis, ...controlPlaneArgs(p, o.configDir, o.stateDir)],
         () => httpOk(`http://127.0.0.1:${p.controlPlane.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() }), `admin :${p.controlPlane.adminPort}`);
-      await Promise.all(p.gateways.map((g) => this.#startAndWait(`ingress ${g.instance}`, logNames.ingress(g.instance), 'proxy', [...o.trellis, ...gatewayArgs(p, g)],
+      await Promise.all(p.gateways.map((g) => this.#startAndWait(`ingress ${g.instance}`, logNames.ingress(g.instance), 'proxy', [...(o.proxyTrellis ?? o.trellis), ...gatewayArgs(p, g)],
         () => httpOk(`http://127.0.0.1:${g.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() }),
         Object.entries(g.listen).map(([s, l]) => `:${l} (port ${s})`).join(', '))));
       await Promise.all(p.instances.map((i) => this.#startInstance(i, left)));
@@ -187,7 +189,7 @@ export class RunningMesh {
     const step = o.progress.step(i.instance);
     const began = Date.now();
     step.update('starting sidecar');
-    this.#sup.start({ name: logNames.proxy(i.instance), command: [...o.trellis, ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy', i.instance);
+    this.#sup.start({ name: logNames.proxy(i.instance), command: [...(o.proxyTrellis ?? o.trellis), ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy', i.instance);
     const proxy = await httpOk(`http://127.0.0.1:${i.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() });
     this.#failed(step, `sidecar of ${i.instance}`, logNames.proxy(i.instance), proxy);
     step.update(`sidecar ready (${secs(proxy.ms)}), starting app`);

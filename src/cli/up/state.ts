@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { CliError } from '../mesh-input.js';
+import { CliError } from '../cli-error.js';
 
 /** `mesh.json`. Fields beyond docs/running-mesh.md (status, stateDir, pids, admin ports of gateways) are additions. */
 export interface MeshState {
