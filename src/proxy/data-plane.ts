@@ -77,9 +77,9 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   };
 
   /** Opaque TCP connections (both directions), cut by close() after the grace. */
-  const tunnels = new TunnelSet();
   const listeners: Listener[] = [];
   const limits = resolveLimits(opts.limits);
+  const tunnels = new TunnelSet(limits.idleTimeoutMs);
   if (opts.mode === 'sidecar') {
     const outbound = new ProxyServer(outboundHandler(ctx), { direction: 'outbound', limits, ctx });
     outbound.http1.on('connect', refuseConnect);

@@ -27,6 +27,12 @@ const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
 /** The tunnels of one data plane, so that close() can cut those still open once its grace has passed. */
 export class TunnelSet {
   readonly #open = new Set<Tunnel>();
+  /**
+   * A tunnel with no byte either way for this long is closed (both sides),
+   * as Envoy's tcp_proxy `idle_timeout` (1 h by default in Istio). The data
+   * plane gives its connection idle timeout (limits.ts); 0: never.
+   */
+  constructor(readonly idleTimeoutMs = 0) {}
   add(t: Tunnel): void { this.#open.add(t); }
   delete(t: Tunnel): void { this.#open.delete(t); }
   destroyAll(): void {
@@ -75,8 +81,7 @@ export class Tunnel {
   splice(up: Socket): void {
     this.#up = up;
     up.on('error', () => this.flag('UC'));
-    // No idle limit yet for TCP (Istio's default idle timeout is an hour).
-    splice(this.downstream, up, { idleTimeoutMs: 0, onClose: () => this.#end() });
+    splice(this.downstream, up, { idleTimeoutMs: this.set.idleTimeoutMs, onClose: () => this.#end() });
   }
 
   /** Outbound: the client can only be closed. The tunnel ends at once with the kind's status and flag. */

@@ -392,3 +392,25 @@ test('close() cuts tunnels still open once its grace has passed', async () => {
   await other.close(200);
   await c.endedWithin(2000);
 });
+
+test('a tunnel with no byte either way for the idle timeout is closed; a busy one outlives it', async () => {
+  const IDLE = 400;
+  const other = await startProxy({ mode: 'sidecar', upstreams: [{ host: 'db', port: 5432, localPort: 0 }], limits: { idleTimeoutMs: IDLE } }, mesh.snapshot);
+  const port = Number(other.addresses.upstreams!['db:5432']!.split(':')[1]);
+  const idle = new Conn(port);
+  const busy = new Conn(port);
+  idle.socket.write('PING\n');
+  busy.socket.write('PING\n');
+  await Promise.all([idle.lines(1), busy.lines(1)]);
+  // The busy one talks every IDLE/4 for 3 × IDLE: it must stay open while the idle one is closed.
+  const began = Date.now();
+  for (let n = 2; Date.now() - began < 3 * IDLE; n++) {
+    busy.socket.write('PING\n');
+    await busy.lines(n);
+    await new Promise((r) => setTimeout(r, IDLE / 4));
+  }
+  await idle.endedWithin(IDLE);
+  assert.equal(busy.closed || busy.ended, false, 'the busy tunnel was closed');
+  busy.socket.end();
+  await other.close(200);
+});
