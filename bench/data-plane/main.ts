@@ -9,6 +9,10 @@
  *           configured by a real `trellis control-plane`
  *   nginx   h2load → nginx → nginx → upstream (the same two hops, done by a
  *           native proxy configured as a fair peer)
+ *   mesh-bare, mesh-observed
+ *           the mesh with observability as far off as it goes, and with all of
+ *           it on (metrics, a JSON access log, 1 % of requests traced to a
+ *           collector the bench runs): the cost of observability (mesh.ts)
  *
  * each in two modes: `max` (32 connections, closed loop: throughput and CPU
  * per request) and `rate` (1 000 requests/s: latency). For each: req/s,
@@ -19,25 +23,29 @@
  * figures are medians with the spread (min–max) beside them.
  *
  * How to read it: absolute numbers drift on a shared 2-core machine; the
- * ratios at the end (sidecar vs nginx, in the same run) are what the goals
- * are about. Everything runs on one machine, the load generator included, so
- * `max` is bounded by the 2 cores together, not by one proxy alone.
+ * ratios at the end (sidecar vs nginx, observed vs bare, in the same run) are
+ * what the goals are about. Everything runs on one machine, the load
+ * generator included, so `max` is bounded by the 2 cores together, not by one
+ * proxy alone.
  * docs/benchmark.md explains the figures and the JSON document.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Children, type Child } from './children.js';
+import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
-import { startMesh, TRELLIS_MAIN, UPSTREAM_AUTHORITY } from './mesh.js';
+import { checkObservability, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
 import { startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
 import { aggregate, goals, table, type RunSample } from './report.js';
 
-const SCENARIOS = ['direct', 'mesh', 'nginx'] as const;
+const SCENARIOS = ['direct', 'mesh', 'mesh-bare', 'mesh-observed', 'nginx'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** The mesh scenarios and what their sidecars observe. */
+const MESHES: Partial<Record<ScenarioName, Observability>> = { mesh: 'default', 'mesh-bare': 'off', 'mesh-observed': 'all' };
 const MODES: readonly Mode[] = ['max', 'rate'];
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
@@ -46,9 +54,13 @@ const HELP = `npm run bench [-- flags]   (or: node dist/bench/data-plane/main.js
 
 The data-plane benchmark: direct, through two trellis sidecars (mesh), and
 through two nginx proxies (nginx), each at max load (32 connections) and at
-${RATE_RPS} requests/s. Prints a table (or one JSON document with --json) of
-req/s, p50/p90/p99, errors, and each proxy's CPU per request and RSS, with the
-goal ratios of issue 5. Needs nginx and h2load: ${INSTALL}
+${RATE_RPS} requests/s. The cost of observability: the two sidecars with it as
+far off as it goes (mesh-bare: no service metrics, access log or tracing), and
+with all of it on (mesh-observed: service metrics, a JSON access log, and
+${TRACE_SAMPLING_PERCENT} % of requests traced to a collector the bench runs). Prints a table (or
+one JSON document with --json) of req/s, p50/p90/p99, errors, and each proxy's
+CPU per request and RSS, with the goal ratios of issues 5 and 7.
+Needs nginx and h2load: ${INSTALL}
 
   --json             print one JSON document (docs/benchmark.md) instead of the table
   --rounds N         measured rounds per scenario and mode (default 5)
@@ -122,6 +134,8 @@ interface Scenario {
   readonly name: ScenarioName;
   readonly target: LoadTarget;
   readonly proxies: readonly { readonly name: string; readonly child: Child }[];
+  /** Fails unless the scenario is what it claims (run after its warm-up). */
+  readonly check?: () => Promise<void>;
 }
 
 async function measure(children: Children, s: Scenario, upstream: Nginx, mode: Mode, ms: number, logFile: string): Promise<RunSample> {
@@ -147,12 +161,24 @@ async function measure(children: Children, s: Scenario, upstream: Nginx, mode: M
 async function run(o: Settings, tools: { nginx: string; h2load: string }, children: Children, dir: string): Promise<void> {
   const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
   const upstream = await startUpstream(children, join(dir, 'upstream'));
+  // In this process, unref'd: an error anywhere ends the bench with process.exit, and the collector with it.
+  const collector = o.scenarios.includes('mesh-observed') ? new Collector() : undefined;
+  const collectorPort = await collector?.start();
   const scenarios: Scenario[] = [];
+  let accessLog: string | undefined;
   for (const name of o.scenarios) {
     if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
-    if (name === 'mesh') {
-      const m = await startMesh(children, { dir: join(dir, 'mesh'), upstreamPort: upstream.port, ...(o.profileDir ? { profileDir: o.profileDir } : {}) });
-      scenarios.push({ name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }] });
+    const observability = MESHES[name];
+    if (observability) {
+      const m = await startMesh(children, {
+        dir: join(dir, name), upstreamPort: upstream.port, observability,
+        ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
+      });
+      accessLog ??= m.accessLog;
+      scenarios.push({
+        name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }],
+        check: () => checkObservability(m, observability, () => collector?.spans ?? 0),
+      });
     }
     if (name === 'nginx') {
       const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), upstream.port);
@@ -164,6 +190,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
   for (const s of scenarios) {
     say(`warming up ${s.name} (${o.warmupMs} ms at max)`);
     await runLoad(children, s.target, 'max', o.warmupMs, logFile);
+    await s.check?.();
   }
   const runs: RunSample[] = [];
   for (let r = 0; r < o.rounds; r++) {
@@ -176,6 +203,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
       }
     }
   }
+  await collector?.close();
   const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + MODES.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
   const g = goals(rows);
@@ -183,7 +211,15 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
     node: process.version, kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown',
     clk_tck: CLK_TCK, nginx: tools.nginx, h2load: tools.h2load, load_average: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
   };
-  const document = { machine, settings: { rounds: o.rounds, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined }, scenarios: rows, goals: g };
+  // What mesh-observed's sidecars produced over the whole run: evidence that it observed what it says.
+  const observed = collector && {
+    trace_sampling_percent: TRACE_SAMPLING_PERCENT, spans_received: collector.spans, span_exports: collector.exports,
+    access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
+  };
+  const document = {
+    machine, settings: { rounds: o.rounds, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    scenarios: rows, goals: g, ...(observed ? { observed } : {}),
+  };
   if (o.json) {
     // Three decimals are more than the machine's noise allows; NaN (no ratio) becomes null.
     const rounded = (_: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v);
@@ -193,6 +229,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
   process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
   if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
   process.stdout.write(table(rows, g) + '\n');
+  if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB\n`);
 }
 
 async function main(): Promise<number> {

@@ -7,14 +7,28 @@
  * No health checks (a proxy without one registers healthy), so that the
  * sidecars do nothing but carry the load.
  *
+ * What the sidecars observe (`MeshOptions.observability`), for the cost of
+ * observability in `mesh-bare` and `mesh-observed`:
+ * - `default` (the `mesh` scenario): what a user gets without configuring
+ *   anything: Istio's service metrics on, no access log, no tracing;
+ * - `off`: as little as can be turned off: `TRELLIS_METRICS=off` (no service
+ *   metrics), so with no access log and no tracing the sidecars publish no
+ *   request records at all; the proxy-level counters remain;
+ * - `all`: service metrics, a JSON access log (MeshConfig `accessLogFile`, one
+ *   file in the scenario's dir that both sidecars append to) and tracing at
+ *   1 % sampling, exported to the bench's collector (collector.ts).
+ * The environment's own `TRELLIS_METRICS*` / `TRELLIS_ACCESS_LOG_*` never
+ * reach the sidecars: each scenario is exactly what it says.
+ *
  * Plaintext between the sidecars until mTLS lands; then `MeshOptions.mtls`
  * is where a `mesh-mtls` scenario turns it on (a PeerAuthentication STRICT
  * file in `configFiles`), and the nginx scenario gets the same certificates.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
+import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
 import type { Child, Children } from './children.js';
 import { answers200 } from './probe.js';
 
@@ -37,10 +51,19 @@ spec:
     command: [nginx]
 `;
 
+export type Observability = 'default' | 'off' | 'all';
+
+/** Trace sampling of `observability: 'all'`, percent (Istio's default). */
+export const TRACE_SAMPLING_PERCENT = 1;
+
 export interface MeshOptions {
-  /** Where the config dir and state dir go. */
+  /** Where the config dir and state dir go (and the access log, with `observability: 'all'`). */
   readonly dir: string;
   readonly upstreamPort: number;
+  /** What the sidecars observe; `default` when absent. */
+  readonly observability?: Observability;
+  /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` exports spans to. */
+  readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
   readonly profileDir?: string;
   /** Not yet: mTLS between the sidecars (the security issue). */
@@ -55,16 +78,43 @@ export interface Mesh {
   readonly inbound: Child;
   /** The outbound listener, 127.0.0.1:port. */
   readonly entryPort: number;
+  /** Each sidecar's admin address (host:port), outbound first: where /metrics is. */
+  readonly admin: readonly [string, string];
+  /** The access log both sidecars write, with `observability: 'all'`. */
+  readonly accessLog?: string;
 }
 
-function configFiles(): Record<string, string> {
-  return { 'app.yaml': APP };
+function meshConfig(accessLog: string, collectorPort: number): string {
+  return `apiVersion: trellis.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec:
+  accessLogFile: ${JSON.stringify(accessLog)}
+  accessLogEncoding: JSON
+  defaultConfig: { tracing: { sampling: ${TRACE_SAMPLING_PERCENT} } }
+  extensionProviders: [{ name: bench-collector, opentelemetry: { service: 127.0.0.1, port: ${collectorPort}, http: { path: /v1/traces } } }]
+  defaultProviders: { tracing: [bench-collector] }
+`;
+}
+
+function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
+  if (!accessLog) return { 'app.yaml': APP };
+  if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
+  return { 'app.yaml': APP, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
+}
+
+/** The bench's environment without telemetry settings of its own, plus the scenario's. */
+function sidecarEnv(o: MeshOptions): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TRELLIS_(METRICS|ACCESS_LOG)/.test(k)));
+  return o.observability === 'off' ? { ...env, TRELLIS_METRICS: 'off' } : env;
 }
 
 export async function startMesh(children: Children, o: MeshOptions): Promise<Mesh> {
   const config = join(o.dir, 'config');
   mkdirSync(config, { recursive: true });
-  for (const [name, text] of Object.entries(configFiles())) writeFileSync(join(config, name), text);
+  const accessLog = o.observability === 'all' ? join(o.dir, 'access.log') : undefined;
+  for (const [name, text] of Object.entries(configFiles(o, accessLog))) writeFileSync(join(config, name), text);
+  const env = sidecarEnv(o);
   const cp = children.start('trellis control-plane', process.execPath, [
     TRELLIS_MAIN, 'control-plane', '--config', config, '--grpc-port', '0', '--admin-port', '0',
     '--state-dir', join(o.dir, 'state'), '--registration-grace', '0s',
@@ -75,9 +125,9 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
       ...node, ...PROXY_NODE_FLAGS, TRELLIS_MAIN, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
-    ]);
-    const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=\S+/, 15_000);
-    return { c, outbound: m[2]! };
+    ], env);
+    const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=(\S+)/, 15_000);
+    return { c, outbound: m[2]!, admin: m[3]! };
   };
   const [inbound, outbound] = await Promise.all([
     sidecar('upstream.bench', ['--app-port', String(o.upstreamPort)]),
@@ -86,5 +136,27 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const entryPort = Number(outbound.outbound.split(':')[1]);
   // Ready when a call goes all the way through: the caller's snapshot has the callee's endpoint.
   await answers200(entryPort, UPSTREAM_AUTHORITY, outbound.c, 20_000);
-  return { controlPlane: cp, outbound: outbound.c, inbound: inbound.c, entryPort };
+  return { controlPlane: cp, outbound: outbound.c, inbound: inbound.c, entryPort, admin: [outbound.admin, inbound.admin], ...(accessLog ? { accessLog } : {}) };
+}
+
+/**
+ * Fails unless the sidecars, after some load, observe what `observability`
+ * says: Istio's service metrics in their /metrics or not; with `all`, a
+ * non-empty access log and spans at the collector (`spans()`, polled: spans
+ * leave in batches, at least every second). A switch that silently did
+ * nothing would make the scenario's figures mean something else.
+ */
+export async function checkObservability(m: Mesh, observability: Observability, spans: () => number): Promise<void> {
+  const what = `the mesh with observability "${observability}"`;
+  for (const admin of m.admin) {
+    const text = (await httpGet(`http://${admin}/metrics`, 5000)).body;
+    if (!/^trellis_proxy_requests_total\{/m.test(text)) throw new Error(`${what}: http://${admin}/metrics has no trellis_proxy_requests_total after the warm-up`);
+    const service = /^trellis_requests_total\{/m.test(text);
+    if (service !== (observability !== 'off')) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);
+  }
+  if (observability !== 'all') return;
+  const size = m.accessLog ? statSync(m.accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0;
+  if (size === 0) throw new Error(`${what}: the access log ${m.accessLog} is empty after the warm-up`);
+  const r = await pollUntil(async () => spans() > 0 || 'no span yet', { timeoutMs: 5000, intervalMs: 100 });
+  if (!r.ok) throw new Error(`${what}: the collector received no span within 5 s of the warm-up (sampling ${TRACE_SAMPLING_PERCENT} %)`);
 }

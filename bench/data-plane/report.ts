@@ -2,7 +2,7 @@
  * From measured rounds to what the bench prints: medians over rounds with
  * their spread (min–max), the `--json` document (docs/benchmark.md; later
  * issues add scenarios and fields, never change the shape), the human
- * table, and the goal ratios of issue 5 taken within the same run.
+ * table, and the goal ratios of issues 5 and 7 taken within the same run.
  */
 import type { Mode } from './h2load.js';
 
@@ -71,6 +71,17 @@ export interface Goals {
   readonly added_p99_vs_nginx?: Goal & { readonly mesh_added_ms: number; readonly nginx_added_ms: number };
   /** The highest sidecar RSS under 32 connections (max mode), MB. */
   readonly max_sidecar_rss_mb?: Goal;
+  /**
+   * The cost of observability (issue 7): the sidecar pair's CPU per request in
+   * mesh-observed ÷ in mesh-bare (max mode), each sidecar's own ratio, and the
+   * default mesh's (service metrics only) ÷ mesh-bare, null without `mesh`.
+   */
+  readonly observed_cpu_per_req_vs_bare?: Goal & {
+    readonly by_sidecar: Record<string, number>;
+    readonly observed_us_per_req: number;
+    readonly bare_us_per_req: number;
+    readonly default_vs_bare: number | null;
+  };
 }
 
 const MB = 1024 * 1024;
@@ -115,7 +126,10 @@ export function aggregate(runs: readonly RunSample[]): ScenarioRow[] {
   });
 }
 
-export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80 } as const;
+export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80, observedCpuRatio: 1.15 } as const;
+
+/** The CPU per request of a scenario's proxies together. */
+const pairCpu = (r: ScenarioRow) => r.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0);
 
 /** The goal ratios, for those whose scenarios ran. */
 export function goals(rows: readonly ScenarioRow[]): Goals {
@@ -143,6 +157,16 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
     const value = Math.max(...meshMax.proxies.map((p) => p.rss_mb));
     out.max_sidecar_rss_mb = { value, goal: GOALS.rssMb, met: value <= GOALS.rssMb };
   }
+  const bare = row('mesh-bare', 'max');
+  const observed = row('mesh-observed', 'max');
+  if (bare && observed) {
+    const value = pairCpu(observed) / pairCpu(bare);
+    const by = Object.fromEntries(observed.proxies.map((p, i) => [p.name, p.cpu_us_per_req / bare.proxies[i]!.cpu_us_per_req]));
+    out.observed_cpu_per_req_vs_bare = {
+      value, goal: GOALS.observedCpuRatio, met: value <= GOALS.observedCpuRatio, by_sidecar: by,
+      observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
+    };
+  }
   return out;
 }
 
@@ -158,9 +182,9 @@ function proxyLine(p: ProxyRow, label = p.name): string {
 
 export function table(rows: readonly ScenarioRow[], g: Goals): string {
   const out: string[] = [];
-  out.push(`${pad('scenario', 9)}${pad('mode', 6)}${pad('req/s (min–max)', 26)}${pad('p50 ms', 8)}${pad('p90 ms', 8)}${pad('p99 ms (min–max)', 24)}errors`);
+  out.push(`${pad('scenario', 15)}${pad('mode', 6)}${pad('req/s (min–max)', 26)}${pad('p50 ms', 8)}${pad('p90 ms', 8)}${pad('p99 ms (min–max)', 24)}errors`);
   for (const r of rows) {
-    out.push(`${pad(r.name, 9)}${pad(r.mode, 6)}${pad(withSpread(r.rps, r.spread.rps, 0), 26)}${pad(num(r.p50_ms, 2), 8)}${pad(num(r.p90_ms, 2), 8)}${pad(withSpread(r.p99_ms, r.spread.p99_ms, 2), 24)}${r.errors}`);
+    out.push(`${pad(r.name, 15)}${pad(r.mode, 6)}${pad(withSpread(r.rps, r.spread.rps, 0), 26)}${pad(num(r.p50_ms, 2), 8)}${pad(num(r.p90_ms, 2), 8)}${pad(withSpread(r.p99_ms, r.spread.p99_ms, 2), 24)}${r.errors}`);
     for (const p of r.proxies) out.push(proxyLine(p));
     out.push(proxyLine(r.upstream, '(upstream nginx)'));
   }
@@ -179,6 +203,12 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const m = g.max_sidecar_rss_mb;
     out.push(`  max sidecar RSS under 32 connections: ${num(m.value, 1)} MB — goal ≤ ${m.goal} MB: ${verdict(m)}`);
   }
-  if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios)');
+  if (g.observed_cpu_per_req_vs_bare) {
+    const c = g.observed_cpu_per_req_vs_bare;
+    const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    const metricsOnly = c.default_vs_bare === null ? '' : `; metrics only (mesh ÷ mesh-bare) ${num(c.default_vs_bare, 2)}×`;
+    out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+  }
+  if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios, or mesh-bare and mesh-observed)');
   return out.join('\n');
 }

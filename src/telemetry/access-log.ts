@@ -36,11 +36,19 @@ export const ACCESS_LOG_TYPE = 'access';
 let loaded: typeof Pino | undefined;
 const pinoModule = (): typeof Pino => (loaded ??= (createRequire(import.meta.url)('pino') as { pino: typeof Pino }).pino);
 
-type Sonic = DestinationStream & { end(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+type Sonic = DestinationStream & { end(): void; flush(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+
+/**
+ * Lines are gathered up to this many bytes before a write, and written at
+ * the latest every FLUSH_MS: one write per line would cost a system call per
+ * request (the bench showed the access log doubling a sidecar's CPU).
+ */
+const BATCH_BYTES = 8 * 1024;
+const FLUSH_MS = 250;
 
 function destinationFor(file: string): Sonic {
   const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
-  const s = pinoModule().destination({ dest, sync: false, mkdir: typeof dest === 'string', minLength: 0 }) as unknown as Sonic;
+  const s = pinoModule().destination({ dest, sync: false, mkdir: typeof dest === 'string', minLength: BATCH_BYTES }) as unknown as Sonic;
   // A log that cannot be written must not take the proxy down.
   s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));
   return s;
@@ -55,10 +63,14 @@ export class AccessLog {
   readonly #dest: Sonic;
   readonly #logger: Logger | undefined;
   readonly #errorsOnly: boolean;
+  readonly #flusher: NodeJS.Timeout;
   #tables: LabelTables | undefined;
 
   constructor(readonly options: AccessLogOptions) {
     this.#dest = destinationFor(options.file);
+    // sonic-boom's flush does nothing while a write is under way or the buffer is empty.
+    this.#flusher = setInterval(() => { try { this.#dest.flush(); } catch { /* closing */ } }, FLUSH_MS);
+    this.#flusher.unref();
     this.#errorsOnly = options.filter === 'errors';
     if ((options.encoding ?? 'JSON') === 'JSON') {
       // The level's place in each line carries the marker instead (no pid, hostname or time: the line has start_time).
@@ -116,6 +128,7 @@ export class AccessLog {
 
   /** Writes what is buffered and closes the destination (stdout and stderr stay open). */
   close(): Promise<void> {
+    clearInterval(this.#flusher);
     return new Promise((resolve) => {
       const d = this.#dest;
       const timer = setTimeout(resolve, 2000);

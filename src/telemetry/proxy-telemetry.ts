@@ -47,14 +47,18 @@ type MeshTelemetrySettings = Pick<MeshSettings, 'accessLogFile' | 'accessLogEnco
 /**
  * Options from the environment, for processes started without flags for them
  * (`trellis up` passes its environment to the proxies):
- * `TRELLIS_METRICS_PREFIX` (`istio_`), `TRELLIS_ACCESS_LOG_FILE`,
+ * `TRELLIS_METRICS_PREFIX` (`istio_`), `TRELLIS_METRICS` (`off`: no service
+ * metrics), `TRELLIS_ACCESS_LOG_FILE`,
  * `TRELLIS_ACCESS_LOG_ENCODING` (JSON | TEXT), `TRELLIS_ACCESS_LOG_FILTER` (all | errors).
  */
 export function telemetryOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): TelemetryOptions {
   const file = env['TRELLIS_ACCESS_LOG_FILE'];
   const encoding = env['TRELLIS_ACCESS_LOG_ENCODING']?.toUpperCase() === 'TEXT' ? 'TEXT' : 'JSON';
   const filter = env['TRELLIS_ACCESS_LOG_FILTER'] === 'errors' ? 'errors' : 'all';
+  const metrics = env['TRELLIS_METRICS'];
+  if (metrics !== undefined && metrics !== 'on' && metrics !== 'off') process.emitWarning(`TRELLIS_METRICS="${metrics}" is neither "on" nor "off": service metrics stay on`);
   return {
+    ...(metrics === 'off' ? { metrics: false } : {}),
     ...(env['TRELLIS_METRICS_PREFIX'] ? { metricsPrefix: env['TRELLIS_METRICS_PREFIX'] } : {}),
     ...(file !== undefined ? { defaultAccessLog: { file, encoding, filter } } : {}),
   };

@@ -1,7 +1,10 @@
 /**
  * The data-plane bench (`npm run bench`, bench/data-plane/) for shape, not
  * speed: a `--quick --json` run yields the documented document with every
- * scenario × mode, zero errors and every proxy's CPU and RSS; Ctrl-C and the
+ * scenario × mode, zero errors and every proxy's CPU and RSS, the cost of
+ * observability (mesh-observed ÷ mesh-bare) with evidence that the observed
+ * sidecars logged and traced (the bench itself fails when mesh-bare's
+ * sidecars have service metrics or mesh-observed's lack any); Ctrl-C and the
  * end of a run leave none of its processes behind; usage errors name the
  * flag. No timing assertions. Needs nginx and h2load (`.ci/run` installs
  * them); without them the run tests are skipped here and fail in CI.
@@ -82,7 +85,8 @@ const positive = (x: unknown, what: string) => {
   assert.ok((x as number) > 0, `${what} > 0: ${x}`);
 };
 
-const PROXIES: Record<string, string[]> = { direct: [], mesh: ['sidecar-outbound', 'sidecar-inbound'], nginx: ['nginx-outbound', 'nginx-inbound'] };
+const SIDECARS = ['sidecar-outbound', 'sidecar-inbound'];
+const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
 
 test('--quick --json: every scenario and mode with the documented fields, zero errors, every proxy with CPU and RSS; no process left', needTools, async () => {
   const { tmp, done } = bench(['--quick', '--json'], 120_000);
@@ -93,11 +97,14 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
       machine: Record<string, unknown>;
       scenarios: { name: string; mode: string; rps: number; p50_ms: number; p90_ms: number; p99_ms: number; errors: number; proxies: { name: string; cpu_us_per_req: number; rss_mb: number }[] }[];
       goals: Record<string, { value: number | null; goal: number; met: boolean }>;
+      observed?: { trace_sampling_percent: number; spans_received: number; span_exports: number; access_log_bytes: number };
     };
     assert.equal(typeof doc.machine.node, 'string');
     positive(doc.machine.cpus, 'machine.cpus');
     const seen = doc.scenarios.map((s) => `${s.name} ${s.mode}`);
-    assert.deepEqual([...seen].sort(), ['direct max', 'direct rate', 'mesh max', 'mesh rate', 'nginx max', 'nginx rate']);
+    assert.deepEqual([...seen].sort(), [
+      'direct max', 'direct rate', 'mesh max', 'mesh rate', 'mesh-bare max', 'mesh-bare rate', 'mesh-observed max', 'mesh-observed rate', 'nginx max', 'nginx rate',
+    ]);
     for (const s of doc.scenarios) {
       const at = `${s.name} ${s.mode}`;
       positive(s.rps, `${at} rps`);
@@ -112,11 +119,20 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
         positive(p.rss_mb, `${at} ${p.name} rss_mb`);
       }
     }
-    for (const k of ['cpu_per_req_vs_nginx_hop', 'added_p99_vs_nginx', 'max_sidecar_rss_mb']) {
+    for (const k of ['cpu_per_req_vs_nginx_hop', 'added_p99_vs_nginx', 'max_sidecar_rss_mb', 'observed_cpu_per_req_vs_bare']) {
       assert.ok(doc.goals[k], `goals.${k}`);
       positive(doc.goals[k]!.goal, `goals.${k}.goal`);
       assert.equal(typeof doc.goals[k]!.met, 'boolean');
     }
+    const o = doc.goals['observed_cpu_per_req_vs_bare'] as unknown as { value: number; goal: number; by_sidecar: Record<string, number>; observed_us_per_req: number; bare_us_per_req: number; default_vs_bare: number };
+    assert.equal(o.goal, 1.15);
+    for (const k of ['value', 'observed_us_per_req', 'bare_us_per_req', 'default_vs_bare'] as const) positive(o[k], `goals.observed_cpu_per_req_vs_bare.${k}`);
+    assert.deepEqual(Object.keys(o.by_sidecar), SIDECARS);
+    assert.ok(Math.abs(o.value - o.observed_us_per_req / o.bare_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
+    // What the observed sidecars produced: spans at the bench's collector, JSON lines in the access log.
+    assert.equal(doc.observed?.trace_sampling_percent, 1);
+    positive(doc.observed?.spans_received, 'observed.spans_received');
+    positive(doc.observed?.access_log_bytes, 'observed.access_log_bytes');
     assert.deepEqual(await noneLeft(tmp), [], 'processes of the bench still running after it exited');
     assert.deepEqual(readdirSync(tmp), [], 'the bench removes its temp dir');
   } finally {
@@ -155,9 +171,9 @@ test('without nginx on PATH the bench exits 2 naming the packages to install', (
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
-    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, nginx; unknown: "envoy"/],
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],

@@ -1,8 +1,8 @@
-/** The data-plane bench's arithmetic (bench/data-plane/h2load.ts, report.ts): h2load's output read right, medians, spreads, goal ratios. */
+/** The data-plane bench's arithmetic (bench/data-plane/h2load.ts, report.ts): h2load's output read right, medians, spreads, goal ratios, the table's goal lines. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRun, percentile } from '../../bench/data-plane/h2load.js';
-import { aggregate, goals, median, type RunSample } from '../../bench/data-plane/report.js';
+import { aggregate, goals, median, table, type RunSample } from '../../bench/data-plane/report.js';
 
 const SUMMARY = `finished in 1.00s, 4.00 req/s, 4.5KB/s
 requests: 5 total, 5 started, 5 done, 3 succeeded, 2 failed, 1 errored, 0 timeout
@@ -62,4 +62,22 @@ test('goals: sidecar CPU ÷ nginx per hop, added p99 ÷ nginx added p99, max sid
   assert.ok(Number.isNaN(flat.added_p99_vs_nginx!.value));
   assert.equal(flat.added_p99_vs_nginx!.met, false);
   assert.deepEqual(Object.keys(goals(aggregate([run('direct', 'max', 1, [])]))), []);
+});
+
+test('goals: the cost of observability is the sidecar pair\'s CPU per request, mesh-observed ÷ mesh-bare at max load, with each sidecar\'s and metrics-only ratios', () => {
+  const observed = [proxy('sidecar-outbound', 66), proxy('sidecar-inbound', 54)];
+  const rows = aggregate([
+    run('mesh', 'max', 9, [proxy('sidecar-outbound', 55), proxy('sidecar-inbound', 44)]),
+    run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 60), proxy('sidecar-inbound', 40)]), run('mesh-bare', 'rate', 4, [proxy('sidecar-outbound', 1), proxy('sidecar-inbound', 1)]),
+    run('mesh-observed', 'max', 9, observed), run('mesh-observed', 'rate', 4, [proxy('sidecar-outbound', 9), proxy('sidecar-inbound', 9)]),
+  ]);
+  const g = goals(rows).observed_cpu_per_req_vs_bare!;
+  assert.deepEqual(g, {
+    value: 1.2, goal: 1.15, met: false, by_sidecar: { 'sidecar-outbound': 1.1, 'sidecar-inbound': 1.35 },
+    observed_us_per_req: 120, bare_us_per_req: 100, default_vs_bare: 0.99,
+  });
+  assert.match(table(rows, goals(rows)), /CPU per request with observability ÷ without \(mesh-observed ÷ mesh-bare, max\): 120\.0 ÷ 100\.0 µs → 1\.20× \(sidecar-outbound 1\.10×, sidecar-inbound 1\.35×\); metrics only \(mesh ÷ mesh-bare\) 0\.99× — goal ≤ 1\.15×: NOT met/);
+  const within = goals(aggregate([run('mesh-bare', 'max', 1, [proxy('a', 100)]), run('mesh-observed', 'max', 1, [proxy('a', 115)])])).observed_cpu_per_req_vs_bare!;
+  assert.deepEqual([within.value, within.met, within.default_vs_bare], [1.15, true, null]);
+  assert.equal(goals(aggregate([run('mesh-observed', 'max', 1, observed)])).observed_cpu_per_req_vs_bare, undefined);
 });

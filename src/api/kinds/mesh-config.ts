@@ -130,6 +130,12 @@ export const meshConfigSpec = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['defaultProviders', 'tracing', i], message: `defaultProviders.tracing names "${name}", which no extension provider defines (defined: ${known})` });
     }
   });
+  m.defaultProviders?.metrics?.forEach((name, i) => {
+    if (!m.extensionProviders?.some((p) => p.name === name)) {
+      const known = m.extensionProviders?.map((p) => p.name).join(', ') || 'none';
+      ctx.addIssue({ code: 'custom', path: ['defaultProviders', 'metrics', i], message: `defaultProviders.metrics names "${name}", which no extension provider defines (defined: ${known})` });
+    }
+  });
 });
 
 /**
