@@ -180,7 +180,7 @@ test('trellis top --once lists every service, busiest first, with instances in r
 
 test('trellis top on a terminal redraws in place and puts the terminal back on Ctrl-C', async (t) => {
   if (spawnSync('script', ['--version']).error) return t.skip('util-linux script (a pseudo-terminal) is not installed');
-  const child = spawn('script', ['-qfec', `${process.execPath} ${MAIN} top --admin ${mesh.admin} --interval 200ms`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn('script', ['-qfec', `exec ${process.execPath} ${MAIN} top --admin ${mesh.admin} --interval 200ms`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -4,7 +4,7 @@
  * latency — and its instances in rotation, from the control plane's
  * `/api/topology`, busiest first. On a terminal it redraws in place every
  * `--interval` on the alternate screen (as `top` does) and puts the terminal
- * back on Ctrl-C; `--once`, or a stdout that is not a terminal, prints one
+ * back on Ctrl-C or q; `--once`, or a stdout that is not a terminal, prints one
  * frame and exits. A control plane that stops answering is shown in the
  * frame, and the view keeps asking.
  */
@@ -44,9 +44,14 @@ async function live(src: TopologySource, windowMs: number, intervalMs: number): 
   const wake = new AbortController();
   const restore = () => out.write(RESTORE);
   const quit = () => { stop = true; wake.abort(); };
+  // On a terminal, keys are read raw (as top does): Ctrl-C and q quit without a signal ever being raised,
+  // so a shell between us and the terminal cannot die of SIGINT while we put the screen back.
+  const keys = process.stdin.isTTY ? process.stdin : undefined;
+  const onKey = (b: Buffer) => { if (b.includes(0x03) || b.includes(0x71) || b.includes(0x51)) quit(); };
   process.once('SIGINT', quit);
   process.once('SIGTERM', quit);
   process.once('exit', restore);
+  if (keys) { keys.setRawMode(true); keys.on('data', onKey); keys.resume(); }
   out.write(ALT_SCREEN);
   try {
     while (!stop) {
@@ -64,6 +69,7 @@ async function live(src: TopologySource, windowMs: number, intervalMs: number): 
     process.off('SIGINT', quit);
     process.off('SIGTERM', quit);
     process.off('exit', restore);
+    if (keys) { keys.off('data', onKey); keys.setRawMode(false); keys.pause(); }
     restore();
   }
 }
