@@ -24,6 +24,8 @@
  * is where a `mesh-mtls` scenario turns it on (a PeerAuthentication STRICT
  * file in `configFiles`), and the nginx scenario gets the same certificates.
  */
+import { mintJoinTokens } from '../../src/cli/join-tokens.js';
+import { loadMesh } from '../../src/cli/mesh-input.js';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,12 +122,15 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
     '--state-dir', join(o.dir, 'state'), '--registration-grace', '0s',
   ]);
   const grpc = (await cp.line(/listening grpc=(\S+) admin=\S+/, 15_000))[1]!;
+  // Join tokens as `trellis up` mints them: the sidecars talk mTLS with certificates from the control plane's CA.
+  const registry = loadMesh([config]).registry;
+  const tokens = new Map(mintJoinTokens(join(o.dir, 'state'), registry, ['upstream.bench', 'client.bench']).map((m) => [m.instance, m.token]));
   const sidecar = async (instance: string, extra: string[]) => {
     const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${instance}.cpuprofile`] : [];
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
       ...node, ...PROXY_NODE_FLAGS, TRELLIS_MAIN, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
-    ], env);
+    ], { ...env, TRELLIS_JOIN_TOKEN: tokens.get(instance)! });
     const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=(\S+)/, 15_000);
     return { c, outbound: m[2]!, admin: m[3]! };
   };

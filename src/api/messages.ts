@@ -124,6 +124,16 @@ const table = {
     template: 'instance "{instance}" is connected but the configuration no longer declares it; its proxy keeps its last snapshot and gets no pushes',
     docs: 'A configuration edit removed (or scaled away) an instance whose proxy is still connected. Stop the proxy, or declare the instance again; it receives pushes again when it is declared.',
   },
+  PeerIdentityMismatch: {
+    code: 'TRL1207', level: 'error',
+    template: 'instance "{instance}" connected with the certificate of {presented}, but the configuration gives it the identity {configured}',
+    docs: 'The control-plane stream is mTLS: the certificate a proxy presents must carry the identity of the instance its hello names. A proxy cannot register as another workload with its own certificate.',
+  },
+  CertificateRefused: {
+    code: 'TRL1208', level: 'error',
+    template: 'no certificate for instance "{instance}": {reason}',
+    docs: 'The CA signs a certificate only for a caller that proves which instance it is: with a valid one-time join token minted for that instance (`trellis up` mints them; in hosts mode `trellis token create`), or with the certificate it already holds. Replayed, expired and mismatched tokens are refused.',
+  },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 
 export type MessageName = keyof typeof table;

@@ -26,6 +26,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   top: async () => (await import('./commands/top.js')).topCommand(),
   'control-plane': async () => (await import('./commands/control-plane.js')).controlPlaneCommand(),
   proxy: async () => (await import('./commands/proxy.js')).proxyCommand(),
+  token: async () => (await import('./commands/token.js')).tokenCommand(),
 };
 
 /** The program with every subcommand, or only `only` when it names one (the others are not loaded). */

@@ -18,11 +18,16 @@ import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
   type RouteTable, type Snapshot, type TcpRoute, type VirtualHost,
 } from '../protocol/snapshot.js';
+import type { WorkloadAuthz } from '../protocol/authz.js';
+import type { WorkloadRequestAuthn } from '../protocol/request-authn.js';
 import type { Registry, Service, Workload } from '../registry/types.js';
 import { buildIndex, type ConfigIndex } from './config-index.js';
 import { gatewayRoutes } from './gateway-view.js';
 import { composeHash, hashOf, hashText, withHash } from './hash.js';
 import { GenerationalMemo } from './memo.js';
+import { compileAuthz } from './authorization.js';
+import { peerAuthnSignature, withPeerAuthn } from './peer-authn.js';
+import { compileRequestAuthn, type JwksEntry } from './request-authentication.js';
 import { inboundListeners, isGateway, makeNode, selectingServices, selectorSignature, workloadNotFound } from './proxy-node.js';
 import { clusterSlice, routeSlice, type SliceMemos } from './slices.js';
 import { dirtyHosts, type ClusterSlice, type RouteSlice, type ServiceSlice } from './views.js';
@@ -34,9 +39,20 @@ export interface ProxyRef {
 }
 
 export interface Compiler {
-  compile(config: ConfigSet, registry: Registry, proxy: ProxyRef): Snapshot;
+  /** `security`: inputs from outside the configuration (the CA's trust bundle), so compilation stays pure. */
+  compile(config: ConfigSet, registry: Registry, proxy: ProxyRef, security?: SecurityInput): Snapshot;
   /** The node a proxy ref resolves to, or a TrellisError (TRL1009) naming the known workloads. */
   node(config: ConfigSet, registry: Registry, proxy: ProxyRef): ProxyNode;
+}
+
+const NO_JWKS: ReadonlyMap<string, JwksEntry> = new Map();
+
+/** What the control plane's CA contributes to every snapshot. */
+export interface SecurityInput {
+  /** PEM roots every workload trusts (two during a root rotation). */
+  readonly trustBundle: readonly string[];
+  /** JWKS fetched by the control plane, by `jwksUri` (RequestAuthentication). */
+  readonly jwks?: ReadonlyMap<string, JwksEntry>;
 }
 
 interface View {
@@ -88,6 +104,45 @@ export function createCompiler(): Compiler {
     if (v === undefined) m.set(registry, (v = make()));
     return v;
   };
+  let lastTrust: { readonly key: readonly string[]; readonly bundle: readonly string[]; readonly hash: string } | undefined;
+  /** The bundle as one frozen array shared by every snapshot, and its hash. */
+  const trustOf = (pems: readonly string[]) => {
+    if (lastTrust?.key !== pems) lastTrust = { key: pems, bundle: Object.freeze([...pems]), hash: hashText(pems.join('\n')) };
+    return lastTrust;
+  };
+  /** Security policies of one workload, memoized on the policies, the registry and the workload. */
+  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn }>>>();
+  const policiesOf = (index: ConfigIndex, registry: Registry, node: ProxyNode, jwks: ReadonlyMap<string, JwksEntry> | undefined) => {
+    let byReg = policyMemo.get(index);
+    if (!byReg) policyMemo.set(index, (byReg = new WeakMap()));
+    let m = byReg.get(registry);
+    if (!m) byReg.set(registry, (m = new Map()));
+    const key = `${hashOf(node)}|${jwksKey(jwks)}`;
+    const hit = m.get(node.id);
+    if (hit && hit.key === key) return hit;
+    const workload = { namespace: node.namespace, labels: node.labels };
+    const authz = compileAuthz({
+      policies: index.config.ofKind('AuthorizationPolicy'), workload,
+      mesh: { rootNamespace: index.mesh.rootNamespace, trustDomain: index.mesh.trustDomain }, registry,
+    });
+    const requestAuthn = compileRequestAuthn({ config: index.config, rootNamespace: index.mesh.rootNamespace, workload, jwks: jwks ?? NO_JWKS });
+    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}) };
+    m.set(node.id, entry);
+    return entry;
+  };
+  const jwksKeys = new WeakMap<ReadonlyMap<string, JwksEntry>, string>();
+  const jwksKey = (jwks: ReadonlyMap<string, JwksEntry> | undefined): string => {
+    if (!jwks) return '';
+    let k = jwksKeys.get(jwks);
+    if (k === undefined) jwksKeys.set(jwks, (k = [...jwks].map(([u, e]) => `${u}@${e.version ?? ''}`).join(',')));
+    return k;
+  };
+  const peerAuthnSigs = new WeakMap<ConfigSet, string>();
+  const peerAuthnSig = (config: ConfigSet): string => {
+    let sig = peerAuthnSigs.get(config);
+    if (sig === undefined) peerAuthnSigs.set(config, (sig = peerAuthnSignature(config)));
+    return sig;
+  };
   const namespaceSet = (registry: Registry) => perRegistry(namespaceSets, registry, () => new Set(registry.namespaces()));
 
   const indexFor = (config: ConfigSet, registry: Registry): ConfigIndex => {
@@ -120,8 +175,10 @@ export function createCompiler(): Compiler {
   };
 
   const proxyState = (index: ConfigIndex, registry: Registry, proxy: ProxyRef): ProxyState => {
-    let entry = perRegistry(proxyStates, registry, () => ({ gatewaysHash: index.gatewaysHash, states: new Map<string, ProxyState>() }));
-    if (entry.gatewaysHash !== index.gatewaysHash) proxyStates.set(registry, (entry = { gatewaysHash: index.gatewaysHash, states: new Map() }));
+    // Gateways decide which workloads are gateways; PeerAuthentications decide the inbound ports' mTLS modes.
+    const stateKey = `${index.gatewaysHash}|${peerAuthnSig(index.config)}`;
+    let entry = perRegistry(proxyStates, registry, () => ({ gatewaysHash: stateKey, states: new Map<string, ProxyState>() }));
+    if (entry.gatewaysHash !== stateKey) proxyStates.set(registry, (entry = { gatewaysHash: stateKey, states: new Map() }));
     const states = entry.states;
     const key = `${proxy.workload}|${proxy.namespace ?? ''}`;
     let state = states.get(key);
@@ -132,8 +189,8 @@ export function createCompiler(): Compiler {
       if (node.kind === 'sidecar') {
         const mine = (perRegistry(selecting, registry, () => selectingServices(registry)).get(w.namespace) ?? [])
           .filter((s) => labelsMatch(s.selector!, w.labels));
-        const deps = `${mine.map((s) => s.hash).join(',')}|${w.hash}`;
-        inbound = inbounds.get(node.id, deps, () => withHash(inboundListeners(mine, w), hashText(deps)));
+        const deps = `${mine.map((s) => s.hash).join(',')}|${w.hash}|${stateKey}|${index.mesh.rootNamespace}`;
+        inbound = inbounds.get(node.id, deps, () => withHash(withPeerAuthn(inboundListeners(mine, w), index.config, index.mesh.rootNamespace, w.namespace, w.labels), hashText(deps)));
       }
       states.set(key, (state = { node, inbound }));
     }
@@ -209,7 +266,7 @@ export function createCompiler(): Compiler {
     node(config, registry, proxy) {
       return nodeOf(indexFor(config, registry), resolveWorkload(registry, proxy));
     },
-    compile(config, registry, proxy) {
+    compile(config, registry, proxy, security) {
       const index = indexFor(config, registry);
       const { node, inbound } = proxyState(index, registry, proxy);
       let shared = viewsByIndex.get(index);
@@ -220,10 +277,16 @@ export function createCompiler(): Compiler {
         view = node.kind === 'gateway' ? gatewayView(index, registry, node, viewKey) : meshView(index, registry, node, viewKey);
         shared.set(viewKey, view);
       }
-      const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}`);
+      const trust = security?.trustBundle.length ? trustOf(security.trustBundle) : undefined;
+      const { authz, requestAuthn } = policiesOf(index, registry, node, security?.jwks);
+      const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}${trust ? `|${trust.hash}` : ''}` +
+        `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
         outbound: view.outbound, clusters: view.clusters, endpoints: view.endpoints,
+        ...(trust ? { trustBundle: trust.bundle } : {}),
+        ...(authz ? { authz } : {}),
+        ...(requestAuthn ? { requestAuthn } : {}),
       });
     },
   };

@@ -11,19 +11,22 @@
  * await cp.close();
  * ```
  */
-import type { ServerCredentials } from '@grpc/grpc-js';
 import { ConfigSet } from '../api/config-set.js';
+import { meshSettings } from '../compile/mesh.js';
+import { jwksSources } from '../compile/request-authentication.js';
 import type { Diagnostic } from '../api/diagnostic.js';
 import { startAdminServer, type AdminServer } from './admin.js';
 import type { ConfigUpdate } from './config-store.js';
 import { watchConfig, type ConfigWatcher } from './config-watcher.js';
 import type { ControlPlaneEvent } from './events.js';
+import { CertifyRefused, MeshIdentity, type CaFiles } from './mesh-identity.js';
+import { createJwksCache } from './jwks-cache.js';
 import { MeshState } from './mesh-state.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { ProxyHub } from './proxy-hub.js';
 import { ProxySessions, syncState, type ProxySession } from './proxy-sessions.js';
 import { Pusher } from './push.js';
-import { declaredInstances } from './registration.js';
+import { declaredInstances, findInstance } from './registration.js';
 import { startStreamServer, type StreamServer } from './server.js';
 import { StartupGrace } from './startup-grace.js';
 import { readState, writeState } from './state-file.js';
@@ -53,8 +56,14 @@ export interface ControlPlaneOptions {
   readonly debounceMs?: number;
   /** Interval of the configuration directory scan; 250 ms. */
   readonly pollMs?: number;
-  /** gRPC credentials; insecure by default (mTLS comes with the CA). */
-  readonly credentials?: ServerCredentials;
+  /** A plugged-in CA root or intermediate; by default the CA lives in the state dir (made on first start). */
+  readonly caFiles?: CaFiles;
+  /** Lifetime of workload certificates; 24 h by default. */
+  readonly workloadCertTtlMs?: number;
+  /** Names (IPs or DNS) the control plane's serving certificate carries besides 127.0.0.1 and localhost: the addresses proxies dial. */
+  readonly serverNames?: readonly string[];
+  /** Extra roots (PEM) trusted for https `jwksUri`s, besides Node's (private issuers, tests). */
+  readonly jwksCa?: string | readonly string[];
   /** Receives one event per thing worth logging. */
   readonly log?: (e: ControlPlaneEvent) => void;
   /** File names in messages are relative to this directory; the process's cwd by default. */
@@ -76,6 +85,10 @@ export interface ControlPlane {
   reload(): void;
   /** Whether start-up grace still holds pushes back. */
   readonly inGrace: boolean;
+  /** The CA, join tokens and serving certificate (after start). */
+  readonly identity: MeshIdentity;
+  /** A one-time join token for a declared instance; throws when the configuration does not declare it. */
+  mintJoinToken(instance: string, ttlMs?: number): string;
 }
 
 export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
@@ -89,6 +102,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
   let watcher: ConfigWatcher | undefined;
   let grpc: StreamServer | undefined;
   let admin: AdminServer | undefined;
+  let identity: MeshIdentity | undefined;
   let closed = false;
   const topology = new Topology({
     intervalMs: opts.scrapeIntervalMs ?? 5000,
@@ -153,6 +167,16 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     },
   });
 
+  // RequestAuthentication keys: fetched here (proxies need no way out), inlined into snapshots.
+  const jwks = createJwksCache({
+    onChange: () => {
+      state.setJwks(jwks.entries());
+      pusher.schedule('jwks');
+    },
+    log: (message) => log({ type: 'error', message: `JWKS: ${message}` }),
+    ...(opts.jwksCa ? { ca: opts.jwksCa } : {}),
+  });
+
   const onUpdate = (u: ConfigUpdate) => {
     rejected = u.rejected;
     if (u.rejected.length) {
@@ -163,6 +187,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     }
     if (u.changed || !loaded) {
       state.setConfig(u.config);
+      jwks.sync(jwksSources(u.config));
+      state.setJwks(jwks.entries());
       const files = new Set(u.config.resources.map((r) => r.position.file)).size;
       log({ type: 'config-loaded', resources: u.config.resources.length, files });
       grace?.retain(new Set(declaredInstances(state.registry)));
@@ -198,7 +224,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     hub.close();
     if (persistTimer) writeNow();
     for (const s of sessions.connected()) s.stream?.end();
-    await Promise.all([grpc?.close(), admin?.close(), topology.close()]);
+    await Promise.all([grpc?.close(), admin?.close(), topology.close(), jwks.close()]);
   };
 
   return {
@@ -213,11 +239,36 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       watcher.start();
       startGrace();
       try {
+        const trustDomain = meshSettings(state.config).trustDomain;
+        const id = (identity = await MeshIdentity.create({
+          trustDomain,
+          ...(opts.stateDir !== undefined ? { stateDir: opts.stateDir } : {}),
+          ...(opts.caFiles ? { caFiles: opts.caFiles } : {}),
+          ...(opts.workloadCertTtlMs !== undefined ? { workloadCertTtlMs: opts.workloadCertTtlMs } : {}),
+          serverNames: [...(opts.host && opts.host !== '0.0.0.0' && opts.host !== '::' ? [opts.host] : []), ...(opts.serverNames ?? [])],
+        }));
+        state.setTrustBundle(id.trustBundle());
+        log({ type: 'ca', source: opts.caFiles ? 'files' : id.ephemeral ? 'ephemeral' : 'state-dir', trustDomain: id.trustDomain, rootFingerprint: id.ca.rootFingerprint });
         grpc = await startStreamServer({
           host: opts.host ?? '127.0.0.1',
           port: opts.grpcPort ?? 15010,
-          ...(opts.credentials ? { credentials: opts.credentials } : {}),
-          onStream: (call) => handleStream(call, hub),
+          credentials: id.serverCredentials(),
+          onStream: (call) => handleStream(call, hub, undefined, (c) => id.peerIdentities(c.getAuthContext()?.sslPeerCertificate)),
+          onCertify: async (call) => {
+            const req = call.request;
+            const peer = call.getPeer();
+            const presented = id.peerIdentities(call.getAuthContext()?.sslPeerCertificate);
+            const found = typeof req?.instance === 'string' ? findInstance(state.registry, req.instance) : undefined;
+            try {
+              const r = await id.certify(req, found?.workload.identity, presented);
+              log({ type: 'certified', instance: req.instance, identity: r.identity, notAfter: r.notAfter, via: presented.length ? 'certificate' : 'join-token', peer });
+              return r;
+            } catch (e) {
+              const reason = e instanceof CertifyRefused ? e.message : `internal error: ${(e as Error).message}`;
+              log({ type: 'certify-refused', instance: String(req?.instance ?? ''), peer, reason });
+              throw new Error(reason);
+            }
+          },
         });
         admin = await startAdminServer({
           ready: () => loaded,
@@ -246,6 +297,17 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     },
     get inGrace() {
       return grace?.active === true;
+    },
+    get identity() {
+      if (!identity) throw new Error('the control plane has not started');
+      return identity;
+    },
+    mintJoinToken(instance, ttlMs) {
+      if (!identity) throw new Error('the control plane has not started');
+      const found = findInstance(state.registry, instance);
+      if (!found) throw new Error(`the configuration declares no instance "${instance}"`);
+      const w = found.workload;
+      return identity.mintJoinToken({ instance, identity: w.identity, labels: w.labels, serviceAccount: w.serviceAccount }, ttlMs);
     },
   };
 }

@@ -21,6 +21,9 @@ export type ControlPlaneEvent =
   | { readonly type: 'leaving'; readonly instance: string; readonly detail?: string }
   | { readonly type: 'drained'; readonly instance: string; readonly why: 'acked' | 'timeout'; readonly waitedMs: number; readonly pending: readonly string[] }
   | { readonly type: 'withdrawn'; readonly instance: string; readonly message: string }
+  | { readonly type: 'ca'; readonly source: 'state-dir' | 'files' | 'ephemeral'; readonly trustDomain: string; readonly rootFingerprint: string }
+  | { readonly type: 'certified'; readonly instance: string; readonly identity: string; readonly notAfter: string; readonly via: 'join-token' | 'certificate'; readonly peer: string }
+  | { readonly type: 'certify-refused'; readonly instance: string; readonly peer: string; readonly reason: string }
   | { readonly type: 'error'; readonly instance?: string; readonly message: string };
 
 const list = (xs: readonly string[]) => (xs.length > 8 ? `${xs.slice(0, 8).join(',')},…(${xs.length})` : xs.join(',')) || '-';
@@ -62,6 +65,12 @@ export function formatEvent(e: ControlPlaneEvent): string {
         : `drained instance=${e.instance}: leave grace passed after ${Math.round(e.waitedMs)} ms; not ACKed by ${list(e.pending)}`;
     case 'withdrawn':
       return `withdrawn instance=${e.instance}: ${e.message}`;
+    case 'ca':
+      return `CA ${e.source === 'files' ? 'plugged in from files' : e.source === 'ephemeral' ? 'ephemeral (no --state-dir: certificates do not survive a restart)' : 'in the state dir'} trust-domain=${e.trustDomain} root-sha256=${e.rootFingerprint}`;
+    case 'certified':
+      return `certificate issued instance=${e.instance} identity=${e.identity} not-after=${e.notAfter} via=${e.via} peer=${e.peer}`;
+    case 'certify-refused':
+      return `certificate refused instance=${e.instance || '-'} peer=${e.peer}: ${e.reason}`;
     case 'error':
       return `error${e.instance ? ` instance=${e.instance}` : ''}: ${e.message}`;
   }

@@ -7,7 +7,7 @@
  */
 import type { ConfigSet } from '../api/config-set.js';
 import type { Diagnostic } from '../api/diagnostic.js';
-import { createCompiler, type Compiler } from '../compile/index.js';
+import { createCompiler, type Compiler, type SecurityInput } from '../compile/index.js';
 import { meshSettings } from '../compile/mesh.js';
 import type { ProxyNode, Snapshot } from '../protocol/snapshot.js';
 import type { LiveInstance } from '../registry/live.js';
@@ -23,6 +23,7 @@ export class MeshState {
   #registry: Registry | undefined;
   #registryDiagnostics: readonly Diagnostic[] = [];
   #dirty = true;
+  #security: SecurityInput | undefined;
 
   constructor(config: ConfigSet) {
     this.#config = config;
@@ -83,7 +84,17 @@ export class MeshState {
 
   /** The snapshot of a workload's proxies. Throws a TrellisError when the workload is not declared. */
   snapshot(w: Pick<Workload, 'name' | 'namespace'>): Snapshot {
-    return this.#compiler.compile(this.#config, this.registry, { workload: w.name, namespace: w.namespace });
+    return this.#compiler.compile(this.#config, this.registry, { workload: w.name, namespace: w.namespace }, this.#security);
+  }
+
+  /** The CA's trust bundle, carried by every snapshot from now on. */
+  setTrustBundle(pems: readonly string[]): void {
+    this.#security = { ...this.#security, trustBundle: pems };
+  }
+
+  /** The JWKS the control plane fetched, inlined into the snapshots of workloads with RequestAuthentication. */
+  setJwks(jwks: SecurityInput['jwks']): void {
+    this.#security = { trustBundle: this.#security?.trustBundle ?? [], ...(jwks ? { jwks } : {}) };
   }
 
   node(w: Pick<Workload, 'name' | 'namespace'>): ProxyNode {

@@ -46,10 +46,14 @@ export class ProxyHub implements StreamHub<ProxySession> {
     return this.#withdrawn.has(instance);
   }
 
-  hello(m: HelloMessage, stream: SessionStream): { ok: true; session: ProxySession } | { ok: false; refusal: Diagnostic } {
+  hello(m: HelloMessage, stream: SessionStream, _peer?: string, peerIdentities?: readonly string[]): { ok: true; session: ProxySession } | { ok: false; refusal: Diagnostic } {
     const { state, sessions } = this.#d;
     const r = register(m, state.registry);
     if (!r.ok) return r;
+    // mTLS: the client certificate must be the instance's own identity (an insecure server passes undefined).
+    if (peerIdentities !== undefined && !peerIdentities.includes(r.workload.identity)) {
+      return { ok: false, refusal: diagnostic('PeerIdentityMismatch', { instance: r.instance, presented: peerIdentities.join(', ') || 'no certificate', configured: r.workload.identity }, { resource: r.workload.source }) };
+    }
     const old = sessions.get(r.instance);
     if (old?.connected && old.stream) {
       const d = diagnostic('DuplicateInstance', { instance: r.instance, listeners: m.listeners.inbound || '-' });

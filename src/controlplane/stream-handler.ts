@@ -13,7 +13,8 @@ import type { SessionStream } from './proxy-sessions.js';
 /** What the control plane does with a stream's messages. */
 export interface StreamHub<S> {
   /** Registers the proxy, or says why not. */
-  hello(m: HelloMessage, stream: SessionStream, peer: string): { ok: true; session: S } | { ok: false; refusal: Diagnostic };
+  /** `peerIdentities`: the SPIFFE IDs of the TLS client certificate (empty without one); undefined on an insecure server. */
+  hello(m: HelloMessage, stream: SessionStream, peer: string, peerIdentities?: readonly string[]): { ok: true; session: S } | { ok: false; refusal: Diagnostic };
   ack(session: S, m: AckMessage): void;
   nack(session: S, m: NackMessage): void;
   health(session: S, m: HealthMessage): void;
@@ -25,7 +26,10 @@ export interface StreamHub<S> {
   refused(refusal: Diagnostic, peer: string, instance: string | undefined): void;
 }
 
-export function handleStream<S>(call: ServerDuplexStream<ProxyMessage, ControlMessage>, hub: StreamHub<S>, helloTimeoutMs = 10_000): void {
+export function handleStream<S>(
+  call: ServerDuplexStream<ProxyMessage, ControlMessage>, hub: StreamHub<S>, helloTimeoutMs = 10_000,
+  peerIdentities?: (call: ServerDuplexStream<ProxyMessage, ControlMessage>) => readonly string[],
+): void {
   let session: S | undefined;
   let done = false;
   const peer = call.getPeer();
@@ -64,7 +68,7 @@ export function handleStream<S>(call: ServerDuplexStream<ProxyMessage, ControlMe
       const bad = invalidHello(m);
       if (bad) return refuse(diagnostic('InvalidHello', { detail: bad }), undefined);
       const hello = m as HelloMessage;
-      const r = hub.hello(hello, stream, peer);
+      const r = hub.hello(hello, stream, peer, peerIdentities?.(call));
       if (!r.ok) return refuse(r.refusal, hello.instance);
       session = r.session;
       call.sendMetadata(new Metadata());

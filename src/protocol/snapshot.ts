@@ -7,6 +7,9 @@
  * Parts that do not depend on the proxy (virtual hosts, clusters, endpoint
  * lists) are shared between snapshots: the same objects, not copies.
  */
+import type { WorkloadAuthz } from './authz.js';
+import type { WorkloadRequestAuthn } from './request-authn.js';
+
 export const SNAPSHOT_SCHEMA = 'trellis.dev/snapshot/v1';
 
 export interface Snapshot {
@@ -27,6 +30,16 @@ export interface Snapshot {
   readonly clusters: readonly Cluster[];
   /** Endpoints of every cluster, in the order of `clusters`. */
   readonly endpoints: readonly ClusterEndpoints[];
+  /**
+   * PEM roots of the mesh's CA that peers' certificates must chain to. During
+   * a root rotation it holds the old and the new root. Absent: the snapshot
+   * came from a compile without a CA (`trellis compile`).
+   */
+  readonly trustBundle?: readonly string[];
+  /** The AuthorizationPolicies that apply to this workload, compiled (src/protocol/authz.ts); absent: no policy selects it. */
+  readonly authz?: WorkloadAuthz;
+  /** The RequestAuthentication JWT rules that apply to this workload, keys inlined; absent: none. */
+  readonly requestAuthn?: WorkloadRequestAuthn;
 }
 
 export interface Locality {
@@ -94,7 +107,15 @@ export interface InboundListener {
   /** Where the local app listens. */
   readonly targetPort: number;
   readonly protocol: string;
+  /**
+   * PeerAuthentication for this port (Istio's precedence: port-level, workload selector, namespace, mesh-wide).
+   * STRICT: only mTLS from certificates of the trust bundle; PERMISSIVE: mTLS or plaintext; DISABLE: plaintext only.
+   * Absent (older snapshots): PERMISSIVE.
+   */
+  readonly mtls?: PeerAuthnMode;
 }
+
+export type PeerAuthnMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 export interface OutboundConfig {
   /** HTTP route tables by port, sorted by port. */

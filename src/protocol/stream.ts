@@ -14,6 +14,7 @@
  *   cp    → drained (every caller ACKed a snapshot without the instance, or the grace passed)
  */
 import type { ChannelOptions, ServiceDefinition } from '@grpc/grpc-js';
+import type { CertifyRequest, CertifyResponse } from './certify.js';
 import type { Snapshot } from './snapshot.js';
 
 export const STREAM_PROTOCOL = 'trellis.v1';
@@ -119,6 +120,8 @@ const json = <T>() => ({
 });
 const proxyCodec = json<ProxyMessage>();
 const controlCodec = json<ControlMessage>();
+const certifyRequestCodec = json<CertifyRequest>();
+const certifyResponseCodec = json<CertifyResponse>();
 
 /** The gRPC service definition, for `server.addService` and `makeGenericClientConstructor`. */
 export const meshService = {
@@ -131,6 +134,16 @@ export const meshService = {
     responseSerialize: controlCodec.serialize,
     responseDeserialize: controlCodec.deserialize,
   },
+  /** Certificate signing (src/protocol/certify.ts). */
+  certify: {
+    path: '/trellis.v1.Mesh/Certify',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: certifyRequestCodec.serialize,
+    requestDeserialize: certifyRequestCodec.deserialize,
+    responseSerialize: certifyResponseCodec.serialize,
+    responseDeserialize: certifyResponseCodec.deserialize,
+  },
 } satisfies ServiceDefinition;
 
 /** Channel options both sides use: large snapshots, and keepalive pings that detect a frozen peer within seconds. */
@@ -142,4 +155,6 @@ export const STREAM_CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_time_between_pings_ms': 1000,
   'grpc.http2.max_pings_without_data': 0,
+  // The control plane is dialled by IP; TLS checks its SPIFFE ID, not a host name (and an IP is no SNI).
+  'grpc.ssl_target_name_override': 'control-plane.trellis.invalid',
 };

@@ -19,6 +19,7 @@ import { connect as tcpConnect } from 'node:net';
 import { Client, credentials, Metadata, type ChannelCredentials, type ClientDuplexStream } from '@grpc/grpc-js';
 import type { ControlMessage, HelloMessage, ProxyMessage } from '../protocol/stream.js';
 import { meshService, STREAM_CHANNEL_OPTIONS } from '../protocol/stream.js';
+import { IdentityError, type IdentityClient } from './identity-client.js';
 import type { DataPlane } from './types.js';
 
 export interface AgentHealthCheck {
@@ -66,7 +67,14 @@ export interface AgentOptions {
   readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
   /** How long to wait for the control plane to accept hello before trying again; 10 s. */
   readonly helloTimeoutMs?: number;
-  /** Insecure by default (mTLS comes with the CA). */
+  /**
+   * The workload identity: the agent gets the first certificate before it
+   * connects, the stream is mTLS with it, the data plane gets every
+   * certificate and trust bundle. Without it (and without `credentials`) the
+   * stream is plaintext, which a Trellis control plane refuses.
+   */
+  readonly identity?: IdentityClient;
+  /** Explicit stream credentials (tests); otherwise from `identity`. */
   readonly credentials?: ChannelCredentials;
   readonly log?: (e: AgentEvent) => void;
   /** The registration was refused: the agent has stopped and the proxy must not serve. */
@@ -136,7 +144,7 @@ export function createAgent(opts: AgentOptions): Agent {
     log({ type: 'connecting', target: opts.controlPlane, attempt });
     let c: ClientDuplexStream<ProxyMessage, ControlMessage>;
     try {
-      client = new Client(opts.controlPlane, opts.credentials ?? credentials.createInsecure(), { ...STREAM_CHANNEL_OPTIONS });
+      client = new Client(opts.controlPlane, opts.credentials ?? opts.identity?.channelCredentials() ?? credentials.createInsecure(), { ...STREAM_CHANNEL_OPTIONS });
       c = client.makeBidiStreamRequest(meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata());
     } catch (e) {
       client?.close();
@@ -185,6 +193,11 @@ export function createAgent(opts: AgentOptions): Agent {
         return;
       }
       if (m.type !== 'snapshot') return;
+      // A root rotation arrives as a new bundle in the snapshot: trusted for peers and for the next control-plane connection.
+      if (m.snapshot.trustBundle?.length) {
+        opts.identity?.setTrustBundle(m.snapshot.trustBundle);
+        if (opts.identity) opts.dataPlane.setTrustBundle(m.snapshot.trustBundle);
+      }
       if (opts.dataPlane.snapshot?.version === m.version) {
         send({ type: 'ack', version: m.version, nonce: m.nonce });
         return;
@@ -247,6 +260,28 @@ export function createAgent(opts: AgentOptions): Agent {
     req.end();
   });
 
+  /** The first certificate: retried with backoff while the control plane is unreachable; a refusal is final (onRefused). */
+  const certified = async (identity: IdentityClient): Promise<boolean> => {
+    for (;;) {
+      if (closed) return false;
+      try {
+        await identity.start();
+        return true;
+      } catch (e) {
+        const reason = (e as Error).message;
+        if (e instanceof IdentityError && e.fatal) {
+          refused = { code: 'TRL1208', reason };
+          log({ type: 'refused', code: 'TRL1208', reason });
+          opts.onRefused?.('TRL1208', reason);
+          return false;
+        }
+        const delay = nextDelay();
+        log({ type: 'disconnected', reason: `no certificate yet: ${reason}`, retryInMs: delay });
+        await new Promise((r) => (retry = setTimeout(r, delay)));
+      }
+    }
+  };
+
   const healthLoop = () => {
     if (closed || refused || leaving) return;
     void check().then(() => {
@@ -257,6 +292,7 @@ export function createAgent(opts: AgentOptions): Agent {
 
   return {
     async start() {
+      if (opts.identity && !(await certified(opts.identity))) return;
       if (opts.healthCheck) {
         await check();
         healthTimer = setTimeout(healthLoop, opts.healthCheck.intervalMs ?? 1500);
@@ -292,6 +328,7 @@ export function createAgent(opts: AgentOptions): Agent {
     },
     async close() {
       closed = true;
+      opts.identity?.close();
       if (retry) clearTimeout(retry);
       if (healthTimer) clearTimeout(healthTimer);
       const c = call;

@@ -14,6 +14,7 @@ import { SNAPSHOT_SCHEMA, type InboundListener, type Route, type Snapshot, type 
 import { buildClusterTarget, type ClusterTarget } from './cluster-target.js';
 import { SnapshotError } from './errors.js';
 import { composeChain, type Chain } from './filter-chain.js';
+import { authzStage, jwtStage, snapshotAuthorizer, type Authorizer } from './inbound-security.js';
 import { speaksHttp2 } from './h2-upstream.js';
 import { singleHost, type Host, type HostSet } from './hosts.js';
 import { buildRoutePlan, buildTcpPlan, type ForwardPlan, type RoutePlan } from './route-plan.js';
@@ -31,6 +32,8 @@ export interface BuildOptions {
 export interface InboundRoute {
   readonly listener: InboundListener;
   readonly chain: Chain;
+  /** The snapshot's AuthorizationPolicy decision function (TCP tunnels call it directly); undefined: no policy selects the workload. */
+  readonly authorize?: Authorizer;
   readonly app: HostSet;
 }
 
@@ -132,7 +135,9 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
   for (const t of s.outbound.tcp) tcpPlans.set(t, buildTcpPlan(t, targets));
   const inboundByPort = new Map<number, InboundRoute>();
   if (o.mode === 'sidecar') {
-    const chain = composeChain(SANITIZE_IDENTITY);
+    // Sanitize → authn (JWT) → authz: one chain per listener (authorization matches the workload port).
+    const authn = jwtStage(s);
+    const authorize = snapshotAuthorizer(s);
     const apps = new Map<string, HostSet>();
     for (const l of s.inbound) {
       if (inboundByPort.has(l.port)) continue;
@@ -141,7 +146,7 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
       const key = `${port}${h2 ? '|h2' : ''}`;
       let app = apps.get(key);
       if (!app) apps.set(key, (app = singleHost(appHost(lease, port, s, h2))));
-      inboundByPort.set(l.port, { listener: l, chain, app });
+      inboundByPort.set(l.port, { listener: l, chain: composeChain(SANITIZE_IDENTITY, authn, authzStage(authorize, l)), app, authorize });
     }
   }
   const all = [...inboundByPort.values()];

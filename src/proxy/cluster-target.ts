@@ -1,7 +1,9 @@
 /**
  * A cluster as requests see it: its usable endpoints (HEALTHY or UNKNOWN,
- * with an address), each bound to a pooled upstream, and the load balancer
- * of the cluster's policy over them. Built once per snapshot.
+ * with an address), each bound to a pooled upstream (keyed by the cluster's
+ * TLS settings too: an ISTIO_MUTUAL cluster's pools originate mTLS with
+ * secure naming against `tls.subjectAltNames`), and the load balancer of
+ * the cluster's policy over them. Built once per snapshot.
  */
 import { queryParam } from '../policy/request.js';
 import { speaksHttp2 } from './h2-upstream.js';
@@ -72,7 +74,8 @@ function hashKeyReader(lb: LoadBalancer): HashKeyReader | undefined {
 export function buildClusterTarget(cluster: Cluster, endpoints: ClusterEndpoints, lease: PoolLease): ClusterTarget {
   const cp = cluster.connectionPool;
   const h2 = speaksHttp2(cluster.protocol);
-  const hosts = endpoints.endpoints.filter(usable).map((e) => new EndpointHost(e, lease.acquire(e.address!, e.port, cp, h2)));
+  const pt = { tls: cluster.tls, service: cluster.service };
+  const hosts = endpoints.endpoints.filter(usable).map((e) => new EndpointHost(e, lease.acquire(e.address!, e.port, cp, h2, pt)));
   const balancer = createBalancer<EndpointHost>(cluster.lb.policy, hosts, (h) => h.address);
   return {
     cluster,

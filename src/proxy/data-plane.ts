@@ -12,7 +12,14 @@
  *
  * Every traffic listener takes HTTP/1.1 and h2c on its port (listener-server.ts);
  * clusters and app ports whose protocol is HTTP2 or GRPC are spoken to over
- * h2c, one multiplexed session per endpoint (h2-upstream.ts).
+ * HTTP/2, one multiplexed session per endpoint (h2-upstream.ts).
+ *
+ * mTLS (src/proxy/tls/): the workload certificate and trust bundle the agent
+ * sets (`setCertificate`, `setTrustBundle`) are held by one WorkloadTls. The
+ * inbound listener terminates TLS 1.3 with it (and checks each port's
+ * PeerAuthentication mode); connections to ISTIO_MUTUAL clusters originate
+ * it, with secure naming. Plaintext stays plaintext: the local app's side,
+ * gateway listeners, DISABLE clusters.
  */
 import type { Socket } from 'node:net';
 import type { Agent } from 'undici';
@@ -35,6 +42,8 @@ import { TunnelSet } from './tcp-tunnel.js';
 import { UpstreamListener } from './upstream-listener.js';
 import { acceptExpectContinue } from './expect-continue.js';
 import { DEFAULT_WEBSOCKET_IDLE_MS, Upgrades } from './upgrade.js';
+import { tlsObserver } from './tls/tls-events.js';
+import { WorkloadTls } from './tls/workload-tls.js';
 
 export type { DataPlane, DataPlaneOptions, DataPlaneAddresses, ApplyResult } from './types.js';
 
@@ -58,9 +67,11 @@ export interface DataPlaneTelemetryOptions {
 
 export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptions): DataPlane {
   const bind = opts.host ?? '127.0.0.1';
-  const pools = new UpstreamPools();
   const telemetry = new ProxyTelemetry({ ...(opts.telemetry ?? telemetryOptionsFromEnv(process.env)), ...(opts.log ? { log: opts.log } : {}) });
   const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version }));
+  const workload = new WorkloadTls();
+  const tls = { workload, observer: tlsObserver(metrics, workload) };
+  const pools = new UpstreamPools({ ...tls, withoutCertificate: opts.mtlsWithoutCertificate ?? 'refuse' });
   const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
   let state: AppliedSnapshot | undefined;
   let agent: Agent | undefined;
@@ -84,7 +95,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     const outbound = new ProxyServer(outboundHandler(ctx), { direction: 'outbound', limits, ctx });
     outbound.http1.on('connect', refuseConnect);
     listeners.push({ kind: 'outbound', server: outbound, port: opts.outboundPort ?? 0 });
-    const inbound = new ProxyServer(inboundHandler(ctx), { direction: 'inbound', limits, ctx });
+    const inbound = new ProxyServer(inboundHandler(ctx), { direction: 'inbound', limits, ctx, tls });
     // Opaque TCP from peers' sidecars arrives as CONNECT <service>:<port> (inbound-connect.ts).
     inbound.http1.on('connect', inboundConnect(ctx, tunnels));
     listeners.push({ kind: 'inbound', server: inbound, port: opts.inboundPort ?? 0 });
@@ -202,6 +213,9 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     get addresses() { return addresses; },
     setControlPlaneConnected: (connected) => metrics.setControlPlaneConnected(connected),
     setLeaving: () => { leaving = true; },
+    setCertificate: (cert) => workload.setCertificate(cert),
+    setTrustBundle: (roots) => workload.setTrustBundle(roots),
+    get certificate() { return workload.certificate; },
     close,
   } satisfies DataPlane;
 }

@@ -35,6 +35,10 @@ export const PROXY_ERRORS = {
   CONNECT_FAILURE: { code: 'TRL_PROXY_CONNECT_FAILURE', status: 503, flag: 'UF', source: 'upstream', message: 'upstream connect error' },
   UPSTREAM_RESET: { code: 'TRL_PROXY_UPSTREAM_RESET', status: 503, flag: 'UC', source: 'upstream', message: 'upstream reset before response headers' },
   UPSTREAM_TIMEOUT: { code: 'TRL_PROXY_UPSTREAM_TIMEOUT', status: 504, flag: 'UT', source: 'upstream', message: 'upstream request timeout' },
+  RBAC_DENIED: { code: 'TRL_PROXY_RBAC_DENIED', status: 403, flag: 'RBAC', source: 'downstream', message: 'RBAC: access denied' },
+  JWT_REJECTED: { code: 'TRL_PROXY_JWT_REJECTED', status: 401, source: 'downstream', message: 'Jwt verification fails' },
+  PATH_REJECTED: { code: 'TRL_PROXY_PATH_REJECTED', status: 400, flag: 'DPE', source: 'downstream', message: 'the path cannot be normalized' },
+  MTLS_REQUIRED: { code: 'TRL_PROXY_MTLS_REQUIRED', status: 503, source: 'downstream', message: 'this port requires mTLS (PeerAuthentication STRICT)' },
   INTERNAL: { code: 'TRL_PROXY_INTERNAL', status: 500, source: 'internal', message: 'internal proxy error' },
   // Bad input and the proxy's limits (limits.ts): answered with `connection: close` on HTTP/1.1.
   MALFORMED_REQUEST: { code: 'TRL_PROXY_MALFORMED_REQUEST', status: 400, flag: 'DPE', source: 'downstream', message: 'malformed HTTP request' },
@@ -72,6 +76,8 @@ export const ABORT = {
 const CONNECT_CODES = new Set([
   'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT',
+  // The TLS handshake with the peer failed (its certificate, secure naming): the connection never carried a request.
+  'TRL_PROXY_UPSTREAM_TLS',
 ]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_INFO']);
 

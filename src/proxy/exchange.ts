@@ -13,7 +13,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
+import type { AuthzDecision } from '../policy/authorize.js';
 import type { RequestRecord, ResponseFlag } from '../protocol/request-record.js';
+import type { RequestAuth } from './inbound-security.js';
 import type { AppliedSnapshot } from './applied-snapshot.js';
 import type { StageContext } from './filter-chain.js';
 import type { Headers } from './headers.js';
@@ -72,6 +74,16 @@ export class Exchange implements StageContext {
   bytesSent = 0;
   sourceIdentity: string | undefined;
   destinationIdentity: string | undefined;
+  /** Inbound: the downstream connection is mTLS (a verified client certificate); false for plaintext and for other directions. */
+  mtls = false;
+  /** Inbound over mTLS: the peer's principal as Istio writes it (`cluster.local/ns/x/sa/y`). */
+  peerPrincipal?: string;
+  /** Inbound: the local address the connection came in on (authorization's destination.ip). */
+  localAddress?: string;
+  /** Inbound: what request authentication (JWT) established, for authorization. */
+  requestAuth?: RequestAuth;
+  /** Inbound: the authorization decision, when a policy selects the workload. */
+  authzDecision?: AuthzDecision;
   /** This hop's trace context, when tracing is on (trace-context.ts). */
   trace: TraceHop | undefined;
   /** Set by whatever waits on the upstream; called once if the downstream goes away first. */

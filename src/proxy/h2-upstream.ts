@@ -1,7 +1,9 @@
 /**
- * An upstream spoken to over h2c: one multiplexed `http2.connect` session
+ * An upstream spoken to over HTTP/2: one multiplexed `http2.connect` session
  * per endpoint, opened on first use and again after a GOAWAY, an error or a
- * close. It offers the forwarder the same `dispatch(options, handler)` seam
+ * close; h2c, or over TLS (ALPN h2) when the cluster has a connector
+ * (tls/upstream-connector.ts), each new session with the certificate in
+ * force then. It offers the forwarder the same `dispatch(options, handler)` seam
  * as undici's pools, calling the handler back as the response arrives, so
  * the forwarder (retries, timeouts, records) does not care which protocol
  * carries an attempt. Bodies are piped both ways: a paused handler pauses
@@ -15,6 +17,8 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { upstreamTlsError } from './tls/identity.js';
+import type { UpstreamConnector } from './tls/upstream-connector.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -44,18 +48,37 @@ function errorWithCode(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** A session and, once its TLS connection failed, why (what its streams then fail with). */
+interface Session {
+  session: ClientHttp2Session;
+  tlsError: Error | undefined;
+}
+
 export class H2Upstream implements UpstreamDispatcher {
-  #session: ClientHttp2Session | undefined;
+  #entry: Session | undefined;
   #closed = false;
 
-  constructor(readonly origin: string, readonly connectTimeoutMs: number, readonly idleTimeoutMs: number) {}
+  constructor(readonly origin: string, readonly connectTimeoutMs: number, readonly idleTimeoutMs: number, readonly connector?: UpstreamConnector) {}
 
-  #current(): ClientHttp2Session {
-    const s = this.#session;
-    if (s && !s.closed && !s.destroyed) return s;
-    const next = connect(this.origin, { settings: { enablePush: false } });
-    this.#session = next;
-    const drop = () => { if (this.#session === next) this.#session = undefined; };
+  #current(): Session {
+    const cur = this.#entry;
+    if (cur && !cur.session.closed && !cur.session.destroyed) return cur;
+    const c = this.connector;
+    const refused = c?.refusal();
+    if (refused) throw refused;
+    const entry: Session = { session: undefined as unknown as ClientHttp2Session, tlsError: undefined };
+    const next = (entry.session = c
+      ? connect(this.origin, {
+        settings: { enablePush: false },
+        createConnection: () => {
+          const socket = c.open('h2');
+          socket.once('error', (err) => { entry.tlsError = upstreamTlsError(err, c.address); });
+          return socket;
+        },
+      })
+      : connect(this.origin, { settings: { enablePush: false } }));
+    this.#entry = entry;
+    const drop = () => { if (this.#entry === entry) this.#entry = undefined; };
     const timer = this.connectTimeoutMs > 0
       ? setTimeout(() => next.destroy(errorWithCode(`connect timeout after ${this.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT')), this.connectTimeoutMs)
       : undefined;
@@ -65,7 +88,7 @@ export class H2Upstream implements UpstreamDispatcher {
     next.on('error', drop);
     // An idle session closes itself (gracefully); the next request opens another.
     if (this.idleTimeoutMs > 0) next.setTimeout(this.idleTimeoutMs, () => { drop(); next.close(); });
-    return next;
+    return entry;
   }
 
   dispatch(o: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -84,7 +107,9 @@ export class H2Upstream implements UpstreamDispatcher {
     if (typeof ct === 'string' && ct.startsWith('application/grpc')) headers.te = 'trailers';
     const body = o.body as Buffer | Readable | null | undefined;
     try {
-      const stream = this.#current().request(headers, { endStream: body == null });
+      const cur = this.#current();
+      call.translate = (err) => cur.tlsError ?? err;
+      const stream = cur.session.request(headers, { endStream: body == null });
       call.start(stream, body);
     } catch (err) {
       call.fail(err as Error);
@@ -94,21 +119,23 @@ export class H2Upstream implements UpstreamDispatcher {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const s = this.#session;
-    this.#session = undefined;
+    const s = this.#entry?.session;
+    this.#entry = undefined;
     if (!s || s.destroyed) return;
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
   async destroy(): Promise<void> {
     this.#closed = true;
-    this.#session?.destroy();
-    this.#session = undefined;
+    this.#entry?.session.destroy();
+    this.#entry = undefined;
   }
 }
 
 /** One request on one stream; the controller the handler holds. */
 class H2Call {
+  /** Maps a stream's error to what the attempt failed with (the session's TLS failure, if any). */
+  translate: ((err: Error) => Error) | undefined;
   #stream: ClientHttp2Stream | undefined;
   #done = false;
   #trailers: IncomingHttpHeaders = {};
@@ -178,7 +205,7 @@ class H2Call {
   fail(err: Error): void {
     if (this.#done) return;
     this.#done = true;
-    this.handler.onResponseError?.(this.controller, err);
+    this.handler.onResponseError?.(this.controller, this.translate?.(err) ?? err);
   }
 
   #abort(reason: Error): void {

@@ -6,7 +6,12 @@
  * (authorization will be a stage there), the proxy connects to
  * 127.0.0.1:<app port>, answers `200` and splices the two sockets.
  *
- * Refusals are HTTP answers with a reason, then the connection closes:
+ * The listener's PeerAuthentication mode is checked first, as for requests
+ * (inbound-listener.ts): plaintext to a STRICT port, or mTLS to a DISABLE
+ * one, is refused by closing the connection. Over mTLS the tunnel's record
+ * carries the peer's SPIFFE ID as its source identity.
+ *
+ * Other refusals are HTTP answers with a reason, then the connection closes:
  * 400 for a target that is not `host:port`, 404 NR for a port the workload
  * does not serve, 502 UF when the app refuses the connection, the chain's
  * own answer (403 from authorization), 503 before the first snapshot.
@@ -15,9 +20,9 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { PROXY_ERRORS, type ErrorKind } from './errors.js';
 import type { ListenerContext } from './exchange.js';
-import { runChain, type StageContext } from './filter-chain.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { authorizeTcp } from './inbound-security.js';
 import { portOf } from './request-target.js';
+import { peerOf } from './tls/peer.js';
 import { splitAddress, Tunnel, type TunnelSet } from './tcp-tunnel.js';
 
 export type ConnectListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
@@ -46,19 +51,23 @@ export function inboundConnect(ctx: ListenerContext, tunnels: TunnelSet): Connec
       return;
     }
     t.cluster = ir.listener.name;
-    const sc: StageContext = {
-      method: 'CONNECT', path: '', authority, remoteAddress: socket.remoteAddress,
-      headers: upstreamRequestHeaders(req.headers),
-      get closed() { return socket.destroyed; },
-      flag: (f) => t.flag(f),
-    };
+    const peer = peerOf(req);
+    t.sourceIdentity = peer.spiffeId;
+    const mode = ir.listener.mtls;
+    if ((mode === 'STRICT' && !peer.tls) || (mode === 'DISABLE' && peer.tls)) {
+      ctx.host.metrics.mtlsRefused(peer.tls ? 'mtls_on_disable' : 'plaintext_on_strict');
+      t.closeClient(0);
+      return;
+    }
+    // A tunnel is TCP to authorization: the caller's identity, addresses and ports decide (HTTP-only rules do not apply, as in Istio).
+    const d = authorizeTcp(ir.authorize, ir.listener, {
+      ...(peer.principal ? { peerPrincipal: peer.principal } : {}),
+      ...(socket.remoteAddress ? { remoteAddress: socket.remoteAddress } : {}),
+      ...(socket.localAddress ? { localAddress: socket.localAddress } : {}),
+    });
+    if (d && !d.allowed) { refuseWith(t, PROXY_ERRORS.RBAC_DENIED, d.reason); return; }
     const app = ir.app.pick(undefined, [])!.address;
-    const timeoutMs = state.snapshot.mesh.connectTimeoutMs;
-    runChain(ir.chain, sc, (v) => {
-      if (v) { t.refuse(v.status, v.body.trimEnd(), v.flag); return; }
-      if (socket.destroyed) { t.destroy(); return; }
-      toApp(t, app, head, timeoutMs);
-    }, (err) => refuseWith(t, PROXY_ERRORS.INTERNAL, (err as Error)?.message ?? String(err)));
+    toApp(t, app, head, state.snapshot.mesh.connectTimeoutMs);
   };
 }
 

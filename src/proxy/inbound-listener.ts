@@ -1,8 +1,12 @@
 /**
  * The inbound listener: requests from peers' proxies for the local app. The
  * snapshot's inbound listener is picked by the Host header's port (else the
- * only one, or the first when all lead to the same app port; 404 NR otherwise); the request passes the listener's
- * chain (identity headers stripped now; mTLS identity, authorization and
+ * only one, or the first when all lead to the same app port; 404 NR otherwise); the listener's
+ * PeerAuthentication mode is enforced (STRICT: a plaintext request is refused
+ * by closing its connection — an HTTP/2 stream is reset — as Envoy does;
+ * DISABLE: an mTLS one is, since the port is plaintext only; PERMISSIVE, or
+ * no mode: both pass); the request passes the listener's
+ * chain (identity headers stripped now; authorization and
  * rate limits slot in as stages) and goes to 127.0.0.1:<app port>, with
  * x-forwarded-for/-proto set and x-request-id kept or created; with tracing
  * on, the app gets the trace context with this hop's (server) span as parent.
@@ -16,6 +20,8 @@ import { replyFor, sendLocalReply } from './local-reply.js';
 import { traceRequest } from './trace-context.js';
 import { portOf, requestTarget } from './request-target.js';
 import { forwardDirect, internalError } from './route-executor.js';
+import { peerOf } from './tls/peer.js';
+import { normalizePath } from '../policy/path-normalize.js';
 
 export function inboundHandler(ctx: ListenerContext): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
@@ -35,6 +41,25 @@ export function inboundHandler(ctx: ListenerContext): RequestListener {
       return;
     }
     ex.cluster = ir.listener.name;
+    const peer = peerOf(req);
+    ex.mtls = peer.tls;
+    ex.peerPrincipal = peer.principal;
+    ex.sourceIdentity = peer.spiffeId;
+    const mode = ir.listener.mtls;
+    if ((mode === 'STRICT' && !peer.tls) || (mode === 'DISABLE' && peer.tls)) {
+      ctx.host.metrics.mtlsRefused(peer.tls ? 'mtls_on_disable' : 'plaintext_on_strict');
+      ex.destroyDownstream();
+      return;
+    }
+    // The path is normalized (MeshConfig pathNormalization) before anything matches on it, and the app gets exactly that path.
+    const n = normalizePath(t.path, state.snapshot.mesh.pathNormalization);
+    if (!n.ok) {
+      if (n.status === 307) sendLocalReply(ex, { status: 307, body: `${n.message}\n`, headers: { location: n.location } });
+      else sendLocalReply(ex, replyFor(PROXY_ERRORS.PATH_REJECTED, n.message));
+      return;
+    }
+    ex.path = n.path + n.query;
+    ex.localAddress = req.socket.localAddress;
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
     h.host = t.authority;
     ex.requestId = ensureRequestId(h);

@@ -15,16 +15,35 @@
  * session that breaks the protocol (a bad preface, a frame where none may
  * be) ends with GOAWAY PROTOCOL_ERROR and counts as refused input (DPE), the
  * listener serving other clients on.
+ *
+ * mTLS (the inbound listener, given `tls`): a first byte of 0x16 is a TLS
+ * ClientHello; the connection goes to tls/inbound-tls.ts, which verifies the
+ * client certificate, and the TLS socket then comes back here and goes to the
+ * HTTP/2 or the HTTP/1.1 server by its ALPN protocol (no ALPN: the preface
+ * is sniffed inside TLS as it is outside). Who the peer is, is read per
+ * request with `peerOf(req)` (tls/peer.ts). Plaintext on an inbound listener
+ * whose every port is STRICT is closed at once; where ports differ, the
+ * inbound listener refuses per request (inbound-listener.ts).
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { constants, createServer as createHttp2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { Server as NetServer, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ResponseFlag } from '../protocol/request-record.js';
+import type { AppliedSnapshot } from './applied-snapshot.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Direction, ListenerContext } from './exchange.js';
 import { createProxyServer } from './http-server.js';
 import { DEFAULT_LIMITS, requestClasses, type ProxyLimits } from './limits.js';
 import { publishRefused, recordsWanted } from './request-record.js';
+import { InboundTls } from './tls/inbound-tls.js';
+import type { TlsObserver } from './tls/tls-events.js';
+import type { WorkloadTls } from './tls/workload-tls.js';
+
+export { peerOf, type Peer } from './tls/peer.js';
+
+/** The first byte of a TLS connection: a handshake record (the ClientHello). */
+const TLS_HANDSHAKE = 0x16;
 
 /** What the first bytes must be for the connection to be HTTP/2: the preface's method. */
 const H2_START = Buffer.from('PRI ', 'latin1');
@@ -42,6 +61,21 @@ export interface ListenerOptions {
   readonly limits?: ProxyLimits;
   /** The data plane's metrics and snapshot, for refused input; without it refused input is not counted. */
   readonly ctx?: ListenerContext;
+  /** Inbound: terminate mTLS with the workload's certificate (and enforce all-STRICT listeners); plaintext only without. */
+  readonly tls?: { readonly workload: WorkloadTls; readonly observer: TlsObserver };
+}
+
+/** Per applied snapshot: whether every inbound port is STRICT (plaintext then is refused when the connection opens). */
+const ALL_STRICT = new WeakMap<AppliedSnapshot, boolean>();
+
+function allStrict(state: AppliedSnapshot): boolean {
+  let v = ALL_STRICT.get(state);
+  if (v === undefined) {
+    const routes = [...state.inboundByPort.values()];
+    v = routes.length > 0 && routes.every((r) => r.listener.mtls === 'STRICT');
+    ALL_STRICT.set(state, v);
+  }
+  return v;
 }
 
 export class ProxyServer extends NetServer {
@@ -53,6 +87,7 @@ export class ProxyServer extends NetServer {
   readonly #sniffing = new Set<Socket>();
   readonly #direction: Direction;
   readonly #ctx: ListenerContext | undefined;
+  readonly #tls: InboundTls | undefined;
 
   constructor(handler: RequestListener, opts: ListenerOptions = {}) {
     super({ pauseOnConnect: true, noDelay: true });
@@ -76,7 +111,18 @@ export class ProxyServer extends NetServer {
     this.http2.on('sessionError', (err: Error & { code?: string }) => {
       if (err.code === 'ERR_HTTP2_ERROR') refused(0, ['DPE'], 'HTTP/2');
     });
-    this.on('connection', (socket: Socket) => this.#sniff(socket));
+    if (opts.tls) {
+      const handshakeMs = limits.headersTimeoutMs || limits.idleTimeoutMs;
+      this.#tls = new InboundTls(opts.tls.workload, opts.tls.observer, handshakeMs, (ts) => this.#secure(ts));
+    }
+    this.on('connection', (socket: Socket) => this.#sniff(socket, false));
+  }
+
+  /** A verified mTLS connection: to the server its ALPN protocol names; without ALPN, sniffed like plaintext. */
+  #secure(ts: TLSSocket): void {
+    if (ts.alpnProtocol === 'h2') this.http2.emit('connection', ts);
+    else if (ts.alpnProtocol === 'http/1.1') { this.http1.emit('connection', ts); ts.resume(); }
+    else this.#sniff(ts, true);
   }
 
   #session(s: ServerHttp2Session): void {
@@ -89,7 +135,8 @@ export class ProxyServer extends NetServer {
     s.destroy = (err?: Error, code?: number) => destroy(err, code ?? receiveErrorCode(err));
   }
 
-  #sniff(socket: Socket): void {
+  /** `inTls`: the socket is a verified TLS connection without ALPN (no TLS inside TLS, no plaintext check). */
+  #sniff(socket: Socket, inTls: boolean): void {
     let seen: Buffer | undefined;
     const ms = this.limits.headersTimeoutMs || this.limits.idleTimeoutMs;
     const timer = ms > 0 ? setTimeout(() => socket.destroy(), ms) : undefined;
@@ -97,8 +144,9 @@ export class ProxyServer extends NetServer {
     const onError = () => socket.destroy();
     const onData = (chunk: Buffer) => {
       seen = seen ? Buffer.concat([seen, chunk]) : chunk;
+      const tls = !inTls && this.#tls !== undefined && seen[0] === TLS_HANDSHAKE;
       const n = Math.min(seen.length, H2_START.length);
-      const h2 = seen.subarray(0, n).equals(H2_START.subarray(0, n));
+      const h2 = !tls && seen.subarray(0, n).equals(H2_START.subarray(0, n));
       if (h2 && seen.length < H2_START.length) return;
       clearTimeout(timer);
       this.#sniffing.delete(socket);
@@ -106,6 +154,10 @@ export class ProxyServer extends NetServer {
       socket.off('error', onError);
       socket.pause();
       socket.unshift(seen);
+      if (tls) { this.#tls!.accept(socket); return; }
+      if (!inTls && this.#tls && this.#refusesPlaintext()) { socket.destroy(); return; }
+      // Node's http2 server takes a TLS socket only with ALPN h2: this one spoke the preface without ALPN.
+      if (h2 && inTls) (socket as TLSSocket).alpnProtocol = 'h2';
       // The http2 session reads what the socket has buffered itself (and checks the rest of the preface); the HTTP/1.1 parser needs the socket flowing.
       if (h2) this.http2.emit('connection', socket);
       else { this.http1.emit('connection', socket); socket.resume(); }
@@ -114,6 +166,14 @@ export class ProxyServer extends NetServer {
     socket.on('error', onError);
     socket.once('close', () => { clearTimeout(timer); this.#sniffing.delete(socket); });
     socket.resume();
+  }
+
+  /** Plaintext when every inbound port is STRICT: counted and closed before any byte is read. */
+  #refusesPlaintext(): boolean {
+    const state = this.#ctx?.current();
+    if (!state || !allStrict(state)) return false;
+    this.#ctx!.host.metrics.mtlsRefused('plaintext_on_strict');
+    return true;
   }
 
   #refused(status: number, flags: readonly ResponseFlag[], protocol: string): void {
@@ -126,6 +186,7 @@ export class ProxyServer extends NetServer {
   override close(cb?: (err?: Error) => void): this {
     this.http1.close();
     this.http2.close();
+    this.#tls?.close();
     return super.close(cb);
   }
 
@@ -139,6 +200,7 @@ export class ProxyServer extends NetServer {
     this.http1.closeAllConnections();
     for (const s of this.#sniffing) s.destroy();
     for (const s of this.#sessions) s.destroy();
+    this.#tls?.destroyAll();
   }
 }
 

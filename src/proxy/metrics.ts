@@ -4,7 +4,9 @@
  * Counting a request is a few array increments; the values are copied into
  * prom-client only when /metrics is read, and the gauges (active requests,
  * connections, pools, config version and age) are read from the live state
- * at that moment.
+ * at that moment. TLS: handshakes by direction (full or resumed), refused
+ * handshakes by reason, and requests refused by the port's PeerAuthentication
+ * mode (plaintext on STRICT, mTLS on DISABLE).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Direction } from './exchange.js';
@@ -26,6 +28,12 @@ export class ProxyMetrics {
   readonly #requests = DIRECTIONS.map(() => CLASSES.map(() => 0));
   readonly #flags = new Map<string, number>();
   readonly #connections = new Map<ListenerKind, { opened: number; open: number }>();
+  /** `direction|resumed` → count */
+  readonly #handshakes = new Map<string, number>();
+  /** `direction|reason` → count */
+  readonly #handshakeFailures = new Map<string, number>();
+  /** reason → count */
+  readonly #mtlsRefused = new Map<string, number>();
   #retries = 0;
   #applied = 0;
   #rejected = 0;
@@ -48,6 +56,21 @@ export class ProxyMetrics {
         const [direction, flag] = key.split('|');
         c.inc({ direction: direction!, flag: flag! }, n);
       }
+    });
+    counter('trellis_proxy_tls_handshakes_total', 'TLS handshakes completed (peer verified), by direction (inbound: a peer connected; outbound: to an upstream) and whether the session was resumed.', ['direction', 'resumed'], (c) => {
+      for (const [key, n] of self.#handshakes) {
+        const [direction, resumed] = key.split('|');
+        c.inc({ direction: direction!, resumed: resumed! }, n);
+      }
+    });
+    counter('trellis_proxy_tls_handshake_failures_total', 'TLS handshakes refused, by direction and reason (no_certificate, untrusted, expired, secure_naming, unsupported, handshake).', ['direction', 'reason'], (c) => {
+      for (const [key, n] of self.#handshakeFailures) {
+        const [direction, reason] = key.split('|');
+        c.inc({ direction: direction!, reason: reason! }, n);
+      }
+    });
+    counter('trellis_proxy_mtls_refused_total', 'Inbound connections or requests refused by the port\'s PeerAuthentication mode, by reason (plaintext_on_strict, mtls_on_disable).', ['reason'], (c) => {
+      for (const [reason, n] of self.#mtlsRefused) c.inc({ reason }, n);
     });
     counter('trellis_proxy_upstream_retries_total', 'Upstream attempts that were retries.', [], (c) => c.inc(self.#retries));
     counter('trellis_proxy_snapshots_applied_total', 'Snapshots applied.', [], (c) => c.inc(self.#applied));
@@ -93,8 +116,24 @@ export class ProxyMetrics {
     if (n) n.open--;
   }
 
+  tlsHandshake(direction: 'inbound' | 'outbound', resumed: boolean): void {
+    bump(this.#handshakes, `${direction}|${resumed}`);
+  }
+
+  tlsHandshakeFailed(direction: 'inbound' | 'outbound', reason: string): void {
+    bump(this.#handshakeFailures, `${direction}|${reason}`);
+  }
+
+  mtlsRefused(reason: 'plaintext_on_strict' | 'mtls_on_disable'): void {
+    bump(this.#mtlsRefused, reason);
+  }
+
   retried(): void { this.#retries++; }
   snapshotApplied(): void { this.#applied++; this.#lastApplied = Date.now(); }
   snapshotRejected(): void { this.#rejected++; }
   setControlPlaneConnected(on: boolean): void { this.#connected = on ? 1 : 0; }
+}
+
+function bump(m: Map<string, number>, key: string): void {
+  m.set(key, (m.get(key) ?? 0) + 1);
 }

@@ -4,7 +4,11 @@
  * host-set semantics HTTP uses: another endpoint per attempt while there is
  * one), a TCP connection to that endpoint — the peer's inbound listener —
  * and `CONNECT <service>:<port>` on it; once the peer answers 200, the
- * client's socket is spliced to it (tcp-tunnel.ts).
+ * client's socket is spliced to it (tcp-tunnel.ts). For a TLS cluster
+ * (ISTIO_MUTUAL: mTLS with secure naming) the connection to the peer is
+ * opened by the endpoint's connector (tls/upstream-connector.ts) and the
+ * CONNECT is sent once the handshake is done; a TLS failure is a connect
+ * failure like any other.
  *
  * A connect failure (refused, reset or no answer before the deadline) tries
  * the next endpoint, once per remaining endpoint, all within the cluster's
@@ -17,6 +21,7 @@ import { pickWeighted } from '../policy/weighted.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Host } from './hosts.js';
 import type { ForwardPlan } from './route-plan.js';
+import type { UpstreamConnector } from './tls/upstream-connector.js';
 import { splitAddress, type Tunnel } from './tcp-tunnel.js';
 import { hostPort } from './upstream-pools.js';
 
@@ -50,7 +55,7 @@ export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
     const left = deadline - performance.now();
     if (!h || tried.includes(h) || left <= 0 || t.downstream.destroyed) { t.fail(PROXY_ERRORS.CONNECT_FAILURE); return; }
     tried.push(h);
-    openTunnel(h.address, authority, left, (a) => {
+    openTunnel(h.address, h.upstream.connector, authority, left, (a) => {
       if (!a) { attempt(); return; }
       t.upstream = h.address;
       t.destinationIdentity = h.identity;
@@ -75,9 +80,10 @@ export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
  * `authority`; `done` gets the answer, or undefined for a connect failure
  * (refused, reset, timed out, or not an HTTP answer).
  */
-function openTunnel(address: string, authority: string, timeoutMs: number, done: (a: Answer | undefined) => void): void {
+function openTunnel(address: string, connector: UpstreamConnector | undefined, authority: string, timeoutMs: number, done: (a: Answer | undefined) => void): void {
+  if (connector?.refusal()) { done(undefined); return; }
   const { host, port } = splitAddress(address);
-  const s = connect({ host, port, allowHalfOpen: true, noDelay: true });
+  const s = connector ? connector.open('http/1.1', { allowHalfOpen: true }) : connect({ host, port, allowHalfOpen: true, noDelay: true });
   let seen: Buffer | undefined;
   let settled = false;
   const settle = (a: Answer | undefined) => {
@@ -103,5 +109,5 @@ function openTunnel(address: string, authority: string, timeoutMs: number, done:
   s.on('error', () => settle(undefined));
   s.on('close', onClose);
   s.on('data', onData);
-  s.once('connect', () => s.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n\r\n`));
+  s.once(connector ? connector.readyEvent(s) : 'connect', () => s.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n\r\n`));
 }

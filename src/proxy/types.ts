@@ -5,6 +5,9 @@
  */
 import type { Snapshot } from '../protocol/snapshot.js';
 import type { ProxyLimits } from './limits.js';
+import type { CertificateInfo, WorkloadCertificate } from './tls/workload-tls.js';
+
+export type { CertificateInfo, WorkloadCertificate } from './tls/workload-tls.js';
 
 export interface DataPlaneOptions {
   /** `sidecar` (inbound + outbound) or `gateway` (one listener per Gateway server port). */
@@ -32,6 +35,15 @@ export interface DataPlaneOptions {
   readonly upstreams?: readonly UpstreamPort[];
   /** Lines for the proxy's log (an upstream port whose service is not in the snapshot); none by default. */
   readonly log?: (line: string) => void;
+  /**
+   * Clusters with tls mode ISTIO_MUTUAL while no certificate has been set:
+   * `refuse` (the default) answers 503 UF ("this proxy has no workload
+   * certificate yet"): `trellis proxy` gets its certificate before it serves.
+   * `plaintext` is for data planes embedded without an identity (tests of
+   * other features): ISTIO_MUTUAL clusters then speak plaintext.
+   * Once `setCertificate` has been called, ISTIO_MUTUAL is always mTLS.
+   */
+  readonly mtlsWithoutCertificate?: 'plaintext' | 'refuse';
 }
 
 /** A local port for one service port. */
@@ -74,6 +86,23 @@ export interface DataPlane {
   setControlPlaneConnected(connected: boolean): void;
   /** The instance is leaving rotation (SIGTERM): /ready answers 503 from now on while traffic is still served. */
   setLeaving(): void;
+  /**
+   * The workload's key and certificate chain (leaf first) for mTLS, both
+   * ways: the inbound listener terminates TLS 1.3 with it and connections to
+   * ISTIO_MUTUAL clusters present it. Applies to new connections; open ones
+   * are never dropped (rotation). Throws an Error saying what is wrong (no
+   * certificate, no spiffe:// URI SAN, a key that does not match); the
+   * certificate in use then stays.
+   */
+  setCertificate(cert: WorkloadCertificate): void;
+  /**
+   * The roots a peer's chain must lead to (both directions), replacing the
+   * previous bundle for new connections. Until one is set nothing verifies.
+   * Throws an Error for an entry that is not a PEM certificate.
+   */
+  setTrustBundle(rootsPem: readonly string[]): void;
+  /** The workload certificate in use (SPIFFE ID, serial, validity), if any. */
+  readonly certificate: CertificateInfo | undefined;
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes pools. */
   close(graceMs?: number): Promise<void>;
 }

@@ -16,7 +16,9 @@
  *   route timeout. A 101 is relayed (route response headers applied) and the
  *   sockets are spliced (splice.ts) until either side closes or the tunnel
  *   is idle for `idleTimeoutMs`; any other response is relayed and the
- *   connection closed. The exchange ends, with its record (status 101, bytes
+ *   connection closed. To an endpoint of a TLS cluster the connection is
+ *   opened by its connector (tls/upstream-connector.ts: mTLS with secure
+ *   naming for ISTIO_MUTUAL); a TLS failure is a connect failure. The exchange ends, with its record (status 101, bytes
  *   both ways, duration = the tunnel's life), when the downstream socket
  *   closes; the host counts the tunnel as a request in flight meanwhile.
  */
@@ -33,6 +35,7 @@ import { replyFor, sendLocalReply, type LocalReply } from './local-reply.js';
 import { backoffMs, retriableFailure } from './retry-policy.js';
 import { splice } from './splice.js';
 import { splitAddress } from './tcp-tunnel.js';
+import { upstreamTlsError } from './tls/identity.js';
 
 /** Envoy's default stream idle timeout: 5 minutes. */
 export const DEFAULT_WEBSOCKET_IDLE_MS = 300_000;
@@ -126,9 +129,15 @@ class Handshake {
     const { host: hostname, port } = splitAddress(host.address);
     const headers = { ...spec.headers, connection: 'Upgrade', upgrade: ex.req.headers.upgrade };
     const sentAt = performance.now();
+    const connector = host.upstream.connector;
+    const refused = connector?.refusal();
+    if (refused) { this.#failed('connect-failure', refused); return; }
     let req: ClientRequest;
     try {
-      req = request({ host: hostname, port, method: spec.method, path: spec.path, headers, agent: false });
+      // A connector's socket (TLS or not) is this request's own, as `agent: false` makes a plain one.
+      req = connector
+        ? request({ host: hostname, port, method: spec.method, path: spec.path, headers, createConnection: () => connector.open('http/1.1') })
+        : request({ host: hostname, port, method: spec.method, path: spec.path, headers, agent: false });
     } catch (err) {
       this.#failed('protocol', err);
       return;
@@ -141,10 +150,13 @@ class Handshake {
     const connectTimer = setTimeout(() => {
       req.destroy(Object.assign(new Error(`no connection to ${host.address} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
     }, this.connectTimeoutMs);
-    req.once('socket', (s: Socket) => s.once('connect', () => clearTimeout(connectTimer)));
+    req.once('socket', (s: Socket) => s.once(connector ? connector.readyEvent(s) : 'connect', () => clearTimeout(connectTimer)));
     req.on('error', (err) => {
       clearTimeout(connectTimer);
-      if (this.#req === req) this.#failed(classifyUpstreamError(err), err);
+      if (this.#req !== req) return;
+      const tlsErr = upstreamTlsError(err, host.address);
+      if (tlsErr) this.#failed('connect-failure', tlsErr);
+      else this.#failed(classifyUpstreamError(err), err);
     });
     req.once('response', (up: IncomingMessage) => {
       clearTimeout(connectTimer);

@@ -5,10 +5,17 @@
  * holder lets go (a retired snapshot whose requests have all ended), the
  * pool closes gracefully. So pools live across swaps, and a request never
  * loses its pool mid-way.
+ *
+ * A cluster's TLS settings are part of the pool key; pools of TLS clusters
+ * connect through an UpstreamConnector (tls/upstream-connector.ts), which
+ * reads the workload certificate in force at each new connection.
  */
 import { Agent, Pool } from 'undici';
-import type { ConnectionPool } from '../protocol/snapshot.js';
+import type { ConnectionPool, UpstreamTls } from '../protocol/snapshot.js';
 import { H2Upstream, type UpstreamDispatcher } from './h2-upstream.js';
+import { NO_TLS_OBSERVER } from './tls/tls-events.js';
+import { connectorFor, tlsKey, undiciConnect, type ConnectorEnv, type UpstreamConnector } from './tls/upstream-connector.js';
+import { WorkloadTls } from './tls/workload-tls.js';
 
 /** The settings a pool is built with; the pool key includes them. */
 export type PoolSettings = Pick<ConnectionPool, 'connectTimeoutMs' | 'maxConnections' | 'maxRequestsPerConnection' | 'idleTimeoutMs'>;
@@ -21,16 +28,39 @@ const DEFAULT_IDLE_MS = 4_000;
 export class Upstream {
   active = 0;
   refs = 0;
+  #dispatcher: UpstreamDispatcher;
   constructor(
     readonly key: string,
     /** `host:port` */
     readonly address: string,
     /** `http://host:port`, given to the dispatcher with each request. */
     readonly origin: string,
-    readonly dispatcher: UpstreamDispatcher,
-    /** Spoken to over h2c (one multiplexed session) rather than HTTP/1.1 pools. */
+    dispatcher: UpstreamDispatcher,
+    /** Spoken to over HTTP/2 (one multiplexed session) rather than HTTP/1.1 pools. */
     readonly http2 = false,
-  ) {}
+    /** How connections are opened when the cluster speaks TLS (upgrades and CONNECT tunnels use it too); undefined: plaintext. */
+    readonly connector?: UpstreamConnector,
+  ) {
+    this.#dispatcher = dispatcher;
+  }
+
+  /** The dispatcher new requests go to. */
+  get dispatcher(): UpstreamDispatcher {
+    return this.#dispatcher;
+  }
+
+  /** Sends new requests to `next` from now on; returns the previous dispatcher (the caller closes it). */
+  replace(next: UpstreamDispatcher): UpstreamDispatcher {
+    const prev = this.#dispatcher;
+    this.#dispatcher = next;
+    return prev;
+  }
+}
+
+/** The TLS settings of a pool: the cluster's, and the service host (SIMPLE's default SNI). */
+export interface PoolTls {
+  readonly tls: UpstreamTls;
+  readonly service: string;
 }
 
 function dispatcherOptions(s: PoolSettings) {
@@ -54,19 +84,34 @@ export function hostPort(host: string, port: number): string {
 export class UpstreamPools {
   readonly #pools = new Map<string, Upstream>();
   readonly #closing = new Set<Promise<void>>();
+  readonly #make = new WeakMap<Upstream, () => UpstreamDispatcher>();
+  readonly #env: ConnectorEnv;
+  #hadCertificate: boolean;
+
+  /** `env`: the workload's TLS material for TLS clusters; without it, a workload that never gets a certificate. */
+  constructor(env?: ConnectorEnv) {
+    this.#env = env ?? { workload: new WorkloadTls(), observer: NO_TLS_OBSERVER, withoutCertificate: 'plaintext' };
+    this.#hadCertificate = this.#env.workload.ready;
+    this.#env.workload.onChange(() => this.#certificateChanged());
+  }
 
   /**
-   * The pool for an address with these settings (`http2`: an h2c session
-   * instead of HTTP/1.1 connections); the caller holds a reference until `release`.
+   * The pool for an address with these settings (`http2`: an HTTP/2 session
+   * instead of HTTP/1.1 connections; `tls`: the cluster's TLS settings, plaintext
+   * without); the caller holds a reference until `release`.
    */
-  acquire(host: string, port: number, s: PoolSettings, http2 = false): Upstream {
+  acquire(host: string, port: number, s: PoolSettings, http2 = false, tls?: PoolTls): Upstream {
     const address = hostPort(host, port);
-    const key = `${address}|${s.connectTimeoutMs}|${s.maxConnections}|${s.maxRequestsPerConnection}|${s.idleTimeoutMs}${http2 ? '|h2' : ''}`;
+    const key = `${address}|${s.connectTimeoutMs}|${s.maxConnections}|${s.maxRequestsPerConnection}|${s.idleTimeoutMs}${http2 ? '|h2' : ''}${tlsKey(tls?.tls, tls?.service ?? host)}`;
     let u = this.#pools.get(key);
     if (!u) {
       const origin = `http://${address}`;
-      const dispatcher = http2 ? new H2Upstream(origin, s.connectTimeoutMs, Math.min(s.idleTimeoutMs, 600_000)) : new Pool(origin, dispatcherOptions(s));
-      u = new Upstream(key, address, origin, dispatcher, http2);
+      const connector = connectorFor(tls?.tls, tls?.service ?? host, host, port, this.#env);
+      const make = (): UpstreamDispatcher => http2
+        ? new H2Upstream(origin, s.connectTimeoutMs, Math.min(s.idleTimeoutMs, 600_000), connector)
+        : new Pool(origin, { ...dispatcherOptions(s), ...(connector ? { connect: undiciConnect(connector, s.connectTimeoutMs) } : {}) });
+      u = new Upstream(key, address, origin, make(), http2, connector);
+      this.#make.set(u, make);
       this.#pools.set(key, u);
     }
     u.refs++;
@@ -76,9 +121,31 @@ export class UpstreamPools {
   release(u: Upstream): void {
     if (--u.refs > 0 || this.#pools.get(u.key) !== u) return;
     this.#pools.delete(u.key);
-    const p = u.dispatcher.close().catch(() => undefined);
+    this.#closeLater(u.dispatcher);
+  }
+
+  #closeLater(d: UpstreamDispatcher): void {
+    const p = d.close().catch(() => undefined);
     this.#closing.add(p);
     void p.then(() => this.#closing.delete(p));
+  }
+
+  /**
+   * The first certificate: pools of ISTIO_MUTUAL clusters opened plaintext
+   * connections until now (ConnectorEnv.withoutCertificate); they get new
+   * dispatchers, so every new request goes over mTLS, and the old ones close
+   * once their requests are done. Later changes (rotation) drop nothing.
+   * (Only data planes made with `mtlsWithoutCertificate: 'plaintext'` have such pools.)
+   */
+  #certificateChanged(): void {
+    const ready = this.#env.workload.ready;
+    if (ready === this.#hadCertificate) return;
+    this.#hadCertificate = ready;
+    if (!ready) return;
+    for (const u of this.#pools.values()) {
+      const make = this.#make.get(u);
+      if (u.connector?.tls.mode === 'ISTIO_MUTUAL' && make) this.#closeLater(u.replace(make()));
+    }
   }
 
   get size(): number {
@@ -102,8 +169,8 @@ export function passthroughAgent(connectTimeoutMs: number): Agent {
 export class PoolLease {
   #held: Upstream[] = [];
   constructor(readonly pools: UpstreamPools) {}
-  acquire(host: string, port: number, s: PoolSettings, http2 = false): Upstream {
-    const u = this.pools.acquire(host, port, s, http2);
+  acquire(host: string, port: number, s: PoolSettings, http2 = false, tls?: PoolTls): Upstream {
+    const u = this.pools.acquire(host, port, s, http2, tls);
     this.#held.push(u);
     return u;
   }

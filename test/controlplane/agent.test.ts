@@ -4,6 +4,9 @@
  * the data plane serving meanwhile, refusal. NACKs come from the data plane
  * itself, fed an unusable snapshot by a scripted stream server.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server as HttpServer } from 'node:http';
@@ -17,7 +20,7 @@ import type { DataPlane } from '../../src/proxy/types.js';
 import type { ControlMessage, ProxyMessage } from '../../src/protocol/stream.js';
 import { meshService } from '../../src/protocol/stream.js';
 import { meshFromYaml } from '../helpers/mesh.js';
-import { ConfigDir, SHOP, sleep, startControlPlane, waitFor } from './helpers.js';
+import { ConfigDir, identityFor, SHOP, sleep, startControlPlane, waitFor } from './helpers.js';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -64,7 +67,7 @@ const metric = async (dp: DataPlane, name: string) => {
 test('the agent registers with the data plane\'s listeners, applies the snapshot and ACKs it', async () => {
   const t = await mesh();
   const dp = await dataPlane();
-  const { agent: a, events } = agent({ controlPlane: t.grpc, instance: 'web.shop', dataPlane: dp });
+  const { agent: a, events } = agent({ controlPlane: t.grpc, instance: 'web.shop', dataPlane: dp, identity: identityFor(t, 'web.shop', dp) });
   await a.start();
   const row = await waitFor('SYNCED', async () => (await t.get<ProxyRow[]>('/proxies')).body.find((p) => p.instance === 'web.shop' && p.sync === 'SYNCED'));
   assert.deepEqual(row.listeners, { inbound: dp.addresses.inbound, outbound: dp.addresses.outbound, admin: dp.addresses.admin });
@@ -83,7 +86,7 @@ test('the agent reports the app\'s health: a failing check takes the instance ou
   const status = { code: 200 };
   const port = await app(status);
   const dp = await dataPlane(port);
-  const { agent: a } = agent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, healthCheck: { port, path: '/healthz', intervalMs: 100 } });
+  const { agent: a } = agent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, identity: identityFor(t, 'api-v2.shop', dp), healthCheck: { port, path: '/healthz', intervalMs: 100 } });
   await a.start();
   assert.equal(a.healthy, true, 'the first check ran before hello');
   const healthy = async () => (await t.get<EndpointRow[]>('/endpoints')).body.find((e) => e.instance === 'api-v2.shop')?.healthy;
@@ -98,7 +101,7 @@ test('the agent reports the app\'s health: a failing check takes the instance ou
 test('an app that is down at start registers as unhealthy and never enters rotation before it is up', async () => {
   const t = await mesh();
   const dp = await dataPlane(1);
-  const { agent: a } = agent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, healthCheck: { port: 1, path: '/healthz', intervalMs: 100 } });
+  const { agent: a } = agent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, identity: identityFor(t, 'api-v2.shop', dp), healthCheck: { port: 1, path: '/healthz', intervalMs: 100 } });
   await a.start();
   await waitFor('registered', async () => (await t.get<ProxyRow[]>('/proxies')).body.find((p) => p.instance === 'api-v2.shop' && p.sync === 'SYNCED'));
   await sleep(200);
@@ -112,10 +115,13 @@ test('an app that is down at start registers as unhealthy and never enters rotat
 test('while the control plane is gone the data plane keeps serving; the agent reconnects with backoff and resyncs', async () => {
   const dir = new ConfigDir({ 'app.yaml': SHOP });
   cleanup.push(() => dir.remove());
-  const first = await startControlPlane(dir.path);
+  // One state dir, so the second control plane runs the same CA as the first.
+  const stateDir = mkdtempSync(join(tmpdir(), 'trellis-agent-state-'));
+  cleanup.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const first = await startControlPlane(dir.path, { stateDir });
   const port = Number(first.grpc.split(':')[1]);
   const dp = await dataPlane();
-  const { agent: a, events } = agent({ controlPlane: first.grpc, instance: 'web.shop', dataPlane: dp, backoff: { initialMs: 100, maxMs: 800 } });
+  const { agent: a, events } = agent({ controlPlane: first.grpc, instance: 'web.shop', dataPlane: dp, identity: identityFor(first, 'web.shop', dp), backoff: { initialMs: 100, maxMs: 800 } });
   await a.start();
   await waitFor('applied', () => dp.snapshot);
   const served = dp.snapshot!.version;
@@ -130,7 +136,7 @@ test('while the control plane is gone the data plane keeps serving; the agent re
   assert.ok(retries.every((e) => e.retryInMs <= 800 * 1.2), `delays ${retries.map((e) => e.retryInMs)}`);
   assert.ok(retries.at(-1)!.retryInMs > retries[0]!.retryInMs, 'the delay grows');
 
-  const second = await startControlPlane(dir.path, { grpcPort: port, registrationGraceMs: 1500 });
+  const second = await startControlPlane(dir.path, { grpcPort: port, registrationGraceMs: 1500, stateDir });
   cleanup.push(() => second.cp.close());
   await waitFor('reconnected', () => a.connected, 3000);
   const row = await waitFor('SYNCED on the new control plane', async () => (await second.get<ProxyRow[]>('/proxies')).body.find((p) => p.instance === 'web.shop' && p.sync === 'SYNCED'), 8000);
@@ -143,7 +149,7 @@ test('a refused agent stops for good and applies nothing', async () => {
   const dp = await dataPlane();
   let refusedWith: string | undefined;
   const { agent: a, events } = agent({
-    controlPlane: t.grpc, instance: 'debit-credit.shop', dataPlane: dp, claims: { labels: { group: 'fundsTransfer' } },
+    controlPlane: t.grpc, instance: 'debit-credit.shop', dataPlane: dp, identity: identityFor(t, 'debit-credit.shop', dp), claims: { labels: { group: 'fundsTransfer' } },
     backoff: { initialMs: 50 }, onRefused: (code) => (refusedWith = code),
   });
   await a.start();

@@ -12,6 +12,44 @@ import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from 
 import type { ControlPlaneEvent } from '../../src/controlplane/events.js';
 import type { ControlMessage, HelloMessage, ProxyMessage, SnapshotMessage } from '../../src/protocol/stream.js';
 import { meshService, STREAM_CHANNEL_OPTIONS } from '../../src/protocol/stream.js';
+import { IdentityClient, type WorkloadCertificate } from '../../src/proxy/identity-client.js';
+
+/** The test control planes by gRPC address, so a StreamClient can get its instance a certificate the way a proxy does. */
+const planes = new Map<string, TokenSource>();
+
+/** What a StreamClient needs of a control plane: join tokens and the roots to trust. */
+export interface TokenSource {
+  mintJoinToken(instance: string): string;
+  readonly identity: { trustBundle(): string[] };
+}
+
+/** For a StreamClient in another process: the control plane at `target` as seen from there (a token minted by the parent, the roots). */
+export function registerPlane(target: string, source: TokenSource): void {
+  planes.set(target, source);
+}
+
+/**
+ * A certificate for `instance` from the control plane at `target`, obtained
+ * as a proxy does (a join token minted by the control plane, the root pinned
+ * by its hash, a CSR); undefined when the configuration does not declare the
+ * instance.
+ */
+export async function certificateFor(target: string, instance: string): Promise<WorkloadCertificate | undefined> {
+  const cp = planes.get(target);
+  if (!cp) throw new Error(`no test control plane at ${target}`);
+  let joinToken: string;
+  try {
+    joinToken = cp.mintJoinToken(instance);
+  } catch {
+    return undefined;
+  }
+  const id = new IdentityClient({ controlPlane: target, instance, joinToken, onCertificate: () => {} });
+  try {
+    return await id.start();
+  } finally {
+    id.close();
+  }
+}
 
 /** Polls `probe` until it returns a value other than undefined/false, or fails after `ms` with what it last saw. */
 export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000, every = 25): Promise<T> {
@@ -67,6 +105,7 @@ export async function startControlPlane(config: string, opts: Partial<ControlPla
   const events: ControlPlaneEvent[] = [];
   const cp = createControlPlane({ config, grpcPort: 0, adminPort: 0, registrationGraceMs: 0, pollMs: 50, cwd: config, ...opts, log: (e) => events.push(e) });
   const { grpc, admin } = await cp.start();
+  planes.set(grpc, cp);
   return {
     cp, grpc, admin, events,
     async get<T>(path: string) {
@@ -88,16 +127,32 @@ export class StreamClient {
   readonly received: ControlMessage[] = [];
   headers = false;
   ended = false;
-  readonly #client: Client;
-  readonly #call: ClientDuplexStream<ProxyMessage, ControlMessage>;
+  #client: Client | undefined;
+  #call: ClientDuplexStream<ProxyMessage, ControlMessage> | undefined;
+  /** Messages sent before the stream is open (it opens once the first message says which instance, and so which certificate). */
+  #pending: (ProxyMessage | Record<string, unknown>)[] | undefined = [];
+  #closed = false;
 
-  constructor(target: string) {
-    this.#client = new Client(target, credentials.createInsecure(), STREAM_CHANNEL_OPTIONS);
-    this.#call = this.#client.makeBidiStreamRequest(meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata());
-    this.#call.on('metadata', () => (this.headers = true));
-    this.#call.on('data', (m: ControlMessage) => this.received.push(m));
-    this.#call.on('end', () => (this.ended = true));
-    this.#call.on('error', () => (this.ended = true));
+  constructor(readonly target: string) {}
+
+  /** Opens the stream: mTLS with the certificate of the hello's instance (none for a first message that is not a hello, or an undeclared instance). */
+  async #open(first: ProxyMessage | Record<string, unknown>): Promise<void> {
+    const cp = planes.get(this.target);
+    if (!cp) throw new Error(`no test control plane at ${this.target}`);
+    const instance = (first as { type?: string; instance?: unknown }).type === 'hello' ? (first as { instance?: unknown }).instance : undefined;
+    const cert = typeof instance === 'string' && instance ? await certificateFor(this.target, instance) : undefined;
+    const roots = Buffer.from(cp.identity.trustBundle().join('\n'));
+    const creds = credentials.createSsl(roots, cert ? Buffer.from(cert.keyPem) : null, cert ? Buffer.from(cert.certChainPem) : null, { checkServerIdentity: () => undefined });
+    if (this.#closed) return;
+    this.#client = new Client(this.target, creds, STREAM_CHANNEL_OPTIONS);
+    const call = (this.#call = this.#client.makeBidiStreamRequest(meshService.stream.path, meshService.stream.requestSerialize, meshService.stream.responseDeserialize, new Metadata()));
+    call.on('metadata', () => (this.headers = true));
+    call.on('data', (m: ControlMessage) => this.received.push(m));
+    call.on('end', () => (this.ended = true));
+    call.on('error', () => (this.ended = true));
+    const pending = this.#pending ?? [];
+    this.#pending = undefined;
+    for (const m of pending) call.write(m as ProxyMessage);
   }
 
   /** Opens a stream and says hello for `instance`, listening on `inbound`. */
@@ -108,7 +163,10 @@ export class StreamClient {
   }
 
   send(m: ProxyMessage | Record<string, unknown>): void {
-    this.#call.write(m as ProxyMessage);
+    if (this.#call) { this.#call.write(m as ProxyMessage); return; }
+    const first = this.#pending!.length === 0;
+    this.#pending!.push(m);
+    if (first) void this.#open(m).catch((e: Error) => { this.ended = true; this.received.push({ type: 'refused', code: 'TEST', reason: e.message }); });
   }
 
   snapshots(): SnapshotMessage[] {
@@ -125,9 +183,10 @@ export class StreamClient {
   }
 
   close(): void {
-    this.#call.end();
-    this.#call.cancel();
-    this.#client.close();
+    this.#closed = true;
+    this.#call?.end();
+    this.#call?.cancel();
+    this.#client?.close();
   }
 }
 
@@ -181,4 +240,12 @@ spec:
     - { destination: { host: api, subset: v1 }, weight: ${v1} }
     - { destination: { host: api, subset: v2 }, weight: ${v2} }
 `;
+}
+
+/** The identity of an in-process proxy for `instance` (join token minted by the test control plane), feeding `dp` its certificates. */
+export function identityFor(t: { grpc: string; cp: ControlPlane }, instance: string, dp: { setCertificate(c: { keyPem: string; certChainPem: string }): void; setTrustBundle(b: readonly string[]): void }): IdentityClient {
+  return new IdentityClient({
+    controlPlane: t.grpc, instance, joinToken: t.cp.mintJoinToken(instance),
+    onCertificate: (c) => { dp.setCertificate({ keyPem: c.keyPem, certChainPem: c.certChainPem }); dp.setTrustBundle(c.trustBundle); },
+  });
 }

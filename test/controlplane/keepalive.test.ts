@@ -21,8 +21,10 @@ after(async () => {
 });
 
 const CLIENT = `
-const { StreamClient } = await import(${JSON.stringify(join(ROOT, 'dist', 'test', 'controlplane', 'helpers.js'))});
-const c = StreamClient.hello(process.argv[1], 'api-v2.shop', '127.0.0.1:45001');
+const { registerPlane, StreamClient } = await import(${JSON.stringify(join(ROOT, 'dist', 'test', 'controlplane', 'helpers.js'))});
+const [target, token, roots] = process.argv.slice(1);
+registerPlane(target, { mintJoinToken: () => token, identity: { trustBundle: () => [Buffer.from(roots, 'base64').toString()] } });
+const c = StreamClient.hello(target, 'api-v2.shop', '127.0.0.1:45001');
 const s = await c.snapshot(0, 5000);
 c.ack(s);
 console.log('acked ' + s.version);
@@ -32,7 +34,8 @@ setInterval(() => {}, 1000);
 test('a frozen proxy is noticed by keepalive within seconds and leaves rotation', async () => {
   dir = new ConfigDir({ 'app.yaml': SHOP });
   t = await startControlPlane(dir.path);
-  child = new Proc('stream-client', ['--input-type=module', '-e', CLIENT, t.grpc]);
+  const roots = Buffer.from(t.cp.identity.trustBundle().join('\n')).toString('base64');
+  child = new Proc('stream-client', ['--input-type=module', '-e', CLIENT, t.grpc, t.cp.mintJoinToken('api-v2.shop'), roots]);
   await child.line(/acked \S+/, 5000);
   const row = async () => (await t!.get<ProxyRow[]>('/proxies')).body.find((p) => p.instance === 'api-v2.shop');
   await waitFor('SYNCED', async () => (await row())?.sync === 'SYNCED');

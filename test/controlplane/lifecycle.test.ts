@@ -12,7 +12,7 @@ import type { EndpointRow, ProxyRow } from '../../src/controlplane/admin.js';
 import { createAgent } from '../../src/proxy/agent.js';
 import { createDataPlane } from '../../src/proxy/data-plane.js';
 import type { DrainedMessage, SnapshotMessage } from '../../src/protocol/stream.js';
-import { ConfigDir, SHOP, sleep, startControlPlane, StreamClient, waitFor, type TestControlPlane } from './helpers.js';
+import { ConfigDir, identityFor, SHOP, sleep, startControlPlane, StreamClient, waitFor, type TestControlPlane } from './helpers.js';
 
 const cleanup: (() => unknown)[] = [];
 afterEach(async () => {
@@ -131,7 +131,7 @@ test('the agent: hello carries the first health check, and leave() resolves on d
   const dp = createDataPlane({ mode: 'sidecar', appPort: port });
   await dp.start();
   cleanup.push(() => dp.close(100));
-  const a = createAgent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, healthCheck: { port, path: '/healthz', intervalMs: 100 } });
+  const a = createAgent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, identity: identityFor(t, 'api-v2.shop', dp), healthCheck: { port, path: '/healthz', intervalMs: 100 } });
   cleanup.push(() => a.close());
   await a.start();
   await waitFor('api-v2 in web\'s snapshot', () => usable(web.snapshots().at(-1)).includes('api-v2.shop'));
@@ -162,7 +162,7 @@ test('the agent\'s TCP health check (no path): an app that does not accept conne
   const dp = createDataPlane({ mode: 'sidecar', appPort: port });
   await dp.start();
   cleanup.push(() => dp.close(100));
-  const a = createAgent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, healthCheck: { port, intervalMs: 100 } });
+  const a = createAgent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, identity: identityFor(t, 'api-v2.shop', dp), healthCheck: { port, intervalMs: 100 } });
   cleanup.push(() => a.close());
   await a.start();
   assert.equal(a.healthy, false);

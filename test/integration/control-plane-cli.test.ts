@@ -2,7 +2,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { ConfigDir, SHOP, StreamClient, waitFor } from '../controlplane/helpers.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mintJoinTokens, stateDirRoot } from '../../src/cli/join-tokens.js';
+import { loadMesh } from '../../src/cli/mesh-input.js';
+import { ConfigDir, registerPlane, SHOP, StreamClient, waitFor } from '../controlplane/helpers.js';
 import { getJson, MAIN, Proc, Procs } from './processes.js';
 
 const procs = new Procs();
@@ -32,13 +37,20 @@ test('bad flags are usage errors (exit 2) that say what is expected', () => {
 test('it prints its addresses, logs config, proxies and pushes, reports a rejected edit with file:line, and closes on SIGTERM', async () => {
   const dir = new ConfigDir({ 'app.yaml': SHOP });
   dirs.push(dir);
-  const cp = procs.add(Proc.trellis('control-plane', ['control-plane', '--config', dir.path, '--grpc-port', '0', '--admin-port', '0', '--registration-grace', '0s']));
+  const stateDir = mkdtempSync(join(tmpdir(), 'trellis-cp-cli-'));
+  after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const cp = procs.add(Proc.trellis('control-plane', ['control-plane', '--config', dir.path, '--grpc-port', '0', '--admin-port', '0', '--registration-grace', '0s', '--state-dir', stateDir]));
   const [, grpc, admin] = await cp.line(/listening grpc=(\S+) admin=(\S+)/);
   await cp.line(/config loaded: 1 resources from 1 files/);
+  await cp.line(/CA in the state dir trust-domain=cluster\.local root-sha256=[0-9a-f]{64}/);
   assert.equal((await getJson(admin!, '/ready')).status, 200);
 
+  // The stream client joins as a proxy does: a token minted into the state dir, the root pinned.
+  const registry = loadMesh([dir.path]).registry;
+  registerPlane(grpc!, { mintJoinToken: (i) => mintJoinTokens(stateDir, registry, [i])[0]!.token, identity: { trustBundle: () => [stateDirRoot(stateDir)] } });
   const c = StreamClient.hello(grpc!, 'web.shop', '127.0.0.1:44001');
   c.ack(await c.snapshot());
+  await cp.line(/certificate issued instance=web\.shop identity=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web not-after=\S+ via=join-token/);
   await cp.line(/proxy connected instance=web\.shop inbound=127\.0\.0\.1:44001/);
   await cp.line(/push instance=web\.shop version=\S+ reason=/);
   await cp.line(/ack instance=web\.shop version=\S+ latency=/);

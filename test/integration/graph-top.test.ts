@@ -102,8 +102,11 @@ test('after 40 answered and 10 failing requests: exactly the edge web → api, i
   const landed = e.destinationWorkloads;
   assert.deepEqual(Object.keys(landed).sort(), ['api-v1.shop', 'api-v2.shop']);
   assert.equal(Object.values(landed).reduce((a, b) => a + b, 0), 50);
-  // Every request took the app's 150 ms plus two proxies: all in Istio's (100, 250] ms bucket.
-  for (const [q, v] of Object.entries(e.latencyMs ?? {})) assert.ok(v > 100 && v <= 250, `${q} ${v} ms in (100, 250]`);
+  // Every request took the app's 150 ms plus two proxies: Istio's (100, 250] ms bucket; the first request to each
+  // endpoint also pays the mTLS handshakes, which may push the top percentile into the next bucket on a loaded machine.
+  const lat = e.latencyMs!;
+  assert.ok(lat.p50 > 100 && lat.p50 <= 250, `p50 ${lat.p50} ms in (100, 250]`);
+  for (const [q, v] of Object.entries(lat)) assert.ok(v > 100 && v <= 500, `${q} ${v} ms in (100, 500]`);
   assert.ok(e.rps > 0);
   // api's own sidecars (istio_ and trellis_ prefixes) saw the same 50, from a caller they cannot name yet.
   const api = node(doc, 'service:api.shop')!;

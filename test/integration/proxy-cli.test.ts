@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { MAIN } from './processes.js';
+import { MAIN, Proc } from './processes.js';
 import { getJson } from './processes.js';
 import { MESH_APP, RunningMesh } from './running-mesh.js';
 
@@ -62,11 +62,38 @@ test('usage errors exit 2 and say what to do', () => {
   }
 });
 
-test('an unknown instance exits with status 3 and the control plane\'s reason', async () => {
-  const s = await mesh.startSidecar('api-v3.shop');
-  const exit = await s.proc.exited;
-  assert.equal(exit.code, 3, s.proc.tail());
-  assert.match(s.proc.out, /registration refused TRL1201: instance "api-v3\.shop" is not declared by the configuration; did you mean "api-v2\.shop"/);
+test('an instance the configuration does not declare gets no token, and its proxy exits with status 3 saying why', async () => {
+  const mint = spawnSync(process.execPath, [MAIN, 'token', 'create', 'api-v3.shop', '--config', mesh.config.path, '--state-dir', mesh.stateDir], { encoding: 'utf8' });
+  assert.equal(mint.status, 2, mint.stderr);
+  assert.match(mint.stderr, /the configuration declares no instance "api-v3\.shop"; did you mean "api-v2\.shop"/);
+  const proc = mesh.procs.add(Proc.trellis('proxy api-v3', ['proxy', '--control-plane', `127.0.0.1:${mesh.grpcPort}`, '--instance', 'api-v3.shop']));
+  const exit = await proc.exited;
+  assert.equal(exit.code, 3, proc.tail());
+  assert.match(proc.out, /registration refused TRL1208: no join token, and no valid certificate: start the proxy with --join-token \(trellis token create api-v3\.shop\)/);
+});
+
+test('a join token joins once: replayed, it is refused by the control plane with a clear log line, and the proxy exits 3', async () => {
+  const mint = spawnSync(process.execPath, [MAIN, 'token', 'create', 'api-v2.shop', '--config', mesh.config.path, '--state-dir', mesh.stateDir], { encoding: 'utf8' });
+  assert.equal(mint.status, 0, mint.stderr);
+  const token = /^api-v2\.shop (\S+)$/m.exec(mint.stdout)?.[1];
+  assert.ok(token?.startsWith('trellis-join.v1.'), mint.stdout);
+  const first = mesh.procs.add(Proc.trellis('proxy api-v2 first', ['proxy', '--control-plane', `127.0.0.1:${mesh.grpcPort}`, '--instance', 'api-v2.shop', '--join-token', token!]));
+  await first.line(/certificate spiffe:\/\/cluster\.local\/ns\/shop\/sa\/api valid until/, 8000);
+  await first.line(/snapshot applied/, 8000);
+  await first.stop();
+  const before = mesh.cp!.out.length;
+  const again = mesh.procs.add(Proc.trellis('proxy api-v2 replay', ['proxy', '--control-plane', `127.0.0.1:${mesh.grpcPort}`, '--instance', 'api-v2.shop', '--join-token', token!]));
+  assert.equal((await again.exited).code, 3, again.tail());
+  assert.match(again.out, /join token refused \(replayed\)/);
+  await mesh.cp!.line(/certificate refused instance=api-v2\.shop peer=\S+: join token refused \(replayed\): join token for instance "api-v2\.shop" refused: it was already used at /, 3000, before);
+  assert.ok(!mesh.cp!.out.slice(before).includes(token!.split('.').at(-1)!), 'the secret is not logged');
+
+  // A token for one instance cannot join another: the proxy checks before it dials.
+  const other = spawnSync(process.execPath, [MAIN, 'token', 'create', 'web.shop', '--config', mesh.config.path, '--state-dir', mesh.stateDir, '-o', 'json'], { encoding: 'utf8' });
+  const webToken = (JSON.parse(other.stdout) as { token: string }[])[0]!.token;
+  const wrong = mesh.procs.add(Proc.trellis('proxy wrong', ['proxy', '--control-plane', `127.0.0.1:${mesh.grpcPort}`, '--instance', 'api-v2.shop', '--join-token', webToken!]));
+  assert.equal((await wrong.exited).code, 3, wrong.tail());
+  assert.match(wrong.out, /the join token is for instance "web\.shop", not "api-v2\.shop"/);
 });
 
 test('gateway mode: no inbound listener, one listener per --listen, registered as a gateway; SIGTERM exits 0', async () => {

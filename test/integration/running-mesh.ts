@@ -10,6 +10,8 @@ import { Agent as HttpAgent, createServer, request, type Server } from 'node:htt
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mintJoinTokens } from '../../src/cli/join-tokens.js';
+import { loadMesh } from '../../src/cli/mesh-input.js';
 import type { Snapshot } from '../../src/protocol/snapshot.js';
 import { ConfigDir, waitFor } from '../controlplane/helpers.js';
 import { getJson, Proc, Procs } from './processes.js';
@@ -124,13 +126,23 @@ export class RunningMesh {
   /** `trellis proxy` for `instance`; resolves once it printed its addresses. */
   async startSidecar(instance: string, appPort?: number, extra: string[] = []): Promise<Sidecar> {
     const proc = this.procs.add(Proc.trellis(`proxy ${instance}`, [
-      'proxy', '--control-plane', `127.0.0.1:${this.grpcPort}`, '--instance', instance,
+      'proxy', '--control-plane', `127.0.0.1:${this.grpcPort}`, '--instance', instance, ...this.identityArgs(instance),
       ...(appPort ? ['--app-port', String(appPort), '--health-path', '/healthz', '--health-interval', '500ms'] : []), ...extra,
     ]));
     const m = await proc.line(/listening inbound=(\S+) outbound=(\S+) admin=(\S+)/, 8000);
     const s: Sidecar = { instance, proc, inbound: m[1]!, outbound: m[2]!, admin: m[3]! };
     this.sidecars.set(instance, s);
     return s;
+  }
+
+  /**
+   * A fresh join token for `instance` (minted into the control plane's state
+   * dir, as `trellis up` does) and an identity dir, so a restarted sidecar
+   * renews with the certificate it kept.
+   */
+  identityArgs(instance: string): string[] {
+    const [minted] = mintJoinTokens(this.stateDir, loadMesh([this.config.path]).registry, [instance]);
+    return ['--join-token', minted!.token, '--identity-dir', join(this.stateDir, 'identity', instance.replace(/[^\w.-]/g, '_'))];
   }
 
   async proxies(): Promise<{ instance: string; connected: boolean; sync: string; lastAckedVersion: string | null }[]> {

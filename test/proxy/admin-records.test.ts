@@ -30,7 +30,7 @@ after(async () => {
 });
 
 test('admin: /ready is 503 with the reason until a snapshot is applied; requests get 503 meanwhile', async () => {
-  const dp = createDataPlane({ mode: 'sidecar' });
+  const dp = createDataPlane({ mode: 'sidecar', mtlsWithoutCertificate: 'plaintext' });
   try {
     await dp.start();
     const r = await admin(dp, '/ready');

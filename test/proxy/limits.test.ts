@@ -57,8 +57,10 @@ test('limits: trellis proxy refuses a malformed limit flag before it starts, nam
 });
 
 test('limits: trellis proxy applies its limit flags to its listeners', async () => {
-  // No control plane: the listeners are up (and refuse bad input) before any snapshot arrives.
-  const proxy = Proc.trellis('proxy', ['proxy', '--control-plane', '127.0.0.1:1', '--instance', 'web-v1.shop', '--max-request-headers', '1KiB', '--headers-timeout', '500ms']);
+  // No control plane: the listeners are up (and refuse bad input) before any snapshot arrives. The proxy keeps
+  // trying to reach the control plane with its (well-formed, never minted) join token meanwhile.
+  const token = `trellis-join.v1.${Buffer.from('web-v1.shop').toString('base64url')}.${'0'.repeat(64)}.${Buffer.alloc(32).toString('base64url')}`;
+  const proxy = Proc.trellis('proxy', ['proxy', '--control-plane', '127.0.0.1:1', '--instance', 'web-v1.shop', '--join-token', token, '--max-request-headers', '1KiB', '--headers-timeout', '500ms']);
   try {
     const [, , outbound] = await proxy.line(/listening inbound=(\S+) outbound=(\S+)/, 8000);
     const big = await rawExchange(outbound!, [`GET http://api/ HTTP/1.1\r\nHost: api\r\nX-Big: ${'a'.repeat(2000)}\r\n\r\n`]);

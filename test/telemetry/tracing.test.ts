@@ -111,6 +111,7 @@ before(async () => {
   apps = [a, b];
   for (const [n, app] of [['b', b], ['a', a], ['web', undefined]] as const) {
     const dp = createDataPlane({
+      mtlsWithoutCertificate: 'plaintext',
       mode: 'sidecar', ...(app ? { appPort: app.port } : {}),
       telemetry: { tracing: tuning, log: (l) => logs[n]!.push(l), ...(n === 'web' ? { accessLog: { file: webLog } } : {}) },
     });

@@ -27,12 +27,12 @@ export async function startTwoProxies(caller: TelemetryOptions, callee: Telemetr
     if (req.url === '/pkg.Svc/Get') { req.resume(); res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '5' }); res.end(); return; }
     echo(req, res, a);
   });
-  const calleeDp = createDataPlane({ mode: 'sidecar', appPort: app.port, telemetry: callee });
+  const calleeDp = createDataPlane({ mode: 'sidecar', appPort: app.port, telemetry: callee, mtlsWithoutCertificate: 'plaintext' });
   await calleeDp.start();
   const own = calleeDp.apply(compile(mesh.config, mesh.registry, { workload: 'api-v2', namespace: 'shop' }));
   if (!own.ok) throw new Error(own.reason);
   const [address, port] = calleeDp.addresses.inbound!.split(':');
-  const callerDp = createDataPlane({ mode: 'sidecar', telemetry: caller });
+  const callerDp = createDataPlane({ mode: 'sidecar', telemetry: caller, mtlsWithoutCertificate: 'plaintext' });
   await callerDp.start();
   const snap = withEndpoints(compile(mesh.config, mesh.registry, { workload: 'web-v1', namespace: 'shop' }), {
     'api-v2.shop': { address: address!, port: Number(port), health: 'HEALTHY' },

@@ -39,9 +39,9 @@ test('the command lines follow docs/running-mesh.md', () => {
   const i = plan.instances.find((x) => x.instance === 'accounts-v2.bank')!;
   const cp = `127.0.0.1:${plan.controlPlane.grpcPort}`;
   assert.deepEqual(controlPlaneArgs(plan, '/app', '/state'), ['control-plane', '--config', '/app', '--grpc-port', String(plan.controlPlane.grpcPort), '--admin-port', String(plan.controlPlane.adminPort), '--state-dir', '/state']);
-  assert.deepEqual(sidecarArgs(plan, i), ['proxy', '--instance', 'accounts-v2.bank', '--control-plane', cp, '--inbound-port', String(i.inboundPort), '--outbound-port', String(i.outboundPort), '--admin-port', String(i.adminPort), '--app-port', String(i.appPort), '--health-path', '/healthz', '--health-interval', '500ms']);
+  assert.deepEqual(sidecarArgs(plan, i, '/state'), ['proxy', '--instance', 'accounts-v2.bank', '--identity-dir', '/state/identity/accounts-v2.bank', '--control-plane', cp, '--inbound-port', String(i.inboundPort), '--outbound-port', String(i.outboundPort), '--admin-port', String(i.adminPort), '--app-port', String(i.appPort), '--health-path', '/healthz', '--health-interval', '500ms']);
   const g = plan.gateways[0]!;
-  assert.deepEqual(gatewayArgs(plan, g), ['proxy', '--gateway', '--instance', 'ingressgateway.istio-system', '--control-plane', cp, '--admin-port', String(g.adminPort), '--listen', `80=${g.listen[80]}`]);
+  assert.deepEqual(gatewayArgs(plan, g, '/state'), ['proxy', '--gateway', '--instance', 'ingressgateway.istio-system', '--identity-dir', '/state/identity/ingressgateway.istio-system', '--control-plane', cp, '--admin-port', String(g.adminPort), '--listen', `80=${g.listen[80]}`]);
 });
 
 test("the app's environment: the mesh's variables, the manifest's env, the version label", () => {
@@ -78,7 +78,7 @@ test('a manifest env the mesh overrides is warned about; VERSION stays when ther
   assert.deepEqual(plan.warnings, ['web.shop: env PORT is set by trellis up; the manifest\'s value is ignored']);
   const i = plan.instances[0]!;
   assert.deepEqual([i.instance, i.command, i.healthPath], ['web.shop', 'node web.js', undefined]);
-  assert.deepEqual(sidecarArgs(plan, i).slice(-3), ['--health-tcp', '--health-interval', '500ms'], 'without a health path the sidecar checks the app with a TCP connect');
+  assert.deepEqual(sidecarArgs(plan, i, '/state').slice(-3), ['--health-tcp', '--health-interval', '500ms'], 'without a health path the sidecar checks the app with a TCP connect');
   const env = appEnv(i, {});
   assert.deepEqual([env.PORT, env.VERSION], [String(i.appPort), 'mine']);
 });

@@ -45,13 +45,13 @@ test('each instance gets its own local port per upstream, as --upstream and as T
   assert.notEqual(a, b);
   const all = plan.instances.flatMap((i) => [i.appPort, i.inboundPort, i.outboundPort, i.adminPort, ...i.upstreams.map((u) => u.localPort)]);
   assert.equal(new Set(all).size, all.length, 'no port is handed out twice');
-  assert.deepEqual(sidecarArgs(plan, webs[1]!).slice(-2), ['--upstream', `db.shop:5432=${b}`]);
+  assert.deepEqual(sidecarArgs(plan, webs[1]!, '/state').slice(-2), ['--upstream', `db.shop:5432=${b}`]);
   const env = appEnv(webs[1]!, {});
   assert.deepEqual([env.TRELLIS_UPSTREAM_DB_5432, env.TRELLIS_UPSTREAM_DB_5432_HOST, env.TRELLIS_UPSTREAM_DB_5432_PORT], [`127.0.0.1:${b}`, '127.0.0.1', String(b)]);
   assert.deepEqual(plan.warnings, ['web.shop: env TRELLIS_UPSTREAM_DB_5432_PORT is set by trellis up; the manifest\'s value is ignored']);
   // An instance without upstreams gets neither flags nor variables.
   const db = plan.instances.find((i) => i.service === 'db')!;
-  assert.ok(!sidecarArgs(plan, db).includes('--upstream'));
+  assert.ok(!sidecarArgs(plan, db, '/state').includes('--upstream'));
   assert.ok(!Object.keys(appEnv(db, {})).some((k) => k.startsWith('TRELLIS_UPSTREAM_')));
 });
 

@@ -15,7 +15,14 @@ interface Flags {
   leaveGrace: number;
   scrapeInterval: number;
   stateDir?: string;
+  caCert?: string;
+  caKey?: string;
+  caChain?: string;
+  workloadCertTtl?: number;
+  serverName: string[];
 }
+
+const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function controlPlaneCommand(): Command {
   return new Command('control-plane')
@@ -29,6 +36,10 @@ export function controlPlaneCommand(): Command {
       'Admin API (HTTP, JSON) on --admin-port: /ready /services /endpoints /proxies /config/errors\n' +
       '/api/topology (the service graph, from scraping every proxy\'s /metrics) /metrics.\n' +
       'Logs one line per event on stdout. SIGTERM or SIGINT closes it cleanly.\n\n' +
+      'Identity: the control plane runs the mesh\'s CA. Its root (ECDSA P-256) is made on first start and\n' +
+      'kept in --state-dir/ca (key 0600), or plugged in with --ca-cert/--ca-key (and --ca-chain for an\n' +
+      'intermediate). Proxies get workload certificates (SPIFFE ID as URI SAN) through the gRPC port,\n' +
+      'which is TLS; the stream itself is mTLS. Join tokens for new proxies: `trellis token create`.\n\n' +
       'Example:\n' +
       '  trellis control-plane --config examples/bank --grpc-port 0 --admin-port 0',
     )
@@ -41,8 +52,19 @@ export function controlPlaneCommand(): Command {
     .option('--leave-grace <duration>', 'when an instance says it is leaving, how long to wait for every caller proxy to ACK a snapshot without it before telling it drained anyway', durationArg('--leave-grace'), 5000)
     .option('--scrape-interval <duration>', 'how often to scrape every connected proxy\'s /metrics for /api/topology (0 = off)', (v: string) => (v === '0' ? 0 : durationArg('--scrape-interval')(v)), 5000)
     .option('--state-dir <dir>', 'directory for state kept across restarts (control-plane.json: the registered instances)')
+    .option('--ca-cert <file>', 'a CA certificate (root or intermediate) to sign workload certificates with, PEM')
+    .option('--ca-key <file>', 'its private key, PEM (0600)')
+    .option('--ca-chain <file>', 'the chain from --ca-cert up to the root, PEM (for an intermediate)')
+    .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates (renewed at half life)', durationArg('--workload-cert-ttl'))
+    .option('--server-name <name>', 'an address proxies dial the control plane at (IP or DNS name), for its serving certificate (repeatable)', collect, [] as string[])
     .action(async (flags: Flags) => {
+      if ((flags.caCert === undefined) !== (flags.caKey === undefined)) throw new CliError('--ca-cert and --ca-key go together', 2);
+      if (flags.caChain !== undefined && flags.caCert === undefined) throw new CliError('--ca-chain needs --ca-cert and --ca-key', 2);
+      if (flags.workloadCertTtl !== undefined && flags.workloadCertTtl < 1000) throw new CliError('--workload-cert-ttl must be at least 1s', 2);
       const cp = createControlPlane({
+        ...(flags.caCert && flags.caKey ? { caFiles: { certFile: flags.caCert, keyFile: flags.caKey, ...(flags.caChain ? { chainFile: flags.caChain } : {}) } } : {}),
+        ...(flags.workloadCertTtl !== undefined ? { workloadCertTtlMs: flags.workloadCertTtl } : {}),
+        ...(flags.serverName.length ? { serverNames: flags.serverName } : {}),
         config: flags.config,
         host: flags.host,
         grpcPort: flags.grpcPort,

@@ -1,7 +1,9 @@
 /** `trellis proxy`: one sidecar (or gateway) proxy and its agent, as a process (docs/running-mesh.md). */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { createAgent, type AgentEvent } from '../../proxy/agent.js';
 import { createDataPlane } from '../../proxy/data-plane.js';
+import { IdentityClient } from '../../proxy/identity-client.js';
 import { parseSize, type ProxyLimits } from '../../proxy/limits.js';
 import type { UpstreamPort } from '../../proxy/types.js';
 import { durationArg, logLine, portArg } from '../args.js';
@@ -35,6 +37,22 @@ interface Flags {
   requestTimeout?: number;
   maxRequestHeaders?: number;
   maxRequestBody?: number;
+  joinToken?: string;
+  joinTokenFile?: string;
+  identityDir?: string;
+}
+
+/** The join token: --join-token, else the file --join-token-file names, else $TRELLIS_JOIN_TOKEN. */
+function joinTokenOf(f: Flags): string | undefined {
+  if (f.joinToken !== undefined && f.joinTokenFile !== undefined) throw new CliError('--join-token and --join-token-file exclude each other', 2);
+  if (f.joinTokenFile !== undefined) {
+    try {
+      return readFileSync(f.joinTokenFile, 'utf8').trim();
+    } catch (e) {
+      throw new CliError(`cannot read --join-token-file ${f.joinTokenFile}: ${(e as Error).message}`, 2);
+    }
+  }
+  return f.joinToken ?? (process.env.TRELLIS_JOIN_TOKEN || undefined);
 }
 
 /** A duration flag of the proxy's limits: `30s`, `500ms`, `1h`, or 0 for none. */
@@ -132,6 +150,12 @@ export function proxyCommand(): Command {
       'the control plane is unreachable it keeps serving the last snapshot and reconnects with backoff.\n' +
       `If the control plane refuses the registration (unknown instance, claims that disagree with the\n` +
       `configuration) it exits with status ${EXIT_REFUSED} without serving.\n\n` +
+      'Identity: the proxy makes its own key and has the control plane\'s CA sign it. The first time it\n' +
+      'proves which instance it is with a one-time join token (--join-token, --join-token-file or\n' +
+      '$TRELLIS_JOIN_TOKEN; `trellis up` mints them, `trellis token create <instance>` in hosts mode);\n' +
+      'the token also pins the CA root, so even that call is verified TLS. With --identity-dir the\n' +
+      'certificate is kept (0600) and a restarted proxy renews with it instead of a new token. The\n' +
+      'certificate is renewed at half life; every call to other proxies is mTLS with it.\n\n' +
       'Admin port: /ready /config_dump /metrics.\n' +
       'SIGTERM or SIGINT: leave rotation (tell the control plane `leaving`, keep serving until it answers\n' +
       '`drained` — every caller has ACKed a snapshot without this instance — or --leave-timeout), then\n' +
@@ -164,6 +188,9 @@ export function proxyCommand(): Command {
     .option('--request-timeout <duration>', 'the whole request must arrive within this, else 408 (0 = none, the default)', limitDurationArg('--request-timeout'))
     .option('--max-request-headers <size>', 'the largest request head, else 431 (default 60KiB)', sizeArg('--max-request-headers', 1))
     .option('--max-request-body <size>', 'the largest request body, else 413 (0 = unlimited, the default)', sizeArg('--max-request-body', 0))
+    .option('--join-token <token>', 'the one-time join token of this instance (or $TRELLIS_JOIN_TOKEN)')
+    .option('--join-token-file <file>', 'read the join token from a file')
+    .option('--identity-dir <dir>', 'keep the key and certificate here (0600) so a restart needs no new token')
     .option('--claim-label <key=value>', 'a label the proxy claims; registration is refused if the configuration disagrees (repeatable)', collect, [] as string[])
     .option('--claim-service-account <name>', 'a service account the proxy claims (checked like --claim-label)')
     .option('--claim-identity <spiffe-id>', 'an identity the proxy claims (checked like --claim-label)')
@@ -175,6 +202,7 @@ export function proxyCommand(): Command {
       if (!f.gateway && f.listen.length) throw new CliError('--listen is for --gateway mode', 2);
       if (f.gateway && f.upstream.length) throw new CliError('--upstream is for sidecars, not --gateway mode', 2);
       const upstreams = upstreamPorts(f.upstream);
+      const joinToken = joinTokenOf(f);
       const labels: Record<string, string> = {};
       for (const l of f.claimLabel) {
         const eq = l.indexOf('=');
@@ -241,10 +269,26 @@ export function proxyCommand(): Command {
           process.off('SIGINT', onInt);
           resolve();
         };
+        const identity = new IdentityClient({
+          controlPlane: f.controlPlane,
+          instance: f.instance,
+          ...(joinToken ? { joinToken } : {}),
+          ...(f.identityDir ? { identityDir: f.identityDir } : {}),
+          onCertificate: (c) => {
+            try {
+              dp.setCertificate({ keyPem: c.keyPem, certChainPem: c.certChainPem });
+              dp.setTrustBundle(c.trustBundle);
+            } catch (e) {
+              log(`the certificate from the control plane cannot be used (the previous one stays): ${(e as Error).message}`);
+            }
+          },
+          log,
+        });
         const agent = createAgent({
           controlPlane: f.controlPlane,
           instance: f.instance,
           dataPlane: dp,
+          identity,
           ...(Object.keys(claims).length ? { claims } : {}),
           ...(f.healthPath !== undefined && f.appPort !== undefined ? { healthCheck: { port: f.appPort, path: f.healthPath, intervalMs: f.healthInterval } } : {}),
           ...(f.healthTcp && f.appPort !== undefined ? { healthCheck: { port: f.appPort, intervalMs: f.healthInterval } } : {}),

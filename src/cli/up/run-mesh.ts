@@ -16,6 +16,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchEndpoints, steadilySettled } from './control-plane-admin.js';
 import { httpOk, pollUntil, tcpOpen, type WaitResult } from './http-probe.js';
+import { mintJoinTokens } from '../join-tokens.js';
+import { loadMesh } from '../mesh-input.js';
 import { controlPlaneArgs, gatewayArgs, sidecarArgs } from './launch.js';
 import { tailLines } from './log-files.js';
 import type { ProcessEvent, RestartPolicy, StopResult } from './managed-process.js';
@@ -68,6 +70,8 @@ export class RunningMesh {
   #status: MeshState['status'] = 'starting';
   #startedAt = new Date().toISOString();
   #started = false;
+  /** The join token of each proxy, minted once the control plane runs. */
+  #tokens = new Map<string, string>();
   #writeTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<StopResult[]> | undefined;
   #removed = false;
@@ -161,9 +165,11 @@ export class RunningMesh {
       const p = this.plan;
       await this.#startAndWait('control plane', logNames.controlPlane, 'control-plane', [...o.trellis, ...controlPlaneArgs(p, o.configDir, o.stateDir)],
         () => httpOk(`http://127.0.0.1:${p.controlPlane.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() }), `admin :${p.controlPlane.adminPort}`);
-      await Promise.all(p.gateways.map((g) => this.#startAndWait(`ingress ${g.instance}`, logNames.ingress(g.instance), 'proxy', [...(o.proxyTrellis ?? o.trellis), ...gatewayArgs(p, g)],
+      // One-time join tokens, minted into the control plane's state dir; each proxy gets its own in its environment (not its argv, which other users can read).
+      this.#tokens = new Map(mintJoinTokens(o.stateDir, loadMesh([o.configDir]).registry, [...p.gateways.map((g) => g.instance), ...p.instances.map((i) => i.instance)]).map((m) => [m.instance, m.token]));
+      await Promise.all(p.gateways.map((g) => this.#startAndWait(`ingress ${g.instance}`, logNames.ingress(g.instance), 'proxy', [...(o.proxyTrellis ?? o.trellis), ...gatewayArgs(p, g, o.stateDir)],
         () => httpOk(`http://127.0.0.1:${g.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() }),
-        Object.entries(g.listen).map(([s, l]) => `:${l} (port ${s})`).join(', '))));
+        Object.entries(g.listen).map(([s, l]) => `:${l} (port ${s})`).join(', '), g.instance)));
       await Promise.all(p.instances.map((i) => this.#startInstance(i, left)));
       const settle = o.progress.step('mesh in sync');
       const apps = p.instances.map((i) => i.instance);
@@ -189,7 +195,7 @@ export class RunningMesh {
     const step = o.progress.step(i.instance);
     const began = Date.now();
     step.update('starting sidecar');
-    this.#sup.start({ name: logNames.proxy(i.instance), command: [...(o.proxyTrellis ?? o.trellis), ...sidecarArgs(this.plan, i)], cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy', i.instance);
+    this.#sup.start({ name: logNames.proxy(i.instance), command: [...(o.proxyTrellis ?? o.trellis), ...sidecarArgs(this.plan, i, o.stateDir)], cwd: o.configDir, env: this.#proxyEnv(i.instance), logFile: logFile(o.stateDir, logNames.proxy(i.instance)) }, 'proxy', i.instance);
     const proxy = await httpOk(`http://127.0.0.1:${i.adminPort}/ready`, { timeoutMs: left(), ...this.#abort() });
     this.#failed(step, `sidecar of ${i.instance}`, logNames.proxy(i.instance), proxy);
     step.update(`sidecar ready (${secs(proxy.ms)}), starting app`);
@@ -222,13 +228,19 @@ export class RunningMesh {
     this.#o.log(`${new Date().toISOString().slice(11, 19)} ${line}`);
   }
 
-  async #startAndWait(label: string, name: string, tier: Tier, command: string[], wait: () => Promise<WaitResult>, detail: string): Promise<void> {
+  async #startAndWait(label: string, name: string, tier: Tier, command: string[], wait: () => Promise<WaitResult>, detail: string, instance?: string): Promise<void> {
     const o = this.#o;
     const step = o.progress.step(label);
-    this.#sup.start({ name, command, cwd: o.configDir, env: meshProcessEnv(o.env), logFile: logFile(o.stateDir, name) }, tier);
+    this.#sup.start({ name, command, cwd: o.configDir, env: instance ? this.#proxyEnv(instance) : meshProcessEnv(o.env), logFile: logFile(o.stateDir, name) }, tier);
     const r = await wait();
     this.#failed(step, label, name, r);
     step.done(`${detail}  ready in ${secs(r.ms)}`);
+  }
+
+  /** A proxy's environment: the mesh's, and its join token. */
+  #proxyEnv(instance: string): Record<string, string | undefined> {
+    const token = this.#tokens.get(instance);
+    return { ...meshProcessEnv(this.#o.env), ...(token ? { TRELLIS_JOIN_TOKEN: token } : {}) };
   }
 
   /** Throws StartupError (with the end of the log) when a wait did not succeed. */

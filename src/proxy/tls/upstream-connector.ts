@@ -1,0 +1,159 @@
+/**
+ * How the proxy opens a connection to one upstream address of a cluster,
+ * per the cluster's `tls` (DestinationRule `trafficPolicy.tls`, or auto mTLS):
+ *
+ * - `ISTIO_MUTUAL`: TLS 1.3 with the workload certificate (the secure context
+ *   in force when the connection is opened, so a rotation applies to new
+ *   connections only), the server's chain verified against the trust bundle
+ *   and **secure naming** in place of Node's hostname check: the server's
+ *   URI SAN must be one of `subjectAltNames` (when the list is not empty).
+ * - `SIMPLE`: TLS to a server outside the mesh with Node's public roots and
+ *   its hostname check against the SNI (`sni`, else the service host), or
+ *   against `subjectAltNames` when the rule lists some.
+ * - `MUTUAL`: needs client certificate files that snapshots do not carry
+ *   yet: every connection is refused with a reason saying so.
+ * - `DISABLE` (or no tls): plaintext, and no connector at all.
+ *
+ * TLS sessions are resumed: the last session ticket of each ALPN protocol is
+ * kept (only from a connection that passed verification, only for the
+ * certificate generation it was made under) and offered on the next
+ * connection, so a pool's later connections skip the certificate exchange.
+ * Node does not re-run the identity check on a resumed session, which is
+ * why a ticket is only ever kept per connector (one address, one SAN list).
+ *
+ * Every TLS failure surfaces as an UpstreamTlsError (identity.ts) with the
+ * reason, and is counted (tls-events.ts).
+ */
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, TLSSocket, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import type { buildConnector } from 'undici';
+import type { UpstreamTls } from '../../protocol/snapshot.js';
+import { checkListedNames, checkSecureNaming, upstreamTlsError, UpstreamTlsError } from './identity.js';
+import type { TlsObserver } from './tls-events.js';
+import type { WorkloadTls } from './workload-tls.js';
+
+export type Alpn = 'h2' | 'http/1.1';
+
+/** What every connector of a data plane shares. */
+export interface ConnectorEnv {
+  readonly workload: WorkloadTls;
+  readonly observer: TlsObserver;
+  /**
+   * ISTIO_MUTUAL while the proxy has no certificate yet: `refuse` (503 UF
+   * with the reason; the default) or `plaintext` (embedded data planes
+   * without an identity, see DataPlaneOptions.mtlsWithoutCertificate).
+   */
+  readonly withoutCertificate: 'plaintext' | 'refuse';
+}
+
+/** The part of a pool key that the TLS settings make: '' for plaintext. */
+export function tlsKey(tls: UpstreamTls | undefined, service: string): string {
+  if (!tls || tls.mode === 'DISABLE') return '';
+  return `|${tls.mode}|${tls.sni ?? ''}|${tls.subjectAltNames.join(',')}${tls.mode === 'SIMPLE' ? `|${service}` : ''}`;
+}
+
+/** A connector for a cluster's tls settings; undefined for plaintext clusters. */
+export function connectorFor(tls: UpstreamTls | undefined, service: string, host: string, port: number, env: ConnectorEnv): UpstreamConnector | undefined {
+  return tls && tls.mode !== 'DISABLE' ? new UpstreamConnector(tls, service, host, port, env) : undefined;
+}
+
+const KEEPALIVE_MS = 60_000;
+
+export class UpstreamConnector {
+  readonly address: string;
+  readonly #sessions = new Map<Alpn, Buffer>();
+  #generation = -1;
+
+  constructor(readonly tls: UpstreamTls, readonly service: string, readonly host: string, readonly port: number, readonly env: ConnectorEnv) {
+    this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  /** Why no connection may be opened now; undefined when one may. */
+  refusal(): UpstreamTlsError | undefined {
+    if (this.tls.mode === 'MUTUAL') {
+      return new UpstreamTlsError('unsupported', `TLS mode MUTUAL to ${this.address} needs client certificate files (DestinationRule tls clientCertificate, privateKey), which the proxy's configuration does not carry yet; use SIMPLE or ISTIO_MUTUAL`);
+    }
+    if (this.tls.mode === 'ISTIO_MUTUAL' && !this.env.workload.ready && this.env.withoutCertificate === 'refuse') {
+      return new UpstreamTlsError('no_certificate', `mTLS to ${this.address}: this proxy has no workload certificate yet`);
+    }
+    return undefined;
+  }
+
+  /** Whether a connection opened now is TLS (ISTIO_MUTUAL before the first certificate is not, for now: see ConnectorEnv). */
+  get secure(): boolean {
+    return this.tls.mode === 'SIMPLE' || (this.tls.mode === 'ISTIO_MUTUAL' && this.env.workload.ready);
+  }
+
+  /** The event that says a socket from `open` is ready for bytes. */
+  readyEvent(s: Socket): 'secureConnect' | 'connect' {
+    return s instanceof TLSSocket ? 'secureConnect' : 'connect';
+  }
+
+  /** Opens a connection now (check `refusal()` first): TLS or plaintext per the mode; errors arrive on the socket. */
+  open(alpn: Alpn, o: { allowHalfOpen?: boolean } = {}): Socket {
+    const { host, port } = this;
+    if (!this.secure) return netConnect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS, ...o });
+    const w = this.env.workload;
+    if (this.#generation !== w.generation) { this.#sessions.clear(); this.#generation = w.generation; }
+    const generation = this.#generation;
+    const session = this.#sessions.get(alpn);
+    const address = this.address;
+    const sans = this.tls.subjectAltNames;
+    const istio = this.tls.mode === 'ISTIO_MUTUAL';
+    const sni = this.tls.sni ?? (istio || isIP(this.service) ? undefined : this.service);
+    const options: ConnectionOptions = {
+      host, port, ALPNProtocols: [alpn], ...o,
+      ...(sni ? { servername: sni } : {}),
+      ...(session ? { session } : {}),
+      ...(istio
+        ? { secureContext: w.clientContext!, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkSecureNaming(cert, sans, address) }
+        : { minVersion: 'TLSv1.2', checkServerIdentity: sans.length ? (_h: string, cert: PeerCertificate) => checkListedNames(cert, sans, address) : checkServerIdentity }),
+    };
+    const s = tlsConnect(options);
+    s.setNoDelay(true);
+    s.setKeepAlive(true, KEEPALIVE_MS);
+    let verified = false;
+    s.once('secureConnect', () => {
+      verified = true;
+      this.env.observer.established('outbound', s, address);
+    });
+    s.on('session', (ticket: Buffer) => {
+      if (verified && generation === this.#generation) this.#sessions.set(alpn, ticket);
+    });
+    s.once('error', (err: Error) => {
+      if (verified) return;
+      this.#sessions.delete(alpn);
+      const e = upstreamTlsError(err, address);
+      if (e) this.env.observer.refused('outbound', e.reason, e.message, address);
+    });
+    return s;
+  }
+}
+
+/**
+ * An undici `connect` function over a connector (HTTP/1.1 pools): calls back
+ * once the connection is ready, with an UpstreamTlsError for a TLS failure,
+ * or `UND_ERR_CONNECT_TIMEOUT` when the handshake is not done in time.
+ */
+export function undiciConnect(c: UpstreamConnector, timeoutMs: number): buildConnector.connector {
+  return (_opts, callback) => {
+    const refused = c.refusal();
+    if (refused) { callback(refused, null); return; }
+    const s = c.open('http/1.1');
+    let done = false;
+    const finish = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.off('error', onError);
+      if (err) callback(err, null);
+      else callback(null, s);
+    };
+    const onError = (err: Error) => finish(upstreamTlsError(err, c.address) ?? err);
+    const timer = timeoutMs > 0
+      ? setTimeout(() => s.destroy(Object.assign(new Error(`no connection to ${c.address} within ${timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs)
+      : undefined;
+    s.on('error', onError);
+    s.once(c.readyEvent(s), () => finish(null));
+  };
+}
