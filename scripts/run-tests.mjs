@@ -31,7 +31,7 @@ if (files.length === 0) {
   console.error(`no test files found under ${dir}${only.length ? ` matching ${only.join(' ')}` : ''}`);
   process.exit(1);
 }
-const heavy = (f) => ['integration', 'e2e', 'up', 'bench'].some((d) => f.includes(`${sep}test${sep}${d}${sep}`));
+const heavy = (f) => ['integration', 'e2e', 'up', 'bench', 'hosts'].some((d) => f.includes(`${sep}test${sep}${d}${sep}`));
 const phases = [
   { files: files.filter((f) => !heavy(f)), concurrency: 2 },
   { files: files.filter(heavy), concurrency: 1 },

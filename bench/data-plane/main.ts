@@ -38,7 +38,7 @@ import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
 import { checkObservability, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
-import { startHop, startUpstream, type Nginx } from './nginx.js';
+import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
 import { aggregate, goals, table, type RunSample } from './report.js';
 
@@ -181,8 +181,9 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
       });
     }
     if (name === 'nginx') {
-      const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), upstream.port);
-      const front = await startHop(children, 'nginx outbound hop', join(dir, 'nginx-outbound'), back.port);
+      const pki = await hopPki(join(dir, 'nginx-pki'));
+      const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), upstream.port, pki, 'from-caller');
+      const front = await startHop(children, 'nginx outbound hop', join(dir, 'nginx-outbound'), back.port, pki, 'to-next');
       scenarios.push({ name, target: { port: front.port, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'nginx-outbound', child: front.child }, { name: 'nginx-inbound', child: back.child }] });
     }
   }

@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
 import type { Child, Children } from './children.js';
-import { answers200 } from './probe.js';
+import { answers200, statusOf } from './probe.js';
 
 export const TRELLIS_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -51,6 +51,24 @@ spec:
   - name: upstream
     ports: [{ name: http, port: 8080 }]
     command: [nginx]
+`;
+
+/** One authorization policy on the path (issue 6): the upstream accepts GETs from the client's identity only. The mesh is STRICT mTLS. */
+const SECURITY = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: upstream-callers, namespace: bench }
+spec:
+  selector: { matchLabels: { app: upstream } }
+  action: ALLOW
+  rules:
+  - from: [{ source: { principals: [cluster.local/ns/bench/sa/client] } }]
+    to: [{ operation: { methods: [GET] } }]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec:
+  mtls: { mode: STRICT }
 `;
 
 export type Observability = 'default' | 'off' | 'all';
@@ -100,9 +118,9 @@ spec:
 }
 
 function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
-  if (!accessLog) return { 'app.yaml': APP };
+  if (!accessLog) return { 'app.yaml': APP, 'security.yaml': SECURITY };
   if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
-  return { 'app.yaml': APP, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
+  return { 'app.yaml': APP, 'security.yaml': SECURITY, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
 }
 
 /** The bench's environment without telemetry settings of its own, plus the scenario's. */
@@ -153,8 +171,12 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
  */
 export async function checkObservability(m: Mesh, observability: Observability, spans: () => number): Promise<void> {
   const what = `the mesh with observability "${observability}"`;
+  // The path is what the scenario says: mTLS between the sidecars, and the authorization policy in force (a DELETE is denied).
+  const denied = await statusOf(m.entryPort, UPSTREAM_AUTHORITY, 'DELETE');
+  if (denied !== 403) throw new Error(`${what}: a DELETE through the mesh answered ${denied}, not 403: the authorization policy is not on the path`);
   for (const admin of m.admin) {
     const text = (await httpGet(`http://${admin}/metrics`, 5000)).body;
+    if (!/^trellis_proxy_tls_handshakes_total\{[^}]*\} [1-9]/m.test(text)) throw new Error(`${what}: http://${admin}/metrics counts no mTLS handshake: the sidecars do not talk mTLS`);
     if (!/^trellis_proxy_requests_total\{/m.test(text)) throw new Error(`${what}: http://${admin}/metrics has no trellis_proxy_requests_total after the warm-up`);
     const service = /^trellis_requests_total\{/m.test(text);
     if (service !== (observability !== 'off')) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);

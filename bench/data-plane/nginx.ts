@@ -11,13 +11,17 @@
  * leads its process group) with its config, pid file, error log and temp
  * dirs under the bench's temp dir: no system nginx service is touched.
  *
- * mTLS hook: once the mesh has mTLS, the hop between the two nginx proxies
- * gets the same certificates (`proxy_ssl_certificate` on the outbound hop,
- * `ssl_verify_client` on the inbound one); `hopServer` is where it goes.
+ * mTLS, as the mesh: the hop between the two nginx proxies is TLS 1.3 with
+ * client certificates from a Trellis CA (the same kind of ECDSA P-256
+ * workload certificates the sidecars use): `proxy_ssl_certificate` and
+ * `proxy_ssl_verify` with session reuse on the outbound hop,
+ * `ssl_verify_client` on the inbound one.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { allocatePorts } from '../../src/cli/up/ports.js';
+import { pollUntil } from '../../src/cli/up/http-probe.js';
 import type { Child, Children } from './children.js';
 import { answers200 } from './probe.js';
 
@@ -55,19 +59,64 @@ const upstreamServer = (port: number) => `  server {
     location / { return 200 '${'x'.repeat(BODY_BYTES)}'; }
   }`;
 
-/** A proxy hop: 127.0.0.1:port → 127.0.0.1:next, keep-alive both sides. */
-const hopServer = (port: number, next: number) => `  upstream next_hop {
+/** The certificate files of the nginx hops (PEM). */
+export interface HopPki {
+  readonly root: string;
+  /** The outbound hop's client certificate and key. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+  /** The inbound hop's server certificate (with the DNS name nginx verifies, HOP_NAME, beside its SPIFFE ID) and key. */
+  readonly serverCert: string;
+  readonly serverKey: string;
+}
+
+/** The name the outbound hop checks in the inbound hop's certificate (nginx verifies DNS names, not SPIFFE IDs). */
+const HOP_NAME = 'upstream.bench.svc.cluster.local';
+
+/** A Trellis CA in `dir` and the hops' certificates from it. */
+export async function hopPki(dir: string): Promise<HopPki> {
+  mkdirSync(dir, { recursive: true });
+  const { CertificateAuthority } = await import('../../src/ca/authority.js');
+  const { newKeyAndCsr } = await import('../../src/ca/workload-key.js');
+  const ca = await CertificateAuthority.loadOrCreate(dir, { trustDomain: 'cluster.local' });
+  const client = await newKeyAndCsr('spiffe://cluster.local/ns/bench/sa/client');
+  const issued = await ca.signCsr(client.csrPem, 'spiffe://cluster.local/ns/bench/sa/client');
+  const server = await ca.issueServing({ identity: 'spiffe://cluster.local/ns/bench/sa/upstream', dnsNames: [HOP_NAME] });
+  const f = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text, { mode: 0o600 }); return p; };
+  return {
+    root: f('root.pem', ca.trustBundle().join('\n')),
+    clientCert: f('client.pem', issued.chainPem), clientKey: f('client-key.pem', client.keyPem),
+    serverCert: f('server.pem', server.chainPem), serverKey: f('server-key.pem', server.keyPem),
+  };
+}
+
+/** A proxy hop: 127.0.0.1:port → 127.0.0.1:next, keep-alive both sides; `tls` says which side of the hop pair is mTLS. */
+const hopServer = (port: number, next: number, pki: HopPki, tls: 'to-next' | 'from-caller') => `  upstream next_hop {
     server 127.0.0.1:${next};
     keepalive 64;
     keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://next_hop;
+    listen 127.0.0.1:${port}${tls === 'from-caller' ? ' ssl' : ''};
+${tls === 'from-caller' ? `    ssl_protocols TLSv1.3;
+    ssl_certificate ${pki.serverCert};
+    ssl_certificate_key ${pki.serverKey};
+    ssl_client_certificate ${pki.root};
+    ssl_verify_client on;
+    ssl_session_cache shared:hop:1m;
+` : ''}    location / {
+      proxy_pass ${tls === 'to-next' ? 'https' : 'http'}://next_hop;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-    }
+${tls === 'to-next' ? `      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_certificate ${pki.clientCert};
+      proxy_ssl_certificate_key ${pki.clientKey};
+      proxy_ssl_trusted_certificate ${pki.root};
+      proxy_ssl_verify on;
+      proxy_ssl_name ${HOP_NAME};
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+` : ''}    }
   }`;
 
 export interface Nginx {
@@ -75,7 +124,7 @@ export interface Nginx {
   readonly port: number;
 }
 
-async function startNginx(children: Children, name: string, dir: string, server: (port: number) => string): Promise<Nginx> {
+async function startNginx(children: Children, name: string, dir: string, server: (port: number) => string, probe = true): Promise<Nginx> {
   mkdirSync(dir, { recursive: true });
   // A port found free may be taken again before nginx binds it; try anew then.
   for (let attempt = 1; ; attempt++) {
@@ -84,7 +133,9 @@ async function startNginx(children: Children, name: string, dir: string, server:
     writeFileSync(conf, mainConfig(dir, server(port)));
     const child = children.start(name, 'nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf]);
     try {
-      await answers200(port, `127.0.0.1:${port}`, child, 5000);
+      // A hop that speaks TLS to its callers is probed through the hop in front of it.
+      if (probe) await answers200(port, `127.0.0.1:${port}`, child, 5000);
+      else await listening(port, child, 5000);
       return { child, port };
     } catch (e) {
       await children.stop(child);
@@ -98,7 +149,19 @@ export function startUpstream(children: Children, dir: string): Promise<Nginx> {
   return startNginx(children, 'nginx upstream', dir, upstreamServer);
 }
 
-/** One hop of the nginx scenario, forwarding to 127.0.0.1:next. */
-export function startHop(children: Children, name: string, dir: string, next: number): Promise<Nginx> {
-  return startNginx(children, name, dir, (port) => hopServer(port, next));
+/** One hop of the nginx scenario, forwarding to 127.0.0.1:next; mTLS between the two hops, as between two sidecars. */
+export function startHop(children: Children, name: string, dir: string, next: number, pki: HopPki, tls: 'to-next' | 'from-caller'): Promise<Nginx> {
+  return startNginx(children, name, dir, (port) => hopServer(port, next, pki, tls), tls !== 'from-caller');
+}
+
+/** Waits until something accepts connections on 127.0.0.1:port. */
+async function listening(port: number, child: Child, ms: number): Promise<void> {
+  const r = await pollUntil(() => new Promise<true | string>((resolve) => {
+    if (child.exit) return resolve(true);
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', (e) => resolve(e.message));
+  }), { timeoutMs: ms, intervalMs: 50 });
+  if (child.exit) throw new Error(`${child.name} exited before it listened on ${port}:\n${child.tail()}`);
+  if (!r.ok) throw new Error(`${child.name} did not listen on ${port} within ${ms} ms (last: ${r.last}):\n${child.tail()}`);
 }

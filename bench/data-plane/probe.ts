@@ -15,6 +15,19 @@ function status(port: number, host: string): Promise<true | string> {
   });
 }
 
+/** The status of one request through a hop (0 when it fails). */
+export function statusOf(port: number, host: string, method: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', method, headers: { host }, timeout: 2000, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
 /** Waits until GET http://127.0.0.1:port/ (Host: host) answers 200; fails naming `child` and what it saw. */
 export async function answers200(port: number, host: string, child: Child, ms: number): Promise<void> {
   const r = await pollUntil(async () => (child.exit ? true : status(port, host)), { timeoutMs: ms, intervalMs: 50 });

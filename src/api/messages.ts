@@ -134,6 +134,36 @@ const table = {
     template: 'no certificate for instance "{instance}": {reason}',
     docs: 'The CA signs a certificate only for a caller that proves which instance it is: with a valid one-time join token minted for that instance (`trellis up` mints them; in hosts mode `trellis token create`), or with the certificate it already holds. Replayed, expired and mismatched tokens are refused.',
   },
+  JwksUnavailable: {
+    code: 'TRL1301', level: 'warning',
+    template: 'no keys for issuer {issuer} from {uri}: {detail}; requests with a token of this issuer are refused (401) until the keys are fetched',
+    docs: 'The control plane has not fetched the JWKS of a RequestAuthentication jwksUri (not yet, or the fetch failed; it keeps retrying). Tokens of that issuer get 401, as in Istio; check that the control plane can reach the URI, or give the keys inline in jwks.',
+  },
+  JwksUnusable: {
+    code: 'TRL1302', level: 'warning',
+    template: 'inline jwks of issuer {issuer}: {detail}',
+    docs: 'An inline jwks is not a usable JSON Web Key Set (not JSON, no "keys" list, no key with a "kty"), or some of its entries are not keys and are ignored. Tokens that only those keys would verify get 401; fix the key set.',
+  },
+  JwksSourceMissing: {
+    code: 'TRL1303', level: 'warning',
+    template: 'issuer {issuer} has no key source: Trellis does not discover keys through OpenID Connect; give the rule a jwksUri or an inline jwks. Until then its tokens are refused (401)',
+    docs: 'A JWT rule names an issuer but neither jwksUri nor jwks. Istio would find the keys through OpenID Connect discovery, which Trellis does not do, so every token of that issuer gets 401. Set jwksUri (the control plane fetches it) or jwks.',
+  },
+  CallerIdentityShared: {
+    code: 'TRL1304', level: 'warning',
+    template: 'caller group {labels} shares identities with workloads outside it: {shared}; {effect}; give the group\'s workloads a service account of their own',
+    docs: 'An AuthorizationPolicy caller group (source.labels) names workloads whose identity other workloads use too, so a certificate cannot tell them apart. Trellis fails closed: where the group grants access the shared identities are left out, where it restricts they are counted in. Give the group its own service account.',
+  },
+  CallerGroupEmpty: {
+    code: 'TRL1305', level: 'warning',
+    template: 'no workload carries the labels {labels}: the caller group matches no caller',
+    docs: 'An AuthorizationPolicy caller group (source.labels or source.notLabels) selects no workload of the registry, so it matches nobody. A typo in the labels, or workloads not declared yet.',
+  },
+  CustomActionNotSupported: {
+    code: 'TRL1306', level: 'warning',
+    template: 'Trellis has no external authorizer for provider "{provider}": the requests this CUSTOM policy matches are denied',
+    docs: 'Trellis does not call external authorizers (Istio\'s CUSTOM action with an extension provider). It fails closed: what a CUSTOM policy matches is denied (403). Express the decision with ALLOW and DENY policies instead.',
+  },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 
 export type MessageName = keyof typeof table;

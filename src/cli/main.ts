@@ -27,6 +27,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   'control-plane': async () => (await import('./commands/control-plane.js')).controlPlaneCommand(),
   proxy: async () => (await import('./commands/proxy.js')).proxyCommand(),
   token: async () => (await import('./commands/token.js')).tokenCommand(),
+  ca: async () => (await import('./commands/ca.js')).caCommand(),
 };
 
 /** The program with every subcommand, or only `only` when it names one (the others are not loaded). */

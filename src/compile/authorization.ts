@@ -19,10 +19,11 @@
  * identity is shared with workloads outside the group (see `CallerGroup`).
  */
 import type { ResourceOf } from '../api/config-set.js';
+import { diagnostic } from '../api/diagnostic.js';
 import type { AuthorizationCondition, AuthorizationOperation, AuthorizationRule, AuthorizationSource } from '../api/kinds/authorization-policy.js';
 import { labelsMatch } from '../policy/route-match.js';
 import type {
-  AuthzAction, AuthzCondition, AuthzNote, AuthzOperation, AuthzPolicy, AuthzRule, AuthzSource, CallerGroup, WorkloadAuthz,
+  AuthzAction, AuthzCondition, AuthzNote, AuthzNoteKind, AuthzOperation, AuthzPolicy, AuthzRule, AuthzSource, CallerGroup, WorkloadAuthz,
 } from '../protocol/authz.js';
 import type { Registry } from '../registry/types.js';
 
@@ -99,10 +100,7 @@ class Context {
     const action: AuthzAction = spec.action ?? 'ALLOW';
     const name = `${p.metadata.namespace}/${p.metadata.name}`;
     if (action === 'CUSTOM') {
-      this.notes.push({
-        kind: 'custom-not-supported', resource: p.ref, field: 'spec.action',
-        message: `Trellis has no external authorizer for provider "${spec.provider?.name ?? ''}": the requests this CUSTOM policy would send to it are denied`,
-      });
+      this.notes.push(note('custom-not-supported', 'CustomActionNotSupported', { provider: spec.provider?.name ?? '' }, p, 'spec.action'));
     }
     const rules = (spec.rules ?? []).map((r, i) => this.#rule(r, i, action, p));
     return { name, action, rules };
@@ -180,19 +178,15 @@ class Context {
   #group(labels: Readonly<Record<string, string>>, inclusive: boolean, p: AuthorizationPolicyResource, field: string, action: AuthzAction): CallerGroup {
     const g = this.#resolve(labels);
     const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
-    if (g.members.length === 0) {
-      this.notes.push({ kind: 'caller-group-empty', resource: p.ref, field, message: `no workload carries the labels ${text}: the caller group matches no caller` });
-    }
+    if (g.members.length === 0) this.notes.push(note('caller-group-empty', 'CallerGroupEmpty', { labels: text }, p, field));
     const shared = [...g.shared.keys()].sort();
     if (shared.length > 0) {
       const who = shared.map((id) => `${id} (also ${g.shared.get(id)!.join(', ')})`).join('; ');
+      const them = shared.length === 1 ? 'it' : 'them';
       const effect = inclusive
-        ? `this ${action} policy treats callers with ${shared.length === 1 ? 'it' : 'them'} as members of the group`
-        : `the group does not grant ${shared.length === 1 ? 'it' : 'them'}`;
-      this.notes.push({
-        kind: 'caller-identity-shared', resource: p.ref, field, identities: shared,
-        message: `caller group ${text}: ${who} ${shared.length === 1 ? 'is an identity' : 'are identities'} used outside the group, so ${effect}; give the group's workloads a service account of their own`,
-      });
+        ? `this ${action} policy treats callers with ${them} as members of the group`
+        : `the group does not grant ${them} (fail closed)`;
+      this.notes.push({ ...note('caller-identity-shared', 'CallerIdentityShared', { labels: text, shared: who, effect }, p, field), identities: shared });
     }
     const ids = inclusive ? g.members : g.members.filter((id) => !g.shared.has(id));
     return { labels: { ...labels }, principals: ids.map((id) => id.slice(SPIFFE.length)) };
@@ -219,6 +213,13 @@ class Context {
     this.#groups.set(key, (g = { members, shared }));
     return g;
   }
+}
+
+/** A note with its catalogue code and message (src/api/messages.ts). */
+function note(kind: AuthzNoteKind, name: 'CallerIdentityShared' | 'CallerGroupEmpty' | 'CustomActionNotSupported',
+  args: Readonly<Record<string, string>>, p: AuthorizationPolicyResource, field: string): AuthzNote {
+  const d = diagnostic(name, args);
+  return { kind, code: d.code, resource: p.ref, field, message: d.message };
 }
 
 function operation(o: AuthorizationOperation): AuthzOperation {

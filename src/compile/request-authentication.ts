@@ -17,7 +17,7 @@
  * `requestAuthnDiagnostics` says so once per rule.
  */
 import type { ConfigSet, ResourceOf } from '../api/config-set.js';
-import { formatPath, type Diagnostic } from '../api/diagnostic.js';
+import { diagnostic, formatPath, type Diagnostic } from '../api/diagnostic.js';
 import { parseDuration } from '../api/duration.js';
 import type { JwtRule } from '../api/kinds/request-authentication.js';
 import { deepFreeze, stableJson } from '../api/validate.js';
@@ -228,36 +228,9 @@ export function jwksSources(config: ConfigSet): JwksSource[] {
   return [...byUri.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([uri, timeoutMs]) => ({ uri, timeoutMs }));
 }
 
-/**
- * Catalogue entries this module needs (to be moved into src/api/messages.ts):
- * JwksUnavailable, JwksUnusable and JwksSourceMissing (warnings). Kept here, in the
- * catalogue's shape, until they are.
- */
-const MESSAGES = {
-  JwksUnavailable: {
-    code: 'TRL1301', level: 'warning',
-    template: 'no keys for issuer {issuer} from {uri}: {detail}; requests with a token of this issuer are refused (401) until the keys are fetched',
-  },
-  JwksUnusable: {
-    code: 'TRL1302', level: 'warning',
-    template: 'inline jwks of issuer {issuer}: {detail}',
-  },
-  JwksSourceMissing: {
-    code: 'TRL1303', level: 'warning',
-    template: 'issuer {issuer} has no key source: Trellis does not discover keys through OpenID Connect; give the rule a jwksUri or an inline jwks. Until then its tokens are refused (401)',
-  },
-} as const;
-
-function message(name: keyof typeof MESSAGES, args: Readonly<Record<string, string>>, res: RequestAuthnResource, path: readonly (string | number)[]): Diagnostic {
-  const m = MESSAGES[name];
-  return Object.freeze({
-    code: m.code,
-    level: m.level,
-    message: m.template.replace(/\{(\w+)\}/g, (whole, k: string) => args[k] ?? whole),
-    resource: res.ref,
-    position: res.locator.locate(path),
-    field: formatPath(path),
-  });
+/** A catalogue diagnostic (src/api/messages.ts) about one field of `res`. */
+function message(name: 'JwksUnavailable' | 'JwksUnusable' | 'JwksSourceMissing', args: Readonly<Record<string, string>>, res: RequestAuthnResource, path: readonly (string | number)[]): Diagnostic {
+  return diagnostic(name, args, { resource: res.ref, position: res.locator.locate(path), field: formatPath(path) });
 }
 
 /**

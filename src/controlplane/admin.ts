@@ -1,8 +1,13 @@
 /**
  * The admin API (docs/running-mesh.md), HTTP and JSON:
  * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`,
- * `/api/topology` (topology.ts), and `/metrics` in Prometheus text
- * (OpenMetrics when asked).
+ * `/api/topology` (topology.ts), `/metrics` in Prometheus text
+ * (OpenMetrics when asked), and the CA: `GET /ca` (roots, which root each
+ * instance's certificate came from), `POST /ca/rotate` (a new root signs,
+ * old and new are trusted), `POST /ca/finish-rotation` (drop the old roots;
+ * refused with 409 while a connected proxy still holds an old-root
+ * certificate, unless `?force=true`). The admin port binds to loopback by
+ * default: whoever reaches it can do this.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +27,15 @@ export interface AdminSource {
   metrics(accept: string | undefined): Promise<Exposition>;
   /** `/api/topology?window=…`: status and JSON body (topology.ts `topologyAnswer`). */
   topology(window: string | null): { status: number; body: unknown };
+  /** The CA: `GET /ca`, `POST /ca/rotate`, `POST /ca/finish-rotation[?force=true]`. */
+  ca?(): CaAdmin;
+}
+
+/** What the admin API may do with the CA. Answers are JSON bodies with their status. */
+export interface CaAdmin {
+  status(): unknown;
+  rotate(): Promise<{ status: number; body: unknown }>;
+  finishRotation(force: boolean): Promise<{ status: number; body: unknown }>;
 }
 
 export interface ServiceRow {
@@ -101,9 +115,20 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2) + '\n');
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET' });
     try {
+      if (req.method === 'POST' && (path === '/ca/rotate' || path === '/ca/finish-rotation')) {
+        const ca = src.ca?.();
+        if (!ca) return json(404, { error: 'this control plane runs no CA' });
+        const force = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('force') === 'true';
+        const a = path === '/ca/rotate' ? await ca.rotate() : await ca.finishRotation(force);
+        return json(a.status, a.body);
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET (and POST /ca/rotate, /ca/finish-rotation)' });
       switch (path) {
+        case '/ca': {
+          const ca = src.ca?.();
+          return ca ? json(200, ca.status()) : json(404, { error: 'this control plane runs no CA' });
+        }
         case '/ready':
           return src.ready() ? json(200, { ready: true }) : json(503, { ready: false, reason: 'no configuration loaded yet' });
         case '/services':
@@ -126,7 +151,7 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
           return res.end(m.body);
         }
         default:
-          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/api/topology', '/metrics'] });
+          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/api/topology', '/metrics', '/ca'] });
       }
     } catch (e) {
       return json(500, { error: (e as Error).message });

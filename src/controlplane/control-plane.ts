@@ -277,6 +277,24 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
           configErrors,
           metrics: (accept) => metrics.render(accept),
           topology: (window) => topologyAnswer(topology, window),
+          ca: () => ({
+            status: () => id.status(),
+            rotate: async () => {
+              if (!id.ca.managed) return { status: 409, body: { error: 'the CA was plugged in from files (--ca-cert): rotate it by restarting with the new files' } };
+              const st = await id.rotateRoot();
+              state.setTrustBundle(id.trustBundle());
+              pusher.schedule('trust-bundle');
+              log({ type: 'ca', source: 'state-dir', trustDomain: id.trustDomain, rootFingerprint: id.ca.rootFingerprint });
+              return { status: 200, body: st };
+            },
+            finishRotation: async (force) => {
+              const r = await id.finishRotation(sessions.connected().map((x) => x.instance), force);
+              if (!r.ok) return { status: 409, body: { error: `${r.pending.length} connected proxies still hold a certificate from an old root; they renew at half life (or retry with ?force=true)`, pending: r.pending } };
+              state.setTrustBundle(id.trustBundle());
+              pusher.schedule('trust-bundle');
+              return { status: 200, body: r.status };
+            },
+          }),
         }, { host: opts.host ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
       } catch (e) {
         await close();

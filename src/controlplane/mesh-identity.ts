@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { CertificateAuthority } from '../ca/authority.js';
-import { spiffeIdsOf } from '../ca/cert-info.js';
+import { fingerprintOfRoot, spiffeIdsOf } from '../ca/cert-info.js';
 import { JoinTokenStore } from '../ca/join-token.js';
 import { controlPlaneIdentity, type CertifyRequest, type CertifyResponse } from '../protocol/certify.js';
 
@@ -48,8 +48,23 @@ export const DEFAULT_JOIN_TOKEN_TTL_MS = 3600_000;
 
 const IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+)$/i;
 
+export interface CaStatus {
+  readonly trustDomain: string;
+  /** The root lives in the state dir (it can be rotated); false for a plugged-in CA. */
+  readonly managed: boolean;
+  readonly roots: readonly { readonly fingerprint: string; readonly signing: boolean; readonly notAfter: string }[];
+  /** More than one root is trusted: a rotation is under way. */
+  readonly rotating: boolean;
+  /** The last certificate issued to each instance since this control plane started. */
+  readonly issued: readonly { readonly instance: string; readonly root: string; readonly serial: string; readonly notAfter: string; readonly fromSigningRoot: boolean }[];
+}
+
 export class MeshIdentity {
+  #creds: ServerCredentials | undefined;
+  readonly #issued = new Map<string, { root: string; serial: string; notAfter: string }>();
+
   private constructor(
+    private readonly dir: string,
     readonly ca: CertificateAuthority,
     readonly tokens: JoinTokenStore,
     readonly ephemeral: boolean,
@@ -70,7 +85,7 @@ export class MeshIdentity {
     writeFileSync(trustBundleFile(dir), ca.trustBundle().join('\n'), { mode: 0o644 });
     const names = ['127.0.0.1', 'localhost', ...(o.serverNames ?? [])];
     const serving = await MeshIdentity.#issueServing(ca, names);
-    return new MeshIdentity(ca, tokens, o.stateDir === undefined, o.workloadCertTtlMs ?? DEFAULT_WORKLOAD_CERT_TTL_MS,
+    return new MeshIdentity(dir, ca, tokens, o.stateDir === undefined, o.workloadCertTtlMs ?? DEFAULT_WORKLOAD_CERT_TTL_MS,
       o.joinTokenTtlMs ?? DEFAULT_JOIN_TOKEN_TTL_MS, serving, names);
   }
 
@@ -99,8 +114,9 @@ export class MeshIdentity {
    * stream demands one, Certify accepts a join token instead.
    */
   serverCredentials(): ServerCredentials {
-    const chain = [this.serving.chainPem, ...this.ca.trustBundle()].filter((p) => p && p.trim()).join('\n');
-    const creds = ServerCredentials.createSsl(Buffer.from(this.ca.trustBundle().join('\n')), [{ private_key: Buffer.from(this.serving.keyPem), cert_chain: Buffer.from(chain) }], false);
+    const { ca, cert, key } = this.#tlsMaterial();
+    const creds = ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], false);
+    this.#creds = creds;
     // grpc-js either demands a verified client certificate or asks for none; Certify needs "ask, but let a
     // token-holder in without one". The certificate a caller presents is verified per call (peerIdentities).
     const base = creds._getConstructorOptions.bind(creds);
@@ -156,6 +172,7 @@ export class MeshIdentity {
     } catch (e) {
       throw new CertifyRefused(`the CSR cannot be signed: ${(e as Error).message}`);
     }
+    this.#issued.set(req.instance, { root: this.ca.rootFingerprint, serial: new X509Certificate(issued.certPem).serialNumber.toLowerCase(), notAfter: issued.notAfter.toISOString() });
     return {
       identity,
       certChain: [issued.certPem, issued.chainPem].filter((p) => p && p.trim()).join('\n'),
@@ -165,9 +182,64 @@ export class MeshIdentity {
     };
   }
 
-  /** After a root rotation: the serving certificate from the new root. */
-  async reissueServing(): Promise<void> {
+  #tlsMaterial() {
+    const chain = [this.serving.chainPem, ...this.ca.trustBundle()].filter((p) => p && p.trim()).join('\n');
+    return { ca: Buffer.from(this.ca.trustBundle().join('\n')), cert: Buffer.from(chain), key: Buffer.from(this.serving.keyPem) };
+  }
+
+  /** After a root rotation: the serving certificate from the new root, in force for new connections of the gRPC server. */
+  async #reissueServing(): Promise<void> {
     this.serving = await MeshIdentity.#issueServing(this.ca, this.serverNames);
+    const { ca, cert, key } = this.#tlsMaterial();
+    // grpc-js servers watch their credentials for new secure contexts (the protected updateSecureContextOptions).
+    (this.#creds as unknown as { updateSecureContextOptions?(o: object): void } | undefined)?.updateSecureContextOptions?.({ ca, cert: [cert], key: [key] });
+    this.#writeBundle();
+  }
+
+  #writeBundle(): void {
+    mkdirSync(dirname(trustBundleFile(this.dir)), { recursive: true, mode: 0o700 });
+    writeFileSync(trustBundleFile(this.dir), this.ca.trustBundle().join('\n'), { mode: 0o644 });
+  }
+
+  /** What the CA is doing: its roots, and which root each instance's last certificate came from. */
+  status(): CaStatus {
+    const signing = this.ca.rootFingerprint;
+    return {
+      trustDomain: this.trustDomain,
+      managed: this.ca.managed,
+      roots: this.ca.trustBundle().map((pem) => {
+        const c = new X509Certificate(pem);
+        const fingerprint = fingerprintOfRoot(pem);
+        return { fingerprint, signing: fingerprint === signing, notAfter: new Date(c.validTo).toISOString() };
+      }),
+      rotating: this.ca.trustBundle().length > 1,
+      issued: [...this.#issued].map(([instance, i]) => ({ instance, ...i, fromSigningRoot: i.root === signing })).sort((a, b) => (a.instance < b.instance ? -1 : 1)),
+    };
+  }
+
+  /**
+   * Starts a root rotation: a new root signs from now on; old and new are
+   * both trusted (the bundle the snapshots carry has both), so nothing
+   * breaks while proxies renew onto the new root at their half life.
+   */
+  async rotateRoot(): Promise<CaStatus> {
+    await this.ca.rotateRoot();
+    await this.#reissueServing();
+    return this.status();
+  }
+
+  /**
+   * Ends a rotation: the old roots are no longer trusted. Refused while one of
+   * `connected` still holds a certificate from an old root (it would be cut
+   * off), unless forced.
+   */
+  async finishRotation(connected: readonly string[], force = false): Promise<{ ok: true; status: CaStatus } | { ok: false; pending: string[] }> {
+    const signing = this.ca.rootFingerprint;
+    const pending = connected.filter((i) => this.#issued.get(i)?.root !== signing);
+    if (pending.length && !force) return { ok: false, pending };
+    await this.ca.dropPreviousRoots();
+    await this.#reissueServing();
+    return { ok: true, status: this.status() };
   }
 }
 

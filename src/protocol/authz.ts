@@ -119,6 +119,12 @@ export type AuthzNoteKind =
 /** Something the analyzer will report about the compiled policies. */
 export interface AuthzNote {
   readonly kind: AuthzNoteKind;
+  /**
+   * The catalogue code of the message (src/api/messages.ts: TRL1304
+   * caller-identity-shared, TRL1305 caller-group-empty, TRL1306
+   * custom-not-supported; all warnings).
+   */
+  readonly code: string;
   /** `AuthorizationPolicy namespace/name`. */
   readonly resource: string;
   /** Field path inside the resource, e.g. `spec.rules[0].from[1].source.labels`. */

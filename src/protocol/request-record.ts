@@ -37,8 +37,21 @@ export interface RequestRecord {
   readonly upstreamMs?: number;
   readonly bytesReceived: number;
   readonly bytesSent: number;
+  /** The caller's SPIFFE ID: outbound, this proxy's; inbound, the verified client certificate's (absent for plaintext). */
   readonly sourceIdentity?: string;
+  /** The callee's SPIFFE ID: inbound, this proxy's; outbound, the identity the upstream endpoint runs as. */
   readonly destinationIdentity?: string;
+  /**
+   * Inbound: whether the downstream connection was mTLS (a client certificate
+   * that verified against the trust bundle); false for plaintext. Absent on
+   * the other directions (their downstream is the local app or the outside),
+   * and where the producer does not say (input refused before it became a
+   * request, TCP tunnels for now): readers then take an inbound
+   * `sourceIdentity` as mTLS, since only a verified certificate sets it.
+   */
+  readonly mtls?: boolean;
+  /** Inbound over mTLS: the peer's principal as Istio writes it (`cluster.local/ns/x/sa/y`). */
+  readonly peerPrincipal?: string;
   readonly attempts?: number;
   /** True when the request was gRPC (`content-type: application/grpc…`). */
   readonly grpc?: boolean;

@@ -41,7 +41,9 @@ export interface InboundRoute {
 const GATEWAY_CHAIN = composeChain(SANITIZE_IDENTITY);
 
 export class AppliedSnapshot {
-  readonly gatewayChain: Chain = GATEWAY_CHAIN;
+  /** Gateway mode: the chain of each server port (policies that select the gateway apply: JWT, then authorization). */
+  readonly #gatewayChains = new Map<number, Chain>();
+  #gatewaySecurity: { authn: ReturnType<typeof jwtStage>; authorize: Authorizer | undefined } | undefined;
   #inflight = 0;
   #retired = false;
 
@@ -61,6 +63,16 @@ export class AppliedSnapshot {
     readonly pseudoHeaders: boolean,
     readonly lease: PoolLease,
   ) {}
+
+  gatewayChain(serverPort: number): Chain {
+    let c = this.#gatewayChains.get(serverPort);
+    if (!c) {
+      const sec = (this.#gatewaySecurity ??= { authn: jwtStage(this.snapshot), authorize: snapshotAuthorizer(this.snapshot) });
+      c = sec.authn || sec.authorize ? composeChain(SANITIZE_IDENTITY, sec.authn, authzStage(sec.authorize, serverPort)) : GATEWAY_CHAIN;
+      this.#gatewayChains.set(serverPort, c);
+    }
+    return c;
+  }
 
   get passthrough(): boolean {
     return this.snapshot.mesh.outboundTrafficPolicy === 'ALLOW_ANY';
@@ -146,7 +158,7 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
       const key = `${port}${h2 ? '|h2' : ''}`;
       let app = apps.get(key);
       if (!app) apps.set(key, (app = singleHost(appHost(lease, port, s, h2))));
-      inboundByPort.set(l.port, { listener: l, chain: composeChain(SANITIZE_IDENTITY, authn, authzStage(authorize, l)), app, authorize });
+      inboundByPort.set(l.port, { listener: l, chain: composeChain(SANITIZE_IDENTITY, authn, authzStage(authorize, l.targetPort)), app, authorize });
     }
   }
   const all = [...inboundByPort.values()];

@@ -11,6 +11,7 @@ import type { RouteRequest } from '../policy/request.js';
 import { PROXY_ERRORS } from './errors.js';
 import { Exchange, type ListenerContext } from './exchange.js';
 import { runChain } from './filter-chain.js';
+import { normalizePath } from '../policy/path-normalize.js';
 import { ensureRequestId, setForwarded, upstreamRequestHeaders } from './headers.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { traceRequest } from './trace-context.js';
@@ -24,7 +25,15 @@ export function gatewayHandler(ctx: ListenerContext, serverPort: number): Reques
     if (!state) { sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_SNAPSHOT)); return; }
     const parsed = requestTarget(req);
     if (typeof parsed === 'string') { ex.authority = req.headers.host ?? ''; sendLocalReply(ex, replyFor(PROXY_ERRORS.BAD_REQUEST, parsed)); return; }
-    const t: RequestTarget = { ...parsed, port: serverPort };
+    // As on the inbound side: the path is normalized before routing and authorization match on it, and forwarded so.
+    const n = normalizePath(parsed.path, state.snapshot.mesh.pathNormalization);
+    if (!n.ok) {
+      ex.authority = parsed.authority;
+      if (n.status === 307) sendLocalReply(ex, { status: 307, body: `${n.message}\n`, headers: { location: n.location } });
+      else sendLocalReply(ex, replyFor(PROXY_ERRORS.PATH_REJECTED, n.message));
+      return;
+    }
+    const t: RequestTarget = { ...parsed, port: serverPort, path: n.path + n.query };
     ex.authority = t.authority;
     ex.path = t.path;
     const h = (ex.headers = upstreamRequestHeaders(req.headers));
@@ -32,7 +41,7 @@ export function gatewayHandler(ctx: ListenerContext, serverPort: number): Reques
     ex.requestId = ensureRequestId(h);
     traceRequest(ex, state.snapshot.mesh);
     setForwarded(h, ex.remoteAddress, t.scheme);
-    runChain(state.gatewayChain, ex, (v) => {
+    runChain(state.gatewayChain(serverPort), ex, (v) => {
       if (v) { sendLocalReply(ex, v); return; }
       const rr: RouteRequest = {
         port: serverPort, host: t.authority, path: t.path, method: ex.method, scheme: t.scheme,

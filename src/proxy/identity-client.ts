@@ -11,9 +11,11 @@
  * anchor, and the Certify call runs over TLS verified against it. Never
  * plaintext, never trust on first use.
  */
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { Client, credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { spiffeIdsOf } from '../ca/cert-info.js';
@@ -124,10 +126,9 @@ export class IdentityClient {
   }
 
   async #call(roots: readonly string[], auth: WorkloadCertificate | undefined, joinToken?: string): Promise<WorkloadCertificate> {
-    const { newKeyAndCsr } = await import('../ca/workload-key.js');
     const identity = auth?.identity ?? `instance ${this.opts.instance}`;
     // The CA puts the identity the configuration gives the instance, whatever the CSR asks for.
-    const { keyPem, csrPem } = await newKeyAndCsr(auth?.identity ?? BOOTSTRAP_NAME);
+    const { keyPem, csrPem } = await keyAndCsr(auth?.identity ?? BOOTSTRAP_NAME);
     const client = new Client(this.opts.controlPlane, mtlsCredentials(roots, auth), { ...STREAM_CHANNEL_OPTIONS });
     const req: CertifyRequest = { instance: this.opts.instance, csr: csrPem, ...(joinToken ? { joinToken } : {}) };
     try {
@@ -230,6 +231,24 @@ export function pinnedRoot(controlPlane: string, fingerprint: string, timeoutMs 
       if (!r.identity || !CP_IDENTITY.test(r.identity)) return fail(`the server at ${controlPlane} is not a Trellis control plane (its certificate names ${r.identity ?? 'no SPIFFE ID'})`, true);
       s.end();
       resolve(r.rootPem);
+    });
+  });
+}
+
+/**
+ * A new key and CSR, made by a child process (src/ca/csr-main.ts): loading
+ * the X.509 library in the sidecar itself would cost it ~20 MiB of RSS for
+ * good, for a few milliseconds of work every half life.
+ */
+function keyAndCsr(identity: string): Promise<{ keyPem: string; csrPem: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [fileURLToPath(new URL('../ca/csr-main.js', import.meta.url)), identity], { timeout: 30_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) { reject(new IdentityError(`cannot make a key and CSR: ${stderr.trim() || err.message}`, false)); return; }
+      try {
+        resolve(JSON.parse(stdout) as { keyPem: string; csrPem: string });
+      } catch (e) {
+        reject(new IdentityError(`cannot make a key and CSR: ${(e as Error).message}`, false));
+      }
     });
   });
 }

@@ -34,6 +34,8 @@ export interface InboundStageContext extends StageContext {
   readonly peerPrincipal?: string;
   /** The local address the connection came in on. */
   readonly localAddress?: string;
+  /** The request as it arrived (repeated headers, which Node joins, are told apart from rawHeaders). */
+  readonly req?: { readonly rawHeaders: readonly string[] };
   /** Set by the authn stage. */
   requestAuth?: RequestAuth;
   /** The decision, for the record and the access log. */
@@ -76,8 +78,8 @@ export function jwtStage(s: Snapshot): Stage | undefined {
   };
 }
 
-/** The authz stage of one inbound listener. */
-export function authzStage(authorize: Authorizer | undefined, listener: InboundListener): Stage | undefined {
+/** The authz stage of one inbound listener (`destinationPort`: the workload port) or gateway server port. */
+export function authzStage(authorize: Authorizer | undefined, destinationPort: number): Stage | undefined {
   if (!authorize) return undefined;
   return {
     phase: 'authz',
@@ -91,13 +93,20 @@ export function authzStage(authorize: Authorizer | undefined, listener: InboundL
         ...(c.peerPrincipal !== undefined ? { principal: c.peerPrincipal } : {}),
         sourceIp: ctx.remoteAddress ?? '',
         ...(c.localAddress !== undefined ? { destinationIp: c.localAddress } : {}),
-        destinationPort: listener.targetPort,
+        destinationPort,
         method: ctx.method,
         path: q < 0 ? ctx.path : ctx.path.slice(0, q),
         host: ctx.authority,
         headers: (name: string) => {
           const v = ctx.headers[name];
-          return v === undefined ? undefined : typeof v === 'string' ? v : (v as readonly string[]);
+          if (typeof v !== 'string' || !v.includes(',')) return v as string | readonly string[] | undefined;
+          // Node joins a repeated header with ", "; policies match each value on its own (CVE-2026-26308).
+          const raw = c.req?.rawHeaders;
+          if (!raw) return v;
+          const values: string[] = [];
+          for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) values.push(raw[i + 1]!);
+          // A header a stage rewrote (the JWT outputs) no longer joins back to the same text: it is taken as it is.
+          return values.length > 1 && values.join(', ') === v ? values : v;
         },
         ...(ra?.principal !== undefined ? { requestPrincipal: ra.principal } : {}),
         ...(ra?.claims ? { claims: ra.claims as Record<string, unknown> } : {}),

@@ -5,11 +5,13 @@
  * prom-client only when /metrics is read, and the gauges (active requests,
  * connections, pools, config version and age) are read from the live state
  * at that moment. TLS: handshakes by direction (full or resumed), refused
- * handshakes by reason, and requests refused by the port's PeerAuthentication
- * mode (plaintext on STRICT, mTLS on DISABLE).
+ * handshakes by reason, requests refused by the port's PeerAuthentication
+ * mode (plaintext on STRICT, mTLS on DISABLE), and the seconds left until the
+ * workload certificate expires.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Direction } from './exchange.js';
+import type { CertificateInfo } from './tls/workload-tls.js';
 
 const DIRECTIONS: readonly Direction[] = ['inbound', 'outbound', 'gateway'];
 const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -19,6 +21,8 @@ export interface ProxyGauges {
   readonly activeRequests: number;
   readonly upstreamPools: number;
   readonly snapshotVersion?: string | undefined;
+  /** The workload certificate in use, if any (`DataPlane.certificate`). */
+  readonly certificate?: CertificateInfo | undefined;
 }
 
 export type ListenerKind = 'outbound' | 'inbound' | 'gateway';
@@ -92,6 +96,11 @@ export class ProxyMetrics {
     gauge('trellis_proxy_control_plane_connected', '1 while the agent holds a stream to the control plane.', [], (g) => g.set(self.#connected));
     gauge('trellis_proxy_active_requests', 'Requests in flight.', [], (g) => g.set(gauges().activeRequests));
     gauge('trellis_proxy_upstream_pools', 'Connection pools to upstream addresses.', [], (g) => g.set(gauges().upstreamPools));
+    gauge('trellis_proxy_certificate_expiry_seconds', 'Seconds until the workload certificate in use expires, by its SPIFFE ID (negative once it has; absent: no certificate). Rotation renews it at half its lifetime.', ['identity'], (g) => {
+      const c = gauges().certificate;
+      const notAfter = certificateNotAfter(c);
+      if (c && notAfter !== undefined) g.set({ identity: c.spiffeId }, (notAfter - Date.now()) / 1000);
+    });
   }
 
   requestEnded(direction: Direction, status: number, flags: readonly string[] | undefined): void {
@@ -132,6 +141,19 @@ export class ProxyMetrics {
   snapshotApplied(): void { this.#applied++; this.#lastApplied = Date.now(); }
   snapshotRejected(): void { this.#rejected++; }
   setControlPlaneConnected(on: boolean): void { this.#connected = on ? 1 : 0; }
+}
+
+/** notAfter of a certificate in epoch ms, parsed once per certificate (a rotation brings a new CertificateInfo). */
+const notAfterMemo = new WeakMap<CertificateInfo, number>();
+
+function certificateNotAfter(c: CertificateInfo | undefined): number | undefined {
+  if (!c) return undefined;
+  let t = notAfterMemo.get(c);
+  if (t === undefined) {
+    t = Date.parse(c.notAfter);
+    notAfterMemo.set(c, t);
+  }
+  return Number.isNaN(t) ? undefined : t;
 }
 
 function bump(m: Map<string, number>, key: string): void {

@@ -29,6 +29,8 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
     bytesReceived: ex.bytesReceived,
     bytesSent: ex.bytesSent,
   };
+  // Whether the downstream was mTLS is a fact of inbound requests only (the other directions' downstream is the local app or the outside).
+  if (ex.direction === 'inbound') r.mtls = ex.mtls;
   if (ex.virtualHost !== undefined) r.virtualHost = ex.virtualHost;
   if (ex.route !== undefined) r.route = ex.route;
   if (ex.cluster !== undefined) r.cluster = ex.cluster;
@@ -36,6 +38,7 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
   if (ex.upstreamMs !== undefined) r.upstreamMs = ex.upstreamMs;
   if (ex.sourceIdentity) r.sourceIdentity = ex.sourceIdentity;
   if (ex.destinationIdentity) r.destinationIdentity = ex.destinationIdentity;
+  if (ex.peerPrincipal) r.peerPrincipal = ex.peerPrincipal;
   if (ex.attempts !== undefined) r.attempts = ex.attempts;
   const t = ex.trace;
   if (t) {

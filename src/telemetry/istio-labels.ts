@@ -6,6 +6,21 @@
  * prepared once per snapshot (`LabelTables`); a request only picks them up
  * and adds its response code, flags and protocol. No path, id or header
  * value becomes a label: cardinality is bounded by the mesh's own names.
+ *
+ * The caller of an inbound request (reporter "destination") is known only by
+ * its verified mTLS certificate. From its SPIFFE ID
+ * (`spiffe://<td>/ns/<ns>/sa/<sa>`) Trellis fills `source_principal` (the
+ * SPIFFE ID, as Istio writes it) and `source_workload_namespace`. Istio
+ * fills the caller's workload, app, version, canonical service and revision
+ * from the peer metadata its proxies exchange; Trellis has no such exchange,
+ * and a service account does not name one workload (several may share it),
+ * so those stay "unknown", as Istio's do without metadata exchange. The
+ * source reporter knows the destination from the endpoint it called.
+ *
+ * `connection_security_policy`, as in Istio: the destination reporter says
+ * "mutual_tls" for a request that came over mTLS and "none" for plaintext;
+ * the source reporter cannot tell what the server enforces and says
+ * "unknown".
  */
 import type { RequestRecord } from '../protocol/request-record.js';
 import type { Snapshot, SnapshotEndpoint } from '../protocol/snapshot.js';
@@ -52,8 +67,6 @@ export interface LabelTables {
   readonly services: ReadonlyMap<string, ServiceNames>;
   /** By endpoint `address:port`, as records name their upstream. */
   readonly endpoints: ReadonlyMap<string, Peer>;
-  /** By SPIFFE identity, where exactly one workload runs as it. */
-  readonly identities: ReadonlyMap<string, Peer>;
   readonly clusterName: string;
 }
 
@@ -103,37 +116,44 @@ export function prepareLabelTables(s: Snapshot, clusterName: string): LabelTable
     services.set(special, Object.freeze({ service: special, name: special, namespace: UNKNOWN }));
   }
   const endpoints = new Map<string, Peer>();
-  const byIdentity = new Map<string, Peer | null>();
   for (const ce of s.endpoints) {
     for (const e of ce.endpoints) {
       const at = endpointAddress(e);
-      const peer = (at !== undefined ? endpoints.get(at) : undefined) ?? peerOf(e.workload, e.namespace, e.identity, e.labels, clusterName);
-      if (at !== undefined) endpoints.set(at, peer);
-      if (e.identity) {
-        const had = byIdentity.get(e.identity);
-        byIdentity.set(e.identity, had === undefined || had?.workload === e.workload && had.namespace === e.namespace ? peer : null);
-      }
+      if (at !== undefined && !endpoints.has(at)) endpoints.set(at, peerOf(e.workload, e.namespace, e.identity, e.labels, clusterName));
     }
   }
-  const identities = new Map<string, Peer>();
-  for (const [id, p] of byIdentity) if (p) identities.set(id, p);
-  if (n.identity) identities.set(n.identity, self);
-  return { self, services, endpoints, identities, clusterName };
+  return { self, services, endpoints, clusterName };
 }
 
-/** A peer known only by its SPIFFE identity: principal and namespace. */
-function peerOfIdentity(identity: string, cluster: string): Peer {
-  const ns = /\/ns\/([^/]+)\//.exec(identity)?.[1];
-  return { ...UNKNOWN_PEER(cluster), principal: identity, namespace: ns ?? UNKNOWN };
+const SPIFFE_WORKLOAD = /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/;
+
+/** The namespace and service account of a workload SPIFFE ID (`spiffe://<td>/ns/<ns>/sa/<sa>`), if it is one. */
+export function spiffeParts(identity: string): { readonly namespace: string; readonly serviceAccount: string } | undefined {
+  const m = SPIFFE_WORKLOAD.exec(identity);
+  return m ? { namespace: m[1]!, serviceAccount: m[2]! } : undefined;
+}
+
+/** A peer known only by its SPIFFE identity: principal and namespace; the rest stays unknown (see the module comment). */
+export function peerOfIdentity(identity: string, cluster: string): Peer {
+  return { ...UNKNOWN_PEER(cluster), principal: identity, namespace: spiffeParts(identity)?.namespace ?? UNKNOWN };
+}
+
+/** The caller's SPIFFE ID of an inbound record: its verified certificate's, or its principal's with the scheme put back. */
+function inboundCaller(r: RequestRecord): string | undefined {
+  return r.sourceIdentity || (r.peerPrincipal ? `spiffe://${r.peerPrincipal}` : undefined);
+}
+
+/** Whether an inbound record came over mTLS (records that do not say: a caller identity means a verified certificate). */
+function inboundMtls(r: RequestRecord): boolean {
+  return r.mtls ?? inboundCaller(r) !== undefined;
 }
 
 /** Source and destination of a record, as the reporting proxy sees them. */
 export function peersOf(r: RequestRecord, t: LabelTables): { readonly source: Peer; readonly destination: Peer; readonly service: ServiceNames } {
   const service = (r.cluster !== undefined ? t.services.get(r.cluster) : undefined) ?? UNKNOWN_SERVICE;
   if (r.direction === 'inbound') {
-    const id = r.sourceIdentity;
-    const source = id ? t.identities.get(id) ?? peerOfIdentity(id, t.clusterName) : UNKNOWN_PEER(t.clusterName);
-    return { source, destination: t.self, service };
+    const id = inboundCaller(r);
+    return { source: id ? peerOfIdentity(id, t.clusterName) : UNKNOWN_PEER(t.clusterName), destination: t.self, service };
   }
   let destination = r.upstream !== undefined ? t.endpoints.get(r.upstream) : undefined;
   if (!destination) destination = r.destinationIdentity ? peerOfIdentity(r.destinationIdentity, t.clusterName) : UNKNOWN_PEER(t.clusterName);
@@ -168,7 +188,6 @@ export function istioLabels(r: RequestRecord, t: LabelTables): IstioLabels {
     response_code: String(r.status),
     grpc_response_status: r.grpcStatus ?? '',
     response_flags: r.responseFlags.length ? r.responseFlags.join(',') : '-',
-    // mTLS has not landed yet: every connection is plaintext.
-    connection_security_policy: 'none',
+    connection_security_policy: r.direction !== 'inbound' ? UNKNOWN : inboundMtls(r) ? 'mutual_tls' : 'none',
   };
 }

@@ -79,6 +79,10 @@ const requestAuthentication: Row[] = [
   { name: 'both jwks and jwksUri', spec: jwt({ issuer: 'a', jwksUri: 'https://a/j', jwks: '{"keys":[]}' }), code: 'TRL0106', field: 'spec.jwtRules[0].jwks' },
   { name: 'jwks that is not JSON', spec: jwt({ issuer: 'a', jwks: '{keys' }), code: 'TRL0106', field: 'spec.jwtRules[0].jwks' },
   { name: 'a zero timeout', spec: jwt({ issuer: 'a', timeout: '0s' }), code: 'TRL0106', field: 'spec.jwtRules[0].timeout' },
+  { name: 'a payload header name', spec: jwt({ issuer: 'a', jwks: '{"keys":[]}', outputPayloadToHeader: 'X-Jwt_Payload-1' }) },
+  { name: 'a payload header with a colon', spec: jwt({ issuer: 'a', outputPayloadToHeader: ':authority' }), code: 'TRL0106', field: 'spec.jwtRules[0].outputPayloadToHeader' },
+  { name: 'a payload header with a space', spec: jwt({ issuer: 'a', outputPayloadToHeader: 'x jwt' }), code: 'TRL0106', field: 'spec.jwtRules[0].outputPayloadToHeader' },
+  { name: 'an empty payload header', spec: jwt({ issuer: 'a', outputPayloadToHeader: '' }), code: 'TRL0106', field: 'spec.jwtRules[0].outputPayloadToHeader' },
   { name: 'a claim header with a colon', spec: jwt({ issuer: 'a', outputClaimToHeaders: [{ header: ':path', claim: 'sub' }] }), code: 'TRL0106', field: 'spec.jwtRules[0].outputClaimToHeaders[0].header' },
   { name: 'a header location without name', spec: jwt({ issuer: 'a', fromHeaders: [{ prefix: 'Bearer ' }] }), code: 'TRL0106', field: 'spec.jwtRules[0].fromHeaders[0].name' },
   { name: 'a targetRef in another namespace', spec: { targetRef: { kind: 'Service', name: 'x', namespace: 'other' } }, code: 'TRL0106', field: 'spec.targetRef.namespace' },
@@ -110,10 +114,59 @@ test('source.labels and source.notLabels are accepted and reported as Trellis ex
   assert.match(infos[0]!.message, /Trellis extension/);
 });
 
-test('fields Trellis does not enforce yet are accepted with a warning (TRL1005)', () => {
+const warningsOf = (r: ReturnType<typeof loadSpec>) => r.diagnostics.filter((d) => d.level === 'warning').map((d) => [d.code, d.field]);
+
+test('AuthorizationPolicy targetRef(s), trustDomains and notTrustDomains are enforced: no TRL1005', () => {
+  for (const spec of [
+    { targetRefs: [{ kind: 'Service', group: '', name: 'reviews' }, { kind: 'ServiceEntry', group: 'networking.istio.io', name: 'ext' }], rules: [{}] },
+    { targetRef: { kind: 'Service', name: 'reviews' }, rules: [{}] },
+    src({ trustDomains: ['cluster.local'], notTrustDomains: ['old.example'] }),
+  ]) {
+    const r = loadSpec(SEC, 'AuthorizationPolicy', spec);
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.diagnostics, [], JSON.stringify(spec));
+  }
+});
+
+test('a CUSTOM AuthorizationPolicy loads with one warning (TRL1011 at spec.action): Trellis denies what it matches, and names the provider', () => {
   const r = loadSpec(SEC, 'AuthorizationPolicy', { action: 'CUSTOM', provider: { name: 'ext-authz' }, rules: [{}] });
   assert.deepEqual(errorsOf(r), []);
-  assert.deepEqual(r.diagnostics.filter((d) => d.code === 'TRL1005').map((d) => [d.level, d.field]), [['warning', 'spec.provider']]);
+  assert.equal(r.resources.length, 1);
+  assert.deepEqual(warningsOf(r), [['TRL1011', 'spec.action']], 'the provider gets no TRL1005 of its own: the action\'s warning covers it');
+  const m = r.diagnostics[0]!.message;
+  assert.match(m, /^value "CUSTOM" of "spec\.action" is accepted but not yet enforced: /);
+  assert.match(m, /no external authorizer/);
+  assert.match(m, /"ext-authz"/);
+  assert.match(m, /denies \(403\) every request this CUSTOM policy matches/);
+});
+
+test('an AuthorizationPolicy targeting a Gateway API Gateway or GatewayClass warns (TRL1011 at the kind) that it selects no workload', () => {
+  const gw = { kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'edge' };
+  const r = loadSpec(SEC, 'AuthorizationPolicy', { targetRefs: [{ kind: 'Service', group: '', name: 'api' }, gw], action: 'DENY', rules: [{}] });
+  assert.deepEqual(errorsOf(r), []);
+  assert.deepEqual(warningsOf(r), [['TRL1011', 'spec.targetRefs[1].kind']]);
+  assert.match(r.diagnostics[0]!.message, /no Gateway API gateways.*selects no workload/);
+  const one = loadSpec(SEC, 'AuthorizationPolicy', { targetRef: { kind: 'GatewayClass', group: 'gateway.networking.k8s.io', name: 'istio' }, rules: [{}] });
+  assert.deepEqual(warningsOf(one), [['TRL1011', 'spec.targetRef.kind']]);
+  assert.match(one.diagnostics[0]!.message, /gateway classes/);
+});
+
+test('RequestAuthentication: targetRef(s) and presence are still accepted but not enforced (TRL1005)', () => {
+  const r = loadSpec(SEC, 'RequestAuthentication', { targetRefs: [{ kind: 'Service', name: 'api' }], ...jwt({ issuer: 'a', jwksUri: 'https://a/j', presence: 'REQUIRED' }) });
+  assert.deepEqual(errorsOf(r), []);
+  assert.deepEqual(warningsOf(r), [['TRL1005', 'spec.targetRefs'], ['TRL1005', 'spec.jwtRules[0].presence']]);
+});
+
+test('a JWT rule with neither jwks nor jwksUri loads with a warning (TRL1011 at its issuer) that its tokens are refused', () => {
+  const r = loadSpec(SEC, 'RequestAuthentication', { jwtRules: [{ issuer: 'https://accounts.example.com' }, { issuer: 'b', jwks: '{"keys":[]}' }, { issuer: 'c', jwksUri: 'https://c/j' }] });
+  assert.deepEqual(errorsOf(r), []);
+  assert.equal(r.resources.length, 1);
+  assert.deepEqual(warningsOf(r), [['TRL1011', 'spec.jwtRules[0].issuer']], 'rules with a key source carry none');
+  const d = r.diagnostics[0]!;
+  assert.equal(d.resource, 'RequestAuthentication ns/x');
+  assert.ok(d.position && d.position.line > 0);
+  assert.match(d.message, /^value "https:\/\/accounts\.example\.com" of "spec\.jwtRules\[0\]\.issuer" is accepted but not yet enforced: /);
+  assert.match(d.message, /neither jwksUri nor jwks.*OpenID Connect.*refused \(401\)/);
 });
 
 test('enforced fields carry no warning', () => {

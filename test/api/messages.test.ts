@@ -1,7 +1,10 @@
 /** The message catalogue (src/api/messages.ts): every entry well formed, every code unique and permanent in form. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { messages, messagesByCode, render } from '../../src/api/messages.js';
+import { ROOT } from './kind-table.js';
 
 /**
  * The Istio message codes that a `TRL0nnn` code mirrors, with Istio's name and
@@ -60,4 +63,36 @@ test('every TRL0nnn code mirrors the Istio code of the same number, with its nam
 test('render fills placeholders and leaves missing ones visible', () => {
   assert.equal(render('value {value} of "{field}"', { value: '"AUDIT"', field: 'spec.action' }), 'value "AUDIT" of "spec.action"');
   assert.equal(render('{a} and {b}', { a: 1 }), '1 and {b}');
+});
+
+/** The zero-trust codes (issue 6): request authentication's key sets and authorization's compile notes. */
+const SECURITY_CODES: readonly [code: string, name: string][] = [
+  ['TRL1301', 'JwksUnavailable'],
+  ['TRL1302', 'JwksUnusable'],
+  ['TRL1303', 'JwksSourceMissing'],
+  ['TRL1304', 'CallerIdentityShared'],
+  ['TRL1305', 'CallerGroupEmpty'],
+  ['TRL1306', 'CustomActionNotSupported'],
+];
+
+test('the zero-trust codes TRL1301–TRL1306 are catalogue warnings', () => {
+  for (const [code, name] of SECURITY_CODES) {
+    const m = messagesByCode.get(code);
+    assert.ok(m, `${code} is not in the catalogue`);
+    assert.deepEqual([m.name, m.level], [name, 'warning'], code);
+  }
+});
+
+test('trellis codes lists the zero-trust codes with their level, name and docs', () => {
+  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+  const r = spawnSync(process.execPath, [cli, 'codes', '-o', 'json'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const listed = new Map((JSON.parse(r.stdout) as { code: string; name: string; level: string; docs: string }[]).map((m) => [m.code, m]));
+  for (const [code, name] of SECURITY_CODES) {
+    const m = listed.get(code);
+    assert.deepEqual(m && [m.name, m.level, m.docs], [name, 'warning', messagesByCode.get(code)!.docs], code);
+  }
+  const one = spawnSync(process.execPath, [cli, 'codes', 'trl1306'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(one.status, 0, one.stderr);
+  assert.match(one.stdout, /TRL1306\s+warning\s+CustomActionNotSupported/);
 });

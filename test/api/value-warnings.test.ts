@@ -97,7 +97,7 @@ test('an AUDIT AuthorizationPolicy loads with TRL1011 at spec.action', () => {
   assert.match(ds[0]!.message, /^value "AUDIT" of "spec\.action" is accepted but not yet enforced: .*audit logging/);
 });
 
-test('ALLOW, DENY and CUSTOM actions carry no TRL1011', () => {
+test('ALLOW and DENY actions carry no TRL1011 (CUSTOM does: kinds-security.test.ts)', () => {
   assert.deepEqual(valueWarnings(parseYaml(policy('ALLOW', 'request.headers[x-user]'), 'authz.yaml').diagnostics), []);
   assert.deepEqual(valueWarnings(parseYaml(policy('DENY', 'request.headers[x-user]'), 'authz.yaml').diagnostics), []);
 });

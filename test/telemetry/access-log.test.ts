@@ -55,7 +55,7 @@ test('the errors filter keeps only failed requests: the callee logs its three 50
   assert.equal((await p.client.call('http://api/fail')).status, 503);
   const got = await eventually(() => (lines(calleeLog).length >= 3 && lines(callerLog).length >= 5 ? lines(calleeLog) : undefined), 3000, () => `callee log: ${lines(calleeLog).length} lines`);
   assert.deepEqual(got.map((l) => [l['direction'], l['path'], l['response_code']]), [['inbound', '/fail', 503], ['inbound', '/fail', 503], ['inbound', '/fail', 503]]);
-  assert.deepEqual([got[0]!['source_workload'], got[0]!['destination_workload']], [null, 'api-v2.shop'], 'the caller is unknown until mTLS carries its identity');
+  assert.deepEqual([got[0]!['source_workload'], got[0]!['destination_workload']], [null, 'api-v2.shop'], 'over plaintext the caller is unknown');
   assert.ok(readFileSync(calleeLog, 'utf8').startsWith('{"type":"access",'), 'the marker `trellis logs --access` looks for');
   const last = lines(callerLog).at(-1)!;
   assert.deepEqual([last['path'], last['response_code'], last['response_flags'], last['attempts']], ['/fail', 503, 'URX', 3]);

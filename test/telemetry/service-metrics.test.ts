@@ -48,11 +48,11 @@ test('requests_total: exact counts per reporter and response code, with Istio\'s
     destination_app: 'api', destination_version: 'v2',
     destination_service: 'api.shop.svc.cluster.local', destination_service_name: 'api', destination_service_namespace: 'shop',
     destination_canonical_service: 'api', destination_canonical_revision: 'v2', destination_cluster: 'Kubernetes',
-    request_protocol: 'http', response_code: '200', grpc_response_status: '', response_flags: '-', connection_security_policy: 'none',
+    request_protocol: 'http', response_code: '200', grpc_response_status: '', response_flags: '-', connection_security_policy: 'unknown',
   });
 });
 
-test('the destination proxy reports with the istio_ prefix; the caller is unknown until mTLS carries its identity', () => {
+test('the destination proxy reports with the istio_ prefix; over plaintext the caller is unknown and the security policy none', () => {
   assert.equal(calleeMetrics.get('trellis_requests_total'), undefined);
   const total = calleeMetrics.get('istio_requests_total');
   const ok = select(total, { reporter: 'destination', response_code: '200' });
@@ -66,6 +66,8 @@ test('the destination proxy reports with the istio_ prefix; the caller is unknow
   assert.equal(l['destination_version'], 'v2');
   assert.equal(l['source_workload'], 'unknown');
   assert.equal(l['source_principal'], 'unknown');
+  assert.equal(l['source_workload_namespace'], 'unknown');
+  assert.equal(l['connection_security_policy'], 'none', 'these two proxies have no certificates: plaintext');
   assert.ok(calleeMetrics.has('istio_request_duration_milliseconds'));
 });
 

@@ -169,11 +169,28 @@ export const authorizationPolicySpec = z.strictObject({
   }
 });
 
-/** The AUDIT action, and conditions on Envoy filter metadata: accepted, not enforced. */
+/** The group of Gateway API targets (Gateway, GatewayClass), which select no workload: Trellis has no Gateway API gateways. */
+const GATEWAY_API = 'gateway.networking.k8s.io';
+
+/**
+ * Values accepted but not acted on as Istio would: the AUDIT action, the
+ * CUSTOM action (no external authorizer: what it matches is denied), a
+ * targetRef to a Gateway API Gateway or GatewayClass (selects nothing), and
+ * conditions on Envoy filter metadata.
+ */
 function policyWarnings(spec: z.infer<typeof authorizationPolicySpec>): ValueWarning[] {
   const out: ValueWarning[] = [];
   if (spec.action === 'AUDIT') {
     out.push({ path: ['spec', 'action'], message: 'an AUDIT policy only marks requests for audit logging, which Trellis does not do yet; as in Istio, it does not change which requests are allowed' });
+  }
+  if (spec.action === 'CUSTOM') {
+    out.push({ path: ['spec', 'action'], message: `Trellis has no external authorizer and never calls provider "${spec.provider?.name ?? ''}": it fails closed and denies (403) every request this CUSTOM policy matches` });
+  }
+  const refs = spec.targetRefs ? spec.targetRefs.map((r, i) => [r, ['spec', 'targetRefs', i]] as const) : spec.targetRef ? [[spec.targetRef, ['spec', 'targetRef']] as const] : [];
+  for (const [ref, path] of refs) {
+    if (ref.group === GATEWAY_API) {
+      out.push({ path: [...path, 'kind'], message: `Trellis has no Gateway API ${ref.kind === 'Gateway' ? 'gateways' : 'gateway classes'}, so this target selects no workload and the policy applies nowhere; select the gateway's workload with "selector" instead` });
+    }
   }
   spec.rules?.forEach((r, i) => r.when?.forEach((c, j) => {
     if (c.key.startsWith(ENVOY_FILTER_KEY)) {
@@ -195,13 +212,7 @@ export const AuthorizationPolicy = defineKind({
   versions: ['v1', 'v1beta1'],
   namespaced: true,
   body: z.strictObject({ spec: authorizationPolicySpec, status: z.unknown().optional() }),
-  notEnforced: [
-    'spec.provider',
-    'spec.targetRef',
-    'spec.targetRefs',
-    'spec.rules[*].from[*].source.trustDomains',
-    'spec.rules[*].from[*].source.notTrustDomains',
-  ],
+  // Every field is enforced; values that are not (AUDIT, CUSTOM and its provider, Gateway API targets) are warned about by value.
   warnings: (body) => policyWarnings(body.spec),
   extensions: [
     'spec.rules[*].from[*].source.labels',

@@ -5,7 +5,7 @@
  * let through unauthenticated (an AuthorizationPolicy can require one).
  */
 import { atMostOne, duration, z, type DeepReadonly } from '../schema.js';
-import { defineKind } from '../kind.js';
+import { defineKind, type ValueWarning } from '../kind.js';
 import { policyScopeIssues, policySelector, policyTargetRef, policyTargetRefs } from './policy-scope.js';
 
 const nonEmpty = z.string().refine((s) => s !== '', { message: 'must not be an empty string' });
@@ -50,7 +50,7 @@ const jwtRule = z.strictObject({
   fromHeaders: z.array(z.strictObject({ name: nonEmpty, prefix: z.string().optional() })).optional(),
   fromParams: z.array(nonEmpty).optional(),
   fromCookies: z.array(nonEmpty).optional(),
-  outputPayloadToHeader: z.string().optional(),
+  outputPayloadToHeader: headerName.optional(),
   forwardOriginalToken: z.boolean().optional(),
   outputClaimToHeaders: z.array(z.strictObject({ header: headerName, claim: nonEmpty })).optional(),
   timeout: duration({ min: 1 }).optional(),
@@ -68,6 +68,22 @@ export const requestAuthenticationSpec = z.strictObject({
   jwtRules: z.array(jwtRule).max(4096, { message: 'at most 4096 JWT rules' }).optional(),
 }).superRefine((s, ctx) => policyScopeIssues(s, ctx));
 
+/**
+ * A rule with neither `jwksUri` nor `jwks`: Istio finds the keys through
+ * OpenID Connect discovery on the issuer, Trellis does not, so the issuer's
+ * tokens are all refused. The warning sits on the issuer's value (the schema
+ * requires an issuer when there is no jwksUri).
+ */
+function keySourceWarnings(spec: z.infer<typeof requestAuthenticationSpec>): ValueWarning[] {
+  const out: ValueWarning[] = [];
+  spec.jwtRules?.forEach((r, i) => {
+    if (r.jwksUri === undefined && r.jwks === undefined) {
+      out.push({ path: ['spec', 'jwtRules', i, 'issuer'], message: 'the rule has neither jwksUri nor jwks, and Trellis does not discover keys through OpenID Connect: every token of this issuer is refused (401) until the rule names its keys' });
+    }
+  });
+  return out;
+}
+
 export type RequestAuthenticationSpec = DeepReadonly<z.infer<typeof requestAuthenticationSpec>>;
 export type JwtRule = NonNullable<RequestAuthenticationSpec['jwtRules']>[number];
 
@@ -82,5 +98,6 @@ export const RequestAuthentication = defineKind({
     'spec.targetRefs',
     'spec.jwtRules[*].presence',
   ],
+  warnings: (body) => keySourceWarnings(body.spec),
   docs: 'JWT validation for workloads: issuers, audiences, key sets, token locations, and claims copied to headers.',
 });

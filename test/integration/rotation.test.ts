@@ -1,0 +1,96 @@
+/**
+ * Certificates rotate under load, all real processes: a `trellis
+ * control-plane` issuing 4-second workload certificates (renewed at half
+ * life), web's sidecar and three api sidecars with their apps, and a bounded
+ * load from web's app (this test) through two mTLS proxies per request.
+ * First every certificate is renewed several times; then the CA root itself
+ * is rotated (`trellis ca rotate`: old and new trusted, proxies move to the
+ * new root as they renew, `trellis ca finish-rotation`). No request fails.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import type { CaStatus } from '../../src/controlplane/mesh-identity.js';
+import { waitFor } from '../controlplane/helpers.js';
+import { getJson, MAIN } from './processes.js';
+import { API_INSTANCES, MESH_APP, routing, RunningMesh, usableApiEndpoints } from './running-mesh.js';
+
+const URL_API = 'http://api.shop:8080/hello';
+const ALL = ['web.shop', ...API_INSTANCES];
+let mesh: RunningMesh;
+
+before(async () => {
+  mesh = new RunningMesh({ 'app.yaml': MESH_APP, 'routing.yaml': routing(50, 50) });
+  await mesh.startControlPlane(['--workload-cert-ttl', '4s']);
+  await Promise.all([
+    mesh.startSidecar('web.shop'),
+    ...API_INSTANCES.map(async (i) => mesh.startSidecar(i, await mesh.startApp(i))),
+  ]);
+  await mesh.synced(ALL);
+  await waitFor('web sees the three api instances', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 3 || undefined, 5000);
+});
+after(async () => {
+  await mesh?.close();
+});
+
+const ca = async () => (await getJson<CaStatus>(mesh.admin, '/ca')).body;
+const failures = (rs: { status: number; body: string }[]) => rs.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 120)}`);
+const trellisCa = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'ca', ...args, '--admin', mesh.admin], { encoding: 'utf8', timeout: 15_000 });
+
+test('4-second certificates renewed at half life under load: every proxy gets new ones, no request fails', async () => {
+  const serials = new Map<string, Set<string>>();
+  const note = async () => { for (const i of (await ca()).issued) (serials.get(i.instance) ?? serials.set(i.instance, new Set()).get(i.instance)!).add(i.serial); };
+  await note();
+  const watch = setInterval(() => void note(), 250);
+  const results = await mesh.traffic(URL_API, { count: 1500, spreadMs: 9000, maxMs: 25_000 });
+  clearInterval(watch);
+  await note();
+  assert.equal(results.length, 1500, 'every request was sent within the time bound');
+  assert.deepEqual(failures(results), []);
+  for (const i of ALL) assert.ok((serials.get(i)?.size ?? 0) >= 3, `${i} had ${serials.get(i)?.size ?? 0} certificates while the load ran`);
+  const web = mesh.sidecars.get('web.shop')!.proc;
+  assert.match(web.out, /certificate spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web valid until/);
+});
+
+test('a root rotation under load: old and new roots trusted together, every proxy moves to the new root, the old one is dropped; no request fails', async () => {
+  const before = await ca();
+  assert.equal(before.rotating, false);
+  const oldRoot = before.roots[0]!.fingerprint;
+  let phase = 'rotating';
+  const errors: string[] = [];
+  const traffic = mesh.traffic(URL_API, {
+    count: 2000, spreadMs: 14_000, maxMs: 40_000,
+    onProgress: (n) => {
+      if (n !== 200) return;
+      const r = trellisCa('rotate', '-o', 'json');
+      if (r.status !== 0) errors.push(`rotate: ${r.stderr}`);
+    },
+  });
+  const during = await waitFor('two roots trusted', async () => { const s = await ca(); return s.rotating ? s : undefined; }, 10_000, 100);
+  assert.equal(during.roots.length, 2);
+  assert.equal(during.roots.find((r) => r.signing)!.fingerprint === oldRoot, false, 'the new root signs');
+  // Too early: the proxies still hold old-root certificates.
+  const early = trellisCa('finish-rotation');
+  assert.equal(early.status, 1, early.stdout);
+  assert.match(early.stderr, /still hold a certificate from an old root/);
+  await waitFor('every proxy renewed onto the new root', async () => {
+    const s = await ca();
+    return ALL.every((i) => s.issued.find((x) => x.instance === i)?.fromSigningRoot) || undefined;
+  }, 10_000, 100);
+  const done = trellisCa('finish-rotation', '-o', 'json');
+  assert.equal(done.status, 0, done.stderr);
+  phase = 'finished';
+  const after = JSON.parse(done.stdout) as CaStatus;
+  assert.deepEqual([after.rotating, after.roots.length, after.roots[0]!.fingerprint === oldRoot], [false, 1, false]);
+  const results = await traffic;
+  assert.deepEqual(errors, []);
+  assert.equal(phase, 'finished');
+  assert.equal(results.length, 2000, 'every request was sent within the time bound');
+  assert.deepEqual(failures(results), []);
+  // After the old root is gone, the mesh still works, and so do new connections to the control plane.
+  const more = await mesh.traffic(URL_API, { count: 100, spreadMs: 1000, maxMs: 10_000 });
+  assert.deepEqual(failures(more), []);
+  const text = trellisCa('status');
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /^ROOT \(SHA-256\)\s+SIGNS\s+NOT AFTER$/m);
+});
