@@ -36,8 +36,13 @@ import { Topology, topologyAnswer } from './topology.js';
 export interface ControlPlaneOptions {
   /** The configuration directory (or file), watched. */
   readonly config: string;
-  /** Address the gRPC and admin servers bind to; 127.0.0.1 by default. */
+  /** Address the gRPC server binds to; 127.0.0.1 by default. */
   readonly host?: string;
+  /**
+   * Address the admin API binds to: 127.0.0.1 by default, whatever `host`
+   * says. It is unauthenticated and can rotate the CA.
+   */
+  readonly adminHost?: string;
   /** 15010 by default; 0 picks a free port. */
   readonly grpcPort?: number;
   /** 15014 by default; 0 picks a free port. */
@@ -295,7 +300,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
               return { status: 200, body: r.status };
             },
           }),
-        }, { host: opts.host ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
+        }, { host: opts.adminHost ?? '127.0.0.1', port: opts.adminPort ?? 15014 });
       } catch (e) {
         await close();
         throw e;

@@ -67,9 +67,10 @@ export interface DataPlaneTelemetryOptions {
 
 export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptions): DataPlane {
   const bind = opts.host ?? '127.0.0.1';
+  const outboundBind = opts.outboundHost ?? '127.0.0.1';
   const telemetry = new ProxyTelemetry({ ...(opts.telemetry ?? telemetryOptionsFromEnv(process.env)), ...(opts.log ? { log: opts.log } : {}) });
-  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version }));
   const workload = new WorkloadTls();
+  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version, certificate: workload.certificate }));
   const tls = { workload, observer: tlsObserver(metrics, workload) };
   const pools = new UpstreamPools({ ...tls, withoutCertificate: opts.mtlsWithoutCertificate ?? 'refuse' });
   const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
@@ -124,16 +125,19 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   }
   const admin = createAdminServer({
     telemetry,
+    certificate: () => workload.certificate,
+    trustBundle: () => workload.roots,
     snapshot: () => state?.snapshot,
     notReady: () => (closed ? 'the proxy is shutting down' : leaving ? 'leaving rotation (shutting down)' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
   });
   listeners.push({ kind: 'admin', server: admin, port: opts.adminPort ?? 0 });
 
   async function start(): Promise<DataPlaneAddresses> {
-    // Upstream local ports let the local app into the mesh: loopback only, whatever `host` says.
+    // Upstream local ports let the local app into the mesh: loopback only, whatever `host` says; the outbound listener
+    // likewise (--outbound-host to change it): whoever reaches it calls the mesh as this workload.
     const bound = await Promise.all(listeners.map(async (l) => ({
       l,
-      port: await listen(l.server, l.upstream ? '127.0.0.1' : bind, l.port).catch((e: Error) => {
+      port: await listen(l.server, l.upstream ? '127.0.0.1' : l.kind === 'outbound' ? outboundBind : bind, l.port).catch((e: Error) => {
         throw l.upstream ? new Error(`local port ${l.port} for upstream ${l.upstream}: ${e.message}`, { cause: e }) : e;
       }),
     })));
@@ -145,7 +149,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     const upstreams: Record<string, string> = {};
     for (const { l, port } of bound) {
       if (l.upstream) upstreams[l.upstream] = hostPort('127.0.0.1', port);
-      else if (l.kind === 'outbound') outbound = at(port);
+      else if (l.kind === 'outbound') outbound = hostPort(outboundBind, port);
       else if (l.kind === 'inbound') inbound = at(port);
       else if (l.kind === 'admin') adminAt = at(port);
       else gateway[l.serverPort!] = at(port);

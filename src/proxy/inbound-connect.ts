@@ -53,6 +53,8 @@ export function inboundConnect(ctx: ListenerContext, tunnels: TunnelSet): Connec
     t.cluster = ir.listener.name;
     const peer = peerOf(req);
     t.sourceIdentity = peer.spiffeId;
+    t.mtls = peer.tls;
+    t.peerPrincipal = peer.principal;
     const mode = ir.listener.mtls;
     if ((mode === 'STRICT' && !peer.tls) || (mode === 'DISABLE' && peer.tls)) {
       ctx.host.metrics.mtlsRefused(peer.tls ? 'mtls_on_disable' : 'plaintext_on_strict');

@@ -65,6 +65,11 @@ export function inboundHandler(ctx: ListenerContext): RequestListener {
     ex.requestId = ensureRequestId(h);
     traceRequest(ex, state.snapshot.mesh);
     setForwarded(h, ex.remoteAddress, 'http');
-    runChain(ir.chain, ex, (v) => (v ? sendLocalReply(ex, v) : forwardDirect(ex, ir.app, ex.path)), (err) => internalError(ex, err));
+    runChain(ir.chain, ex, (v) => {
+      if (v) { sendLocalReply(ex, v); return; }
+      // The app learns its verified caller as Istio's sidecars tell it (SANITIZE_SET: the caller's own header was stripped by the chain).
+      if (peer.spiffeId) h['x-forwarded-client-cert'] = `By=${state.snapshot.node.identity};Hash=${peer.hash ?? ''};URI=${peer.spiffeId}`;
+      forwardDirect(ex, ir.app, ex.path);
+    }, (err) => internalError(ex, err));
   };
 }

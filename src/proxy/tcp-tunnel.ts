@@ -50,6 +50,9 @@ export class Tunnel {
   /** `address:port` the tunnel went to (the peer's inbound listener, or the local app). */
   upstream: string | undefined;
   sourceIdentity: string | undefined;
+  /** Inbound: the tunnel came over mTLS, and the caller's principal. */
+  mtls = false;
+  peerPrincipal: string | undefined;
   destinationIdentity: string | undefined;
   /** Called once when the tunnel has ended (an endpoint's active count goes down). */
   onEnd: (() => void) | undefined;
@@ -158,6 +161,8 @@ export class Tunnel {
     if (this.cluster !== undefined) r.cluster = this.cluster;
     if (this.upstream !== undefined) r.upstream = this.upstream;
     if (this.sourceIdentity) r.sourceIdentity = this.sourceIdentity;
+    if (this.direction === 'inbound') r.mtls = this.mtls;
+    if (this.peerPrincipal) r.peerPrincipal = this.peerPrincipal;
     if (this.destinationIdentity) r.destinationIdentity = this.destinationIdentity;
     return Object.freeze(r);
   }

@@ -14,6 +14,12 @@ export interface DataPlaneOptions {
   readonly mode: 'sidecar' | 'gateway';
   /** Address all listeners bind to; 127.0.0.1 by default. */
   readonly host?: string;
+  /**
+   * Where the outbound listener (the local app's calls) binds: 127.0.0.1 by
+   * default, whatever `host` says. Whoever reaches it calls the mesh as this
+   * workload, so it is for the local app only.
+   */
+  readonly outboundHost?: string;
   /** 0 (the default) picks a free port; read the real one from `addresses`. */
   readonly outboundPort?: number;
   readonly inboundPort?: number;

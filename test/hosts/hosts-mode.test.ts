@@ -60,7 +60,7 @@ spec:
 const API_APP = String.raw`
 const http = require('node:http');
 const server = http.createServer((req, res) => {
-  if (req.url !== '/healthz') console.log('hit ' + req.method + ' ' + req.url + ' xfcc=' + (req.headers['x-forwarded-client-cert'] ? 'set' : 'none'));
+  if (req.url !== '/healthz') console.log('hit ' + req.method + ' ' + req.url + ' xfcc=' + (req.headers['x-forwarded-client-cert'] ?? 'none'));
   res.end(req.url === '/healthz' ? 'ok' : 'api');
 });
 server.listen(0, '127.0.0.1', () => console.log('listening ' + server.address().port));
@@ -191,7 +191,8 @@ test('hosts mode: a call from web\'s sidecar on host B reaches api on host C, ov
   const r = await callFrom('web.shop', 'http://api.shop:8080/across');
   assert.equal(r.status, 200, JSON.stringify(r));
   assert.equal(r.body, 'api');
-  await apiApp.line(/^hit GET \/across xfcc=none$/m, 5000, hits);
+  // The app learns its verified caller from api's sidecar (Istio's SANITIZE_SET): web's identity, by api's.
+  await apiApp.line(/^hit GET \/across xfcc=By=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/api;Hash=[0-9a-f]{64};URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web$/m, 5000, hits);
   // The call opened web's first connection to api: a verified TLS handshake on each side.
   const tlsIn = await metric(C, api.admin, 'trellis_proxy_tls_handshakes_total', { direction: 'inbound' });
   const tlsOut = await metric(B, web.admin, 'trellis_proxy_tls_handshakes_total', { direction: 'outbound' });

@@ -117,10 +117,7 @@ test('an unknown admin path lists /certs among the endpoints', async () => {
   assert.match(await r.text(), /\/certs/);
 });
 
-// Needs data-plane.ts to hand its WorkloadTls to the admin server and the
-// metrics (certificate, trustBundle; see the report of this change): until
-// then /certs of a data plane shows no certificate. Remove `todo` once wired.
-test('a data plane serves /certs and the expiry gauge for the certificate it was given', { todo: 'data-plane.ts wiring' }, async () => {
+test('a data plane serves /certs and the expiry gauge for the certificate it was given', async () => {
   const dp = createDataPlane({ mode: 'sidecar', mtlsWithoutCertificate: 'plaintext', telemetry: {} });
   try {
     await dp.start();

@@ -8,6 +8,7 @@ import { CliError } from '../cli-error.js';
 interface Flags {
   config: string;
   host: string;
+  adminHost: string;
   grpcPort: number;
   adminPort: number;
   registrationGrace: number;
@@ -44,7 +45,8 @@ export function controlPlaneCommand(): Command {
       '  trellis control-plane --config examples/bank --grpc-port 0 --admin-port 0',
     )
     .requiredOption('--config <dir>', 'configuration directory (or file), watched for changes')
-    .option('--host <address>', 'address the gRPC and admin servers bind to', '127.0.0.1')
+    .option('--host <address>', 'address the gRPC server (proxies connect to it) binds to', '127.0.0.1')
+    .option('--admin-host <address>', 'address the admin API binds to; it is unauthenticated (it can rotate the CA), so loopback by default', '127.0.0.1')
     .option('--grpc-port <port>', 'gRPC port of the proxy stream (0 = any free port)', portArg('--grpc-port'), 15010)
     .option('--admin-port <port>', 'admin API port (0 = any free port)', portArg('--admin-port'), 15014)
     .option('--registration-grace <duration>', 'after a start, how long to wait for instances to register again before pushing snapshots without them to proxies that already serve one', durationArg('--registration-grace'), 10_000)
@@ -67,6 +69,7 @@ export function controlPlaneCommand(): Command {
         ...(flags.serverName.length ? { serverNames: flags.serverName } : {}),
         config: flags.config,
         host: flags.host,
+        adminHost: flags.adminHost,
         grpcPort: flags.grpcPort,
         adminPort: flags.adminPort,
         registrationGraceMs: flags.registrationGrace,

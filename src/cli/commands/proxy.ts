@@ -16,6 +16,7 @@ interface Flags {
   controlPlane: string;
   instance: string;
   host: string;
+  outboundHost: string;
   inboundPort: number;
   outboundPort: number;
   adminPort: number;
@@ -168,7 +169,8 @@ export function proxyCommand(): Command {
     )
     .requiredOption('--control-plane <host:port>', 'the control plane\'s gRPC address')
     .requiredOption('--instance <name>', 'the instance this proxy serves: workload.namespace#i, or workload.namespace for one replica')
-    .option('--host <address>', 'address the listeners bind to', '127.0.0.1')
+    .option('--host <address>', 'address the inbound, gateway and admin listeners bind to (and other proxies reach this one at)', '127.0.0.1')
+    .option('--outbound-host <address>', 'address the outbound listener binds to: loopback, since whoever reaches it calls the mesh as this workload', '127.0.0.1')
     .option('--inbound-port <port>', 'inbound listener port (0 = any)', portArg('--inbound-port'), 0)
     .option('--outbound-port <port>', 'outbound listener port for the app\'s calls (0 = any)', portArg('--outbound-port'), 0)
     .option('--admin-port <port>', 'admin port (0 = any)', portArg('--admin-port'), 0)
@@ -220,6 +222,7 @@ export function proxyCommand(): Command {
         ...(upstreams.length ? { upstreams } : {}),
         mode: f.gateway ? 'gateway' : 'sidecar',
         host: f.host,
+        outboundHost: f.outboundHost,
         outboundPort: f.outboundPort,
         adminPort: f.adminPort,
         ...(f.gateway ? { gatewayPorts: gatewayPorts(f.listen) } : { inboundPort: f.inboundPort }),

@@ -21,6 +21,8 @@ export interface Peer {
   readonly spiffeId?: string;
   /** The client certificate's serial (hex, upper case). */
   readonly serial?: string;
+  /** SHA-256 of the client certificate (hex, lower case), as x-forwarded-client-cert's `Hash`. */
+  readonly hash?: string;
 }
 
 const PLAINTEXT: Peer = Object.freeze({ tls: false });
@@ -48,6 +50,7 @@ function read(socket: Partial<TLSSocket> | undefined): Peer {
   if (!cert || !('subjectaltname' in cert)) return TLS_WITHOUT_ID;
   const spiffeId = spiffeIdOf(cert.subjectaltname);
   const serial = typeof cert.serialNumber === 'string' ? cert.serialNumber.toUpperCase() : undefined;
-  if (!spiffeId) return Object.freeze({ tls: true, ...(serial ? { serial } : {}) });
-  return Object.freeze({ tls: true, principal: principalOf(spiffeId), spiffeId, ...(serial ? { serial } : {}) });
+  const hash = typeof cert.fingerprint256 === 'string' ? cert.fingerprint256.replaceAll(':', '').toLowerCase() : undefined;
+  if (!spiffeId) return Object.freeze({ tls: true, ...(serial ? { serial } : {}), ...(hash ? { hash } : {}) });
+  return Object.freeze({ tls: true, principal: principalOf(spiffeId), spiffeId, ...(serial ? { serial } : {}), ...(hash ? { hash } : {}) });
 }
