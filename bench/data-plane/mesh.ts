@@ -71,7 +71,17 @@ spec:
   mtls: { mode: STRICT }
 `;
 
+/** `mesh-plaintext`: the same mesh without mTLS or the policy (DestinationRule tls DISABLE), for what zero trust costs. */
+const PLAINTEXT = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: upstream, namespace: bench }
+spec:
+  host: upstream
+  trafficPolicy: { tls: { mode: DISABLE } }
+`;
+
 export type Observability = 'default' | 'off' | 'all';
+export type Security = 'mtls' | 'plaintext';
 
 /** Trace sampling of `observability: 'all'`, percent (Istio's default). */
 export const TRACE_SAMPLING_PERCENT = 1;
@@ -82,6 +92,8 @@ export interface MeshOptions {
   readonly upstreamPort: number;
   /** What the sidecars observe; `default` when absent. */
   readonly observability?: Observability;
+  /** `mtls` (the default): STRICT mTLS and one AuthorizationPolicy on the path; `plaintext`: neither. */
+  readonly security?: Security;
   /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` exports spans to. */
   readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
@@ -118,9 +130,10 @@ spec:
 }
 
 function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
-  if (!accessLog) return { 'app.yaml': APP, 'security.yaml': SECURITY };
+  const security: Record<string, string> = o.security === 'plaintext' ? { 'plaintext.yaml': PLAINTEXT } : { 'security.yaml': SECURITY };
+  if (!accessLog) return { 'app.yaml': APP, ...security };
   if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
-  return { 'app.yaml': APP, 'security.yaml': SECURITY, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
+  return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
 }
 
 /** The bench's environment without telemetry settings of its own, plus the scenario's. */
@@ -169,14 +182,14 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
  * leave in batches, at least every second). A switch that silently did
  * nothing would make the scenario's figures mean something else.
  */
-export async function checkObservability(m: Mesh, observability: Observability, spans: () => number): Promise<void> {
-  const what = `the mesh with observability "${observability}"`;
-  // The path is what the scenario says: mTLS between the sidecars, and the authorization policy in force (a DELETE is denied).
+export async function checkObservability(m: Mesh, observability: Observability, spans: () => number, security: Security = 'mtls'): Promise<void> {
+  const what = `the mesh with observability "${observability}" and ${security}`;
+  // The path is what the scenario says: mTLS between the sidecars and the authorization policy in force (a DELETE is denied), or neither.
   const denied = await statusOf(m.entryPort, UPSTREAM_AUTHORITY, 'DELETE');
-  if (denied !== 403) throw new Error(`${what}: a DELETE through the mesh answered ${denied}, not 403: the authorization policy is not on the path`);
+  if (denied !== (security === 'mtls' ? 403 : 200)) throw new Error(`${what}: a DELETE through the mesh answered ${denied}: the authorization policy is ${security === 'mtls' ? 'not ' : ''}on the path`);
   for (const admin of m.admin) {
     const text = (await httpGet(`http://${admin}/metrics`, 5000)).body;
-    if (!/^trellis_proxy_tls_handshakes_total\{[^}]*\} [1-9]/m.test(text)) throw new Error(`${what}: http://${admin}/metrics counts no mTLS handshake: the sidecars do not talk mTLS`);
+    if (/^trellis_proxy_tls_handshakes_total\{[^}]*\} [1-9]/m.test(text) !== (security === 'mtls')) throw new Error(`${what}: http://${admin}/metrics ${security === 'mtls' ? 'counts no' : 'counts an'} mTLS handshake`);
     if (!/^trellis_proxy_requests_total\{/m.test(text)) throw new Error(`${what}: http://${admin}/metrics has no trellis_proxy_requests_total after the warm-up`);
     const service = /^trellis_requests_total\{/m.test(text);
     if (service !== (observability !== 'off')) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);

@@ -64,7 +64,22 @@ export interface Goal {
   readonly met: boolean;
 }
 
+/** What zero trust costs (issue 6): `mesh` (STRICT mTLS, one AuthorizationPolicy) against `mesh-plaintext`. Not a goal: a figure. */
+export interface MtlsCost {
+  /** The sidecar pair's CPU per request, mesh ÷ mesh-plaintext (max mode), and each sidecar's. */
+  readonly cpu_ratio: number;
+  readonly by_sidecar: Record<string, number>;
+  readonly mtls_us_per_req: number;
+  readonly plaintext_us_per_req: number;
+  /** p99 at 1000 req/s, ms, and the difference. */
+  readonly mtls_p99_ms: number;
+  readonly plaintext_p99_ms: number;
+  readonly added_p99_ms: number;
+}
+
 export interface Goals {
+  /** Present when `mesh` and `mesh-plaintext` ran. */
+  readonly mtls_cost?: MtlsCost;
   /** Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two hops), max mode. */
   readonly cpu_per_req_vs_nginx_hop?: Goal & { readonly by_sidecar: Record<string, number> };
   /** (mesh p99 − direct p99) ÷ (nginx p99 − direct p99), rate mode. */
@@ -157,6 +172,16 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
     const value = Math.max(...meshMax.proxies.map((p) => p.rss_mb));
     out.max_sidecar_rss_mb = { value, goal: GOALS.rssMb, met: value <= GOALS.rssMb };
   }
+  const plainMax = row('mesh-plaintext', 'max');
+  const plainRate = row('mesh-plaintext', 'rate');
+  if (meshMax && plainMax && meshRate && plainRate) {
+    out.mtls_cost = {
+      cpu_ratio: pairCpu(meshMax) / pairCpu(plainMax),
+      by_sidecar: Object.fromEntries(meshMax.proxies.map((p, i) => [p.name, p.cpu_us_per_req / plainMax.proxies[i]!.cpu_us_per_req])),
+      mtls_us_per_req: pairCpu(meshMax), plaintext_us_per_req: pairCpu(plainMax),
+      mtls_p99_ms: meshRate.p99_ms, plaintext_p99_ms: plainRate.p99_ms, added_p99_ms: meshRate.p99_ms - plainRate.p99_ms,
+    };
+  }
   const bare = row('mesh-bare', 'max');
   const observed = row('mesh-observed', 'max');
   if (bare && observed) {
@@ -208,6 +233,11 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     const metricsOnly = c.default_vs_bare === null ? '' : `; metrics only (mesh ÷ mesh-bare) ${num(c.default_vs_bare, 2)}×`;
     out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+  }
+  if (g.mtls_cost) {
+    const c = g.mtls_cost;
+    const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    out.push(`  what zero trust costs (mesh ÷ mesh-plaintext): CPU per request ${num(c.mtls_us_per_req, 1)} ÷ ${num(c.plaintext_us_per_req, 1)} µs → ${num(c.cpu_ratio, 2)}× (${each}); p99 at 1000 req/s ${num(c.mtls_p99_ms, 2)} vs ${num(c.plaintext_p99_ms, 2)} ms (${c.added_p99_ms >= 0 ? '+' : ''}${num(c.added_p99_ms, 2)} ms)`);
   }
   if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios, or mesh-bare and mesh-observed)');
   return out.join('\n');

@@ -65,6 +65,9 @@ export interface DataPlaneTelemetryOptions {
   readonly telemetry?: TelemetryOptions;
 }
 
+/** Names of this machine a passthrough request may use to reach the proxy's own listeners. */
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '0.0.0.0', '::', '::ffff:127.0.0.1']);
+
 export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptions): DataPlane {
   const bind = opts.host ?? '127.0.0.1';
   const outboundBind = opts.outboundHost ?? '127.0.0.1';
@@ -86,7 +89,10 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     current: () => state,
     host: exchanges,
     passthrough: () => (agent ??= passthroughAgent(state?.snapshot.mesh.connectTimeoutMs ?? 10_000)),
+    isOwnAddress: (host, port) => ownPorts.has(port) && (LOCAL_HOSTS.has(host) || host === bind || host === outboundBind),
   };
+  /** The ports the listeners bound (after start). */
+  const ownPorts = new Set<number>();
 
   /** Opaque TCP connections (both directions), cut by close() after the grace. */
   const listeners: Listener[] = [];
@@ -141,6 +147,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
         throw l.upstream ? new Error(`local port ${l.port} for upstream ${l.upstream}: ${e.message}`, { cause: e }) : e;
       }),
     })));
+    for (const { port } of bound) ownPorts.add(port);
     const at = (port: number) => hostPort(bind, port);
     const gateway: Record<number, string> = {};
     let outbound: string | undefined;

@@ -35,6 +35,7 @@ export const PROXY_ERRORS = {
   CONNECT_FAILURE: { code: 'TRL_PROXY_CONNECT_FAILURE', status: 503, flag: 'UF', source: 'upstream', message: 'upstream connect error' },
   UPSTREAM_RESET: { code: 'TRL_PROXY_UPSTREAM_RESET', status: 503, flag: 'UC', source: 'upstream', message: 'upstream reset before response headers' },
   UPSTREAM_TIMEOUT: { code: 'TRL_PROXY_UPSTREAM_TIMEOUT', status: 504, flag: 'UT', source: 'upstream', message: 'upstream request timeout' },
+  LOOP: { code: 'TRL_PROXY_LOOP', status: 508, flag: 'NR', source: 'downstream', message: 'request loop' },
   RBAC_DENIED: { code: 'TRL_PROXY_RBAC_DENIED', status: 403, flag: 'RBAC', source: 'downstream', message: 'RBAC: access denied' },
   JWT_REJECTED: { code: 'TRL_PROXY_JWT_REJECTED', status: 401, source: 'downstream', message: 'Jwt verification fails' },
   PATH_REJECTED: { code: 'TRL_PROXY_PATH_REJECTED', status: 400, flag: 'DPE', source: 'downstream', message: 'the path cannot be normalized' },

@@ -43,6 +43,8 @@ export interface ListenerContext {
   readonly host: ExchangeHost;
   /** The dispatcher for PASSTHROUGH traffic to hosts outside the mesh. */
   passthrough(): Dispatcher;
+  /** Whether `host:port` is one of this data plane's own listeners (a request sent there would loop through it forever). */
+  isOwnAddress?(host: string, port: number): boolean;
 }
 
 const EMPTY_HEADERS: Headers = Object.freeze({}) as Headers;

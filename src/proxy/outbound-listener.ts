@@ -70,7 +70,10 @@ export function outboundHandler(ctx: ListenerContext, fixed?: FixedTarget): Requ
 /** ALLOW_ANY: the request goes to the host and port it names, outside the mesh (Istio's PassthroughCluster). */
 function passthrough(ex: Exchange, ctx: ListenerContext, t: RequestTarget): void {
   ex.cluster = 'PassthroughCluster';
-  const address = hostPort(hostOnly(t.authority).replace(/^\[|\]$/g, ''), t.port);
+  const bare = hostOnly(t.authority).replace(/^\[|\]$/g, '').toLowerCase();
+  // A request for the proxy's own listener would come back to it, and again, for ever: refused.
+  if (ctx.isOwnAddress?.(bare, t.port)) { sendLocalReply(ex, replyFor(PROXY_ERRORS.LOOP, `${t.authority} is this proxy's own listener`)); return; }
+  const address = hostPort(bare, t.port);
   const host: Host = { upstream: new Upstream('passthrough', address, `http://${address}`, ctx.passthrough()), address, identity: '' };
   forwardDirect(ex, singleHost(host), t.path);
 }

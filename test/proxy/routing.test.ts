@@ -176,6 +176,20 @@ test('routing: an unknown host passes through under ALLOW_ANY, and gets 502 unde
   }
 });
 
+test('routing: a passthrough request for the proxy\'s own listener is refused (508), not sent round in a loop', async () => {
+  const own = mesh.caller.addresses.outbound!;
+  const port = own.split(':')[1]!;
+  for (const host of [own, `localhost:${port}`, `[::1]:${port}`]) {
+    const r = await mesh.call(`http://${host}/loop`);
+    assert.equal(r.status, 508, `${host}: ${r.status} ${r.text}`);
+    assert.match(r.text, /request loop: .* is this proxy's own listener/);
+  }
+  // Its admin port too (any listener of its own).
+  const admin = mesh.caller.addresses.admin;
+  const a = await mesh.call(`http://${admin}/ready`);
+  assert.equal(a.status, 508, a.text);
+});
+
 test('routing: the proxy does what simulate() says, request by request', async () => {
   const cases: [string, Record<string, string>][] = [
     ['http://api/x', {}], ['http://api/x', { 'x-version': 'v2' }], ['http://api/v0/a', {}], ['http://api/a?maintenance=1', {}],
