@@ -17,7 +17,7 @@ import type { InboundListener, Snapshot } from '../protocol/snapshot.js';
 import { buildAuthorizer, type AuthzDecision, type AuthzRequest } from '../policy/authorize.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Stage, StageContext } from './filter-chain.js';
-import { buildJwtAuthenticator } from './jwt-authn.js';
+import type { JwtAuthenticator } from './jwt-authn.js';
 import { replyFor } from './local-reply.js';
 
 /** What the authn stage learnt, for the authz stage after it. */
@@ -53,13 +53,15 @@ export function snapshotAuthorizer(s: Snapshot): Authorizer | undefined {
 export function jwtStage(s: Snapshot): Stage | undefined {
   const rules = s.requestAuthn?.rules;
   if (!rules?.length) return undefined;
-  const authenticate = buildJwtAuthenticator(rules);
+  // jose (some 9 MiB) is loaded only by proxies whose workload has RequestAuthentication.
+  let authenticate: JwtAuthenticator | Promise<JwtAuthenticator> = import('./jwt-authn.js').then((m) => (authenticate = m.buildJwtAuthenticator(rules)));
   return {
     phase: 'authn',
     name: 'request-authentication',
     async run(ctx) {
       const c = ctx as InboundStageContext;
-      const r = await authenticate({ headers: ctx.headers as never, path: ctx.path });
+      const verify = typeof authenticate === 'function' ? authenticate : await authenticate;
+      const r = await verify({ headers: ctx.headers as never, path: ctx.path });
       if (!r.ok) {
         return { ...replyFor(PROXY_ERRORS.JWT_REJECTED, r.reason), headers: { 'www-authenticate': 'Bearer realm="trellis", error="invalid_token"' } };
       }

@@ -86,7 +86,7 @@ const positive = (x: unknown, what: string) => {
 };
 
 const SIDECARS = ['sidecar-outbound', 'sidecar-inbound'];
-const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
+const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, 'mesh-plaintext': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
 
 test('--quick --json: every scenario and mode with the documented fields, zero errors, every proxy with CPU and RSS; no process left', needTools, async () => {
   const { tmp, done } = bench(['--quick', '--json'], 120_000);
@@ -103,7 +103,8 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     positive(doc.machine.cpus, 'machine.cpus');
     const seen = doc.scenarios.map((s) => `${s.name} ${s.mode}`);
     assert.deepEqual([...seen].sort(), [
-      'direct max', 'direct rate', 'mesh max', 'mesh rate', 'mesh-bare max', 'mesh-bare rate', 'mesh-observed max', 'mesh-observed rate', 'nginx max', 'nginx rate',
+      'direct max', 'direct rate', 'mesh max', 'mesh rate', 'mesh-bare max', 'mesh-bare rate', 'mesh-observed max', 'mesh-observed rate',
+      'mesh-plaintext max', 'mesh-plaintext rate', 'nginx max', 'nginx rate',
     ]);
     for (const s of doc.scenarios) {
       const at = `${s.name} ${s.mode}`;
@@ -129,6 +130,13 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     for (const k of ['value', 'observed_us_per_req', 'bare_us_per_req', 'default_vs_bare'] as const) positive(o[k], `goals.observed_cpu_per_req_vs_bare.${k}`);
     assert.deepEqual(Object.keys(o.by_sidecar), SIDECARS);
     assert.ok(Math.abs(o.value - o.observed_us_per_req / o.bare_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
+    // What zero trust costs: mesh (mTLS, one policy) against mesh-plaintext.
+    const z = (doc.goals as unknown as { mtls_cost?: { cpu_ratio: number; by_sidecar: Record<string, number>; mtls_us_per_req: number; plaintext_us_per_req: number; mtls_p99_ms: number; plaintext_p99_ms: number; added_p99_ms: number } }).mtls_cost;
+    assert.ok(z, 'goals.mtls_cost');
+    for (const k of ['cpu_ratio', 'mtls_us_per_req', 'plaintext_us_per_req', 'mtls_p99_ms', 'plaintext_p99_ms'] as const) positive(z[k], `goals.mtls_cost.${k}`);
+    finite(z.added_p99_ms, 'goals.mtls_cost.added_p99_ms');
+    assert.deepEqual(Object.keys(z.by_sidecar), SIDECARS);
+    assert.ok(Math.abs(z.cpu_ratio - z.mtls_us_per_req / z.plaintext_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
     // What the observed sidecars produced: spans at the bench's collector, JSON lines in the access log.
     assert.equal(doc.observed?.trace_sampling_percent, 1);
     positive(doc.observed?.spans_received, 'observed.spans_received');
@@ -173,7 +181,7 @@ test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   assert.equal(help.status, 0, help.stderr);
   for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
-    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],
