@@ -42,7 +42,8 @@ export function mintJoinTokens(stateDir: string, registry: Registry, instances: 
     const found = findInstance(registry, instance);
     if (!found) throw new CliError(`the configuration declares no instance "${instance}"${hintFor(instance, declaredInstances(registry))}`, 2);
     const w = found.workload;
-    const token = store.mint({ instance, identity: w.identity, labels: { ...w.labels }, serviceAccount: w.serviceAccount }, { ttlMs, rootFingerprint });
+    const locality = [w.locality.region, w.locality.zone, w.locality.subzone].join('/').replace(/\/+$/, '');
+    const token = store.mint({ instance, identity: w.identity, labels: { ...w.labels }, serviceAccount: w.serviceAccount, ...(locality ? { locality } : {}) }, { ttlMs, rootFingerprint });
     return { instance, identity: w.identity, token, expiresAt: new Date(Date.now() + ttlMs) };
   });
 }

@@ -45,7 +45,10 @@ export interface TrafficPolicyInput {
     readonly maxEjectionPercent?: number;
     readonly minHealthPercent?: number;
   };
-  readonly tls?: { readonly mode?: string; readonly sni?: string; readonly subjectAltNames?: readonly string[] };
+  readonly tls?: {
+    readonly mode?: string; readonly sni?: string; readonly subjectAltNames?: readonly string[];
+    readonly caCertificates?: string; readonly clientCertificate?: string; readonly privateKey?: string; readonly insecureSkipVerify?: boolean;
+  };
   readonly portLevelSettings?: readonly (TrafficPolicyInput & { readonly port?: { readonly number?: number } })[];
 }
 
@@ -165,7 +168,14 @@ function upstreamTls(tls: Fields['tls'], service: Service | undefined, autoMtls:
     ? explicit
     : service && service.location === 'MESH_INTERNAL' && autoMtls ? DEFAULTS.tlsMode : 'DISABLE';
   const sans = tls?.subjectAltNames?.length ? [...tls.subjectAltNames] : mode === 'ISTIO_MUTUAL' ? [...identities] : [];
-  return Object.freeze({ mode, ...(tls?.sni ? { sni: tls.sni } : {}), subjectAltNames: Object.freeze(sans) });
+  const external = mode === 'SIMPLE' || mode === 'MUTUAL';
+  return Object.freeze({
+    mode, ...(tls?.sni ? { sni: tls.sni } : {}), subjectAltNames: Object.freeze(sans),
+    ...(external && tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
+    ...(mode === 'MUTUAL' && tls?.clientCertificate ? { clientCertificate: tls.clientCertificate } : {}),
+    ...(mode === 'MUTUAL' && tls?.privateKey ? { privateKey: tls.privateKey } : {}),
+    ...(external && tls?.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+  });
 }
 
 export interface ClusterInput {

@@ -265,7 +265,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
             const presented = id.peerIdentities(call.getAuthContext()?.sslPeerCertificate);
             const found = typeof req?.instance === 'string' ? findInstance(state.registry, req.instance) : undefined;
             try {
-              const r = await id.certify(req, found?.workload.identity, presented);
+              const r = await id.certify(req, found?.workload.identity, presented, found?.workload.labels);
               log({ type: 'certified', instance: req.instance, identity: r.identity, notAfter: r.notAfter, via: presented.length ? 'certificate' : 'join-token', peer });
               return r;
             } catch (e) {
@@ -330,7 +330,8 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
       const found = findInstance(state.registry, instance);
       if (!found) throw new Error(`the configuration declares no instance "${instance}"`);
       const w = found.workload;
-      return identity.mintJoinToken({ instance, identity: w.identity, labels: w.labels, serviceAccount: w.serviceAccount }, ttlMs);
+      const locality = [w.locality.region, w.locality.zone, w.locality.subzone].join('/').replace(/\/+$/, '');
+      return identity.mintJoinToken({ instance, identity: w.identity, labels: w.labels, serviceAccount: w.serviceAccount, ...(locality ? { locality } : {}) }, ttlMs);
     },
   };
 }

@@ -43,6 +43,8 @@ export interface MeshIdentityOptions {
 /** Why a Certify call was refused: a message for the caller and the log. */
 export class CertifyRefused extends Error {}
 
+const sortedEntries = (m: Readonly<Record<string, string>>) => Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
 export const DEFAULT_WORKLOAD_CERT_TTL_MS = 24 * 3600_000;
 export const DEFAULT_JOIN_TOKEN_TTL_MS = 3600_000;
 
@@ -140,7 +142,7 @@ export class MeshIdentity {
   }
 
   /** A join token for one instance (bound to the identity and labels the configuration gives it). */
-  mintJoinToken(binding: { instance: string; identity: string; labels?: Readonly<Record<string, string>>; serviceAccount?: string }, ttlMs = this.joinTokenTtlMs): string {
+  mintJoinToken(binding: { instance: string; identity: string; labels?: Readonly<Record<string, string>>; serviceAccount?: string; locality?: string }, ttlMs = this.joinTokenTtlMs): string {
     return this.tokens.mint({ ...binding, ...(binding.labels ? { labels: { ...binding.labels } } : {}) }, { ttlMs, rootFingerprint: this.ca.rootFingerprint });
   }
 
@@ -150,7 +152,7 @@ export class MeshIdentity {
    * caller proves the instance with the TLS client certificate it presented
    * (`peerIdentities`) or a join token.
    */
-  async certify(req: CertifyRequest, identity: string | undefined, peerIdentities: readonly string[]): Promise<CertifyResponse> {
+  async certify(req: CertifyRequest, identity: string | undefined, peerIdentities: readonly string[], labels?: Readonly<Record<string, string>>): Promise<CertifyResponse> {
     if (typeof req?.instance !== 'string' || typeof req.csr !== 'string') throw new CertifyRefused('the request needs an instance and a CSR');
     if (identity === undefined) throw new CertifyRefused(`the configuration declares no instance "${req.instance}"`);
     if (peerIdentities.length > 0) {
@@ -162,6 +164,10 @@ export class MeshIdentity {
       if (!r.ok) throw new CertifyRefused(`join token refused (${r.reason}): ${r.message}`);
       if (r.binding.identity !== identity) {
         throw new CertifyRefused(`the join token was minted for ${r.binding.identity}, but the configuration now gives instance "${req.instance}" the identity ${identity}`);
+      }
+      // The token is bound to what the instance was when it was minted: labels changed since then need a new token.
+      if (labels && r.binding.labels && JSON.stringify(sortedEntries(r.binding.labels)) !== JSON.stringify(sortedEntries(labels))) {
+        throw new CertifyRefused(`the join token was minted for instance "${req.instance}" with labels ${JSON.stringify(r.binding.labels)}, but the configuration now gives it ${JSON.stringify(labels)}; mint a new token`);
       }
     } else {
       throw new CertifyRefused('neither a client certificate nor a join token: a proxy proves who it is with the token minted for its instance (trellis up mints them; trellis token create in hosts mode)');

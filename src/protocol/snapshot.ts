@@ -291,6 +291,13 @@ export interface UpstreamTls {
   readonly sni?: string;
   /** Identities the server may present (secure naming). */
   readonly subjectAltNames: readonly string[];
+  /** SIMPLE / MUTUAL: files on the proxy's host (PEM), as Istio reads them on the sidecar's file system. */
+  readonly caCertificates?: string;
+  /** MUTUAL: the client certificate chain and its key. */
+  readonly clientCertificate?: string;
+  readonly privateKey?: string;
+  /** SIMPLE / MUTUAL: do not verify the server's certificate (DestinationRule `insecureSkipVerify`). */
+  readonly insecureSkipVerify?: boolean;
 }
 
 export interface Cluster {

@@ -132,6 +132,7 @@ export class StreamClient {
   /** Messages sent before the stream is open (it opens once the first message says which instance, and so which certificate). */
   #pending: (ProxyMessage | Record<string, unknown>)[] | undefined = [];
   #closed = false;
+  #cert: WorkloadCertificate | undefined;
 
   constructor(readonly target: string) {}
 
@@ -140,7 +141,7 @@ export class StreamClient {
     const cp = planes.get(this.target);
     if (!cp) throw new Error(`no test control plane at ${this.target}`);
     const instance = (first as { type?: string; instance?: unknown }).type === 'hello' ? (first as { instance?: unknown }).instance : undefined;
-    const cert = typeof instance === 'string' && instance ? await certificateFor(this.target, instance) : undefined;
+    const cert = this.#cert ?? (typeof instance === 'string' && instance ? await certificateFor(this.target, instance) : undefined);
     const roots = Buffer.from(cp.identity.trustBundle().join('\n'));
     const creds = credentials.createSsl(roots, cert ? Buffer.from(cert.keyPem) : null, cert ? Buffer.from(cert.certChainPem) : null, { checkServerIdentity: () => undefined });
     if (this.#closed) return;
@@ -153,6 +154,14 @@ export class StreamClient {
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     for (const m of pending) call.write(m as ProxyMessage);
+  }
+
+  /** Opens a stream with the given certificate (whoever it names) and says hello for `instance`. */
+  static withCertificate(target: string, cert: WorkloadCertificate, instance: string, inbound: string): StreamClient {
+    const c = new StreamClient(target);
+    c.#cert = cert;
+    c.send({ type: 'hello', instance, proxyVersion: 'test', listeners: { inbound } });
+    return c;
   }
 
   /** Opens a stream and says hello for `instance`, listening on `inbound`. */

@@ -4,13 +4,17 @@
  * 503 with the reason), the proxy without a certificate (plaintext for now —
  * the transition of issue 6 — then mTLS from the first certificate on; or a
  * 503 when told to refuse), a certificate without a trust bundle, MUTUAL
- * (not carried yet: 503 with the reason), SIMPLE to a server outside the
+ * with the rule's certificate files, SIMPLE to a server outside the
  * mesh (public roots, the SNI of the rule), and what setCertificate and
  * setTrustBundle refuse.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import type { RequestRecord } from '../../src/protocol/request-record.js';
@@ -146,12 +150,56 @@ test('a certificate without a trust bundle trusts no server: 503', async (t) => 
   assert.match(r.text, /not signed by a root of the trust bundle/);
 });
 
-test('MUTUAL (client certificate files) is not carried yet: 503 saying so', async (t) => {
-  m.applyCaller(withApiTls({ mode: 'MUTUAL', subjectAltNames: [] }));
+/** An HTTPS server outside the mesh with a certificate of a private root, asking for client certificates of another private root. */
+async function externalServer(t: { after(f: () => unknown): void }, requireClient: boolean) {
+  const serverCa = await createTestCa('private web root');
+  const clientCa = await createTestCa('private client root');
+  const leaf = await issueLeaf(serverCa, 'https://api.example.test/');
+  const clients: (string | undefined)[] = [];
+  const server = createHttpsServer({ key: leaf.keyPem, cert: leaf.certChainPem, ca: clientCa.certPem, requestCert: requireClient, rejectUnauthorized: requireClient }, (req, res) => {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    clients.push(peer?.subjectaltname);
+    res.end(`external ${req.url}`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }));
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-mutual-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const client = await issueLeaf(clientCa, 'spiffe://cluster.local/ns/shop/sa/web');
+  const file = (name: string, text: string) => { const f = join(dir, name); writeFileSync(f, text, { mode: 0o600 }); return f; };
+  return {
+    port: (server.address() as AddressInfo).port, clients,
+    ca: file('server-root.pem', serverCa.certPem), cert: file('client.pem', client.certChainPem), key: file('client-key.pem', client.keyPem), dir,
+  };
+}
+
+test('MUTUAL: the client certificate and key files the rule names are presented, and the server is verified with its caCertificates', async (t) => {
+  const x = await externalServer(t, true);
+  const at = { [API]: { address: '127.0.0.1', port: x.port, health: 'HEALTHY' as const } };
+  m.applyCaller((s) => withEndpoints(withApiTls({ mode: 'MUTUAL', sni: 'api.example.test', subjectAltNames: ['https://api.example.test/'], caCertificates: x.ca, clientCertificate: x.cert, privateKey: x.key })(s), at));
   t.after(() => m.applyCaller((s) => s));
-  const r = await m.client.call('http://api/mutual-files');
-  assert.equal(r.status, 503, r.text);
-  assert.match(r.text, /TLS mode MUTUAL to 127\.0\.0\.1:\d+ needs client certificate files/);
+  const r = await m.client.call('http://api/mutual');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, 'external /mutual');
+  assert.deepEqual(x.clients, ['URI:spiffe://cluster.local/ns/shop/sa/web'], 'the server saw the client certificate of the rule');
+  // Without the rule's CA the private server root is refused; a key file that cannot be read is named.
+  m.applyCaller((s) => withEndpoints(withApiTls({ mode: 'MUTUAL', sni: 'api.example.test', subjectAltNames: ['https://api.example.test/'], clientCertificate: x.cert, privateKey: x.key })(s), at));
+  const noCa = await m.client.call('http://api/mutual-no-ca');
+  assert.equal(noCa.status, 503, noCa.text);
+  m.applyCaller((s) => withEndpoints(withApiTls({ mode: 'MUTUAL', sni: 'api.example.test', subjectAltNames: ['https://api.example.test/'], caCertificates: x.ca, clientCertificate: x.cert, privateKey: join(x.dir, 'gone.pem') })(s), at));
+  const gone = await m.client.call('http://api/mutual-gone');
+  assert.equal(gone.status, 503, gone.text);
+  assert.match(gone.text, /TLS mode MUTUAL to 127\.0\.0\.1:\d+: cannot read privateKey .*gone\.pem: ENOENT/);
+  assert.equal(x.clients.length, 1, 'no request reached the server without the right setup');
+});
+
+test('SIMPLE with caCertificates: a server of a private root is trusted through the rule\'s CA file', async (t) => {
+  const x = await externalServer(t, false);
+  m.applyCaller((s) => withEndpoints(withApiTls({ mode: 'SIMPLE', sni: 'api.example.test', subjectAltNames: ['https://api.example.test/'], caCertificates: x.ca })(s), { [API]: { address: '127.0.0.1', port: x.port, health: 'HEALTHY' } }));
+  t.after(() => m.applyCaller((s) => s));
+  const r = await m.client.call('http://api/simple-ca');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.text, 'external /simple-ca');
 });
 
 test('SIMPLE: TLS with the rule\'s SNI and the public roots; a server of a private root is refused', async (t) => {

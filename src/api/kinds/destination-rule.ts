@@ -210,6 +210,8 @@ const notEnforcedInPolicy = [
   'tunnel', 'proxyProtocol', 'retryBudget',
   'loadBalancer.warmup', 'loadBalancer.warmupDurationSecs',
   'portLevelSettings[*].loadBalancer.warmup', 'portLevelSettings[*].loadBalancer.warmupDurationSecs',
+  // Certificates from Kubernetes secrets, and revocation lists: the proxy reads PEM files only (caCertificates, clientCertificate, privateKey).
+  'tls.credentialName', 'tls.caCrl', 'portLevelSettings[*].tls.credentialName', 'portLevelSettings[*].tls.caCrl',
 ];
 
 export const DestinationRule = defineKind({

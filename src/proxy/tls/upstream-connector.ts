@@ -7,11 +7,15 @@
  *   connections only), the server's chain verified against the trust bundle
  *   and **secure naming** in place of Node's hostname check: the server's
  *   URI SAN must be one of `subjectAltNames` (when the list is not empty).
- * - `SIMPLE`: TLS to a server outside the mesh with Node's public roots and
- *   its hostname check against the SNI (`sni`, else the service host), or
- *   against `subjectAltNames` when the rule lists some.
- * - `MUTUAL`: needs client certificate files that snapshots do not carry
- *   yet: every connection is refused with a reason saying so.
+ * - `SIMPLE`: TLS to a server outside the mesh with Node's public roots (or
+ *   the rule's `caCertificates` file) and its hostname check against the SNI
+ *   (`sni`, else the service host), or against `subjectAltNames` when the
+ *   rule lists some; `insecureSkipVerify` turns verification off.
+ * - `MUTUAL`: the same, presenting the client certificate and key the rule
+ *   names (`clientCertificate`, `privateKey`: files on the proxy's host, as
+ *   Istio reads them on the sidecar's file system). A file that cannot be
+ *   read refuses every connection with a reason naming it; `credentialName`
+ *   (Kubernetes secrets) is not supported.
  * - `DISABLE` (or no tls): plaintext, and no connector at all.
  *
  * TLS sessions are resumed: the last session ticket of each ALPN protocol is
@@ -24,6 +28,7 @@
  * Every TLS failure surfaces as an UpstreamTlsError (identity.ts) with the
  * reason, and is counted (tls-events.ts).
  */
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, TLSSocket, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { buildConnector } from 'undici';
@@ -49,7 +54,8 @@ export interface ConnectorEnv {
 /** The part of a pool key that the TLS settings make: '' for plaintext. */
 export function tlsKey(tls: UpstreamTls | undefined, service: string): string {
   if (!tls || tls.mode === 'DISABLE') return '';
-  return `|${tls.mode}|${tls.sni ?? ''}|${tls.subjectAltNames.join(',')}${tls.mode === 'SIMPLE' ? `|${service}` : ''}`;
+  const files = tls.mode === 'SIMPLE' || tls.mode === 'MUTUAL' ? `|${tls.caCertificates ?? ''}|${tls.clientCertificate ?? ''}|${tls.privateKey ?? ''}|${tls.insecureSkipVerify ? 'insecure' : ''}` : '';
+  return `|${tls.mode}|${tls.sni ?? ''}|${tls.subjectAltNames.join(',')}${tls.mode === 'SIMPLE' || tls.mode === 'MUTUAL' ? `|${service}` : ''}${files}`;
 }
 
 /** A connector for a cluster's tls settings; undefined for plaintext clusters. */
@@ -68,10 +74,39 @@ export class UpstreamConnector {
     this.address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   }
 
+  /** SIMPLE / MUTUAL: the files the rule names, read once per connector (a snapshot with other files makes another). */
+  #files: { ca?: string; cert?: string; key?: string } | UpstreamTlsError | undefined;
+
+  #readFiles(): { ca?: string; cert?: string; key?: string } | UpstreamTlsError {
+    if (this.#files) return this.#files;
+    const t = this.tls;
+    const read = (what: string, file: string | undefined) => {
+      if (file === undefined) return undefined;
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UpstreamTlsError('unsupported', `TLS mode ${t.mode} to ${this.address}: cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    };
+    try {
+      if (t.mode === 'MUTUAL' && (!t.clientCertificate || !t.privateKey)) {
+        throw new UpstreamTlsError('unsupported', `TLS mode MUTUAL to ${this.address} needs clientCertificate and privateKey (files on the proxy's host); credentialName (Kubernetes secrets) is not supported`);
+      }
+      const ca = read('caCertificates', t.caCertificates);
+      const cert = read('clientCertificate', t.clientCertificate);
+      const key = read('privateKey', t.privateKey);
+      this.#files = { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+    } catch (e) {
+      this.#files = e as UpstreamTlsError;
+    }
+    return this.#files;
+  }
+
   /** Why no connection may be opened now; undefined when one may. */
   refusal(): UpstreamTlsError | undefined {
-    if (this.tls.mode === 'MUTUAL') {
-      return new UpstreamTlsError('unsupported', `TLS mode MUTUAL to ${this.address} needs client certificate files (DestinationRule tls clientCertificate, privateKey), which the proxy's configuration does not carry yet; use SIMPLE or ISTIO_MUTUAL`);
+    if (this.tls.mode === 'MUTUAL' || this.tls.mode === 'SIMPLE') {
+      const f = this.#readFiles();
+      if (f instanceof UpstreamTlsError) return f;
     }
     if (this.tls.mode === 'ISTIO_MUTUAL' && !this.env.workload.ready && this.env.withoutCertificate === 'refuse') {
       return new UpstreamTlsError('no_certificate', `mTLS to ${this.address}: this proxy has no workload certificate yet`);
@@ -81,12 +116,19 @@ export class UpstreamConnector {
 
   /** Whether a connection opened now is TLS (ISTIO_MUTUAL before the first certificate is not, for now: see ConnectorEnv). */
   get secure(): boolean {
-    return this.tls.mode === 'SIMPLE' || (this.tls.mode === 'ISTIO_MUTUAL' && this.env.workload.ready);
+    return this.tls.mode === 'SIMPLE' || this.tls.mode === 'MUTUAL' || (this.tls.mode === 'ISTIO_MUTUAL' && this.env.workload.ready);
   }
 
   /** The event that says a socket from `open` is ready for bytes. */
   readyEvent(s: Socket): 'secureConnect' | 'connect' {
     return s instanceof TLSSocket ? 'secureConnect' : 'connect';
+  }
+
+  /** SIMPLE / MUTUAL: the rule's CA (else Node's public roots), client certificate and key, and insecureSkipVerify. */
+  #externalOptions(): ConnectionOptions {
+    const f = this.#readFiles();
+    if (f instanceof UpstreamTlsError) return {};
+    return { ...(f.ca ? { ca: f.ca } : {}), ...(f.cert ? { cert: f.cert } : {}), ...(f.key ? { key: f.key } : {}), ...(this.tls.insecureSkipVerify ? { rejectUnauthorized: false } : {}) };
   }
 
   /** Opens a connection now (check `refusal()` first): TLS or plaintext per the mode; errors arrive on the socket. */
@@ -107,7 +149,7 @@ export class UpstreamConnector {
       ...(session ? { session } : {}),
       ...(istio
         ? { secureContext: w.clientContext!, checkServerIdentity: (_h: string, cert: PeerCertificate) => checkSecureNaming(cert, sans, address) }
-        : { minVersion: 'TLSv1.2', checkServerIdentity: sans.length ? (_h: string, cert: PeerCertificate) => checkListedNames(cert, sans, address) : checkServerIdentity }),
+        : { minVersion: 'TLSv1.2', ...this.#externalOptions(), checkServerIdentity: sans.length ? (_h: string, cert: PeerCertificate) => checkListedNames(cert, sans, address) : checkServerIdentity }),
     };
     const s = tlsConnect(options);
     s.setNoDelay(true);
