@@ -3,6 +3,7 @@
  * programs, each in its own process group (detached), with their output
  * kept for assertions and failure messages; killed by process group.
  */
+import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/mesh.js';
@@ -25,7 +26,8 @@ export class Proc {
 
   /** `trellis <args>` */
   static trellis(name: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
-    return new Proc(name, [MAIN, ...args], opts);
+    // `trellis proxy` runs with the node flags `trellis up` gives it (a small young generation), as users run it.
+    return new Proc(name, [...(args[0] === 'proxy' ? PROXY_NODE_FLAGS : []), MAIN, ...args], opts);
   }
 
   get pid(): number {
