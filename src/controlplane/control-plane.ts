@@ -230,6 +230,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
     if (persistTimer) writeNow();
     for (const s of sessions.connected()) s.stream?.end();
     await Promise.all([grpc?.close(), admin?.close(), topology.close(), jwks.close()]);
+    identity?.close();
   };
 
   return {

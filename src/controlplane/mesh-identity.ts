@@ -6,7 +6,7 @@
  * instance the caller has proved it is (src/protocol/certify.ts).
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ServerCredentials } from '@grpc/grpc-js';
@@ -191,6 +191,11 @@ export class MeshIdentity {
   #tlsMaterial() {
     const chain = [this.serving.chainPem, ...this.ca.trustBundle()].filter((p) => p && p.trim()).join('\n');
     return { ca: Buffer.from(this.ca.trustBundle().join('\n')), cert: Buffer.from(chain), key: Buffer.from(this.serving.keyPem) };
+  }
+
+  /** An ephemeral CA's directory is removed (its root dies with this control plane). */
+  close(): void {
+    if (this.ephemeral) rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** After a root rotation: the serving certificate from the new root, in force for new connections of the gRPC server. */

@@ -19,6 +19,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { ROOT } from './mesh.js';
+import { Proc } from '../integration/processes.js';
 
 /** Why network-namespace hosts cannot be made here (not root, no `ip`); undefined when they can. */
 export function netnsUnavailable(): string | undefined {
@@ -37,60 +38,10 @@ function ip(...args: string[]): void {
   }
 }
 
-/** A process inside a test host (in its own process group), with its output kept for assertions. */
-export class HostProc {
-  readonly child: ChildProcess;
-  out = '';
-  err = '';
-  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(readonly name: string, netns: string, command: readonly string[], opts: { env?: NodeJS.ProcessEnv; stdin?: boolean } = {}) {
-    // `ip netns exec` enters the namespace and execs the command: the PID is the command's.
-    this.child = spawn('ip', ['netns', 'exec', netns, ...command], {
-      detached: true, cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.on('data', (b: Buffer) => (this.out += b.toString()));
-    this.child.stderr!.on('data', (b: Buffer) => (this.err += b.toString()));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve((this.exit = { code, signal }))));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  /** Waits until stdout (from offset `from`) has a match of `re`; fails with the output if the process exits or `ms` passes. */
-  async line(re: RegExp, ms = 5000, from = 0): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const m = this.out.slice(from).match(re);
-      if (m) return m;
-      if (this.exit) throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before printing ${re}:\n${this.tail()}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${re} within ${ms} ms:\n${this.tail()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
-  tail(): string {
-    return `--- ${this.name} stdout\n${this.out.slice(-3000)}\n--- stderr\n${this.err.slice(-2000)}`;
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (this.exit || this.child.pid === undefined) return;
-    try {
-      process.kill(-this.pid, sig);
-    } catch {
-      /* gone */
-    }
-  }
-
-  /** SIGTERM to the group, SIGKILL after `ms`; resolves when it exited. */
-  async stop(ms = 3000): Promise<void> {
-    if (this.exit || this.child.pid === undefined) return;
-    this.signal('SIGTERM');
-    const t = setTimeout(() => this.signal('SIGKILL'), ms);
-    await this.exited;
-    clearTimeout(t);
+/** A process inside a test host: `ip netns exec <ns> <command>`, which execs the command (the PID is the command's), in its own process group. */
+export class HostProc extends Proc {
+  constructor(name: string, netns: string, command: readonly string[], opts: { env?: NodeJS.ProcessEnv; stdin?: boolean } = {}) {
+    super(name, ['netns', 'exec', netns, ...command], { ...opts, program: 'ip' });
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, waitFor } from '../controlplane/helpers.js';
+import { sleep } from '../controlplane/helpers.js';
 import { getJson } from './processes.js';
 import { API_INSTANCES, MESH_APP, routing, RunningMesh, usableApiEndpoints } from './running-mesh.js';
 
@@ -16,14 +16,7 @@ const ALL = ['web.shop', ...API_INSTANCES];
 let mesh: RunningMesh;
 
 before(async () => {
-  mesh = new RunningMesh({ 'app.yaml': MESH_APP, 'routing.yaml': routing(100, 0) });
-  await mesh.startControlPlane();
-  await Promise.all([
-    mesh.startSidecar('web.shop'),
-    ...API_INSTANCES.map(async (i) => mesh.startSidecar(i, await mesh.startApp(i))),
-  ]);
-  await mesh.synced(ALL);
-  await waitFor('web sees the three api instances', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 3 || undefined, 5000);
+  mesh = await RunningMesh.webAndApi({ 'app.yaml': MESH_APP, 'routing.yaml': routing(100, 0) });
 });
 after(async () => {
   await mesh?.close();

@@ -17,8 +17,11 @@ export class Proc {
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(readonly name: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env } });
+  /** `node <args>` in its own process group; `program` runs something else (`ip netns exec …` for the hosts tests). */
+  constructor(readonly name: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; program?: string; stdin?: boolean } = {}) {
+    this.child = spawn(opts.program ?? process.execPath, args, {
+      detached: true, stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env },
+    });
     this.child.stdout!.on('data', (b: Buffer) => (this.out += b.toString()));
     this.child.stderr!.on('data', (b: Buffer) => (this.err += b.toString()));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve((this.exit = { code, signal }))));
@@ -47,7 +50,7 @@ export class Proc {
   }
 
   tail(): string {
-    return `--- stdout\n${this.out.slice(-3000)}\n--- stderr\n${this.err.slice(-2000)}`;
+    return `--- ${this.name} stdout\n${this.out.slice(-3000)}\n--- stderr\n${this.err.slice(-2000)}`;
   }
 
   signal(sig: NodeJS.Signals): void {

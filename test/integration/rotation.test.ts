@@ -13,21 +13,14 @@ import { spawnSync } from 'node:child_process';
 import type { CaStatus } from '../../src/controlplane/mesh-identity.js';
 import { waitFor } from '../controlplane/helpers.js';
 import { getJson, MAIN } from './processes.js';
-import { API_INSTANCES, MESH_APP, routing, RunningMesh, usableApiEndpoints } from './running-mesh.js';
+import { API_INSTANCES, MESH_APP, routing, RunningMesh } from './running-mesh.js';
 
 const URL_API = 'http://api.shop:8080/hello';
 const ALL = ['web.shop', ...API_INSTANCES];
 let mesh: RunningMesh;
 
 before(async () => {
-  mesh = new RunningMesh({ 'app.yaml': MESH_APP, 'routing.yaml': routing(50, 50) });
-  await mesh.startControlPlane(['--workload-cert-ttl', '4s']);
-  await Promise.all([
-    mesh.startSidecar('web.shop'),
-    ...API_INSTANCES.map(async (i) => mesh.startSidecar(i, await mesh.startApp(i))),
-  ]);
-  await mesh.synced(ALL);
-  await waitFor('web sees the three api instances', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 3 || undefined, 5000);
+  mesh = await RunningMesh.webAndApi({ 'app.yaml': MESH_APP, 'routing.yaml': routing(50, 50) }, ['--workload-cert-ttl', '4s']);
 });
 after(async () => {
   await mesh?.close();

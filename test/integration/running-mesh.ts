@@ -93,6 +93,22 @@ export class RunningMesh {
     this.config = new ConfigDir(files);
   }
 
+  /**
+   * The control plane (with `controlPlaneArgs`), web's sidecar and the three api
+   * instances with their apps, all SYNCED and web seeing the three endpoints.
+   */
+  static async webAndApi(files: Record<string, string>, controlPlaneArgs: string[] = []): Promise<RunningMesh> {
+    const mesh = new RunningMesh(files);
+    await mesh.startControlPlane(controlPlaneArgs);
+    await Promise.all([
+      mesh.startSidecar('web.shop'),
+      ...API_INSTANCES.map(async (i) => mesh.startSidecar(i, await mesh.startApp(i))),
+    ]);
+    await mesh.synced(['web.shop', ...API_INSTANCES]);
+    await waitFor('web sees the three api instances', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 3 || undefined, 5000);
+    return mesh;
+  }
+
   /** Starts (or restarts, on the same gRPC port) the control plane; resolves once it listens. */
   async startControlPlane(extra: string[] = []): Promise<Proc> {
     this.grpcPort ||= await freePort();
