@@ -205,6 +205,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (this.abandoned || status < 200) return;
     this.#clearPerTry();
+    this.host.observe?.({ kind: 'response', status });
     const f = this.f;
     f.ex.upstreamMs = performance.now() - this.#sentAt;
     if (f.canRetry() && retriableResponse(f.spec.retry, status, headers['grpc-status'])) { this.discard = true; return; }
@@ -243,14 +244,17 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.#clearPerTry();
     if (this.abandoned) return;
     this.abandoned = err;
-    if (this.committed) this.f.brokeMidResponse();
-    else this.f.failed(classifyUpstreamError(err), err);
+    if (this.committed) { this.f.brokeMidResponse(); return; }
+    const failure = classifyUpstreamError(err);
+    this.host.observe?.({ kind: 'failure', failure });
+    this.f.failed(failure, err);
   }
 
   #onPerTry(): void {
     this.#perTry = undefined;
     if (this.abandoned || this.committed) return;
     this.abandon(ABORT.perTryTimeout);
+    this.host.observe?.({ kind: 'failure', failure: 'per-try-timeout' });
     this.f.failed('per-try-timeout', ABORT.perTryTimeout);
   }
 

@@ -4,7 +4,16 @@
  * per attempt (a cluster's load balancer, the local app, a passthrough
  * origin).
  */
+import type { UpstreamFailure } from './errors.js';
 import type { Upstream } from './upstream-pools.js';
+
+/**
+ * What one attempt on a host came to, as outlier detection reads it: the
+ * response status when headers arrived, or how it failed without one.
+ */
+export type AttemptOutcome =
+  | { readonly kind: 'response'; readonly status: number }
+  | { readonly kind: 'failure'; readonly failure: UpstreamFailure };
 
 /** Where an attempt goes. */
 export interface Host {
@@ -13,6 +22,8 @@ export interface Host {
   readonly address: string;
   /** The SPIFFE identity the host should present; '' when none. */
   readonly identity: string;
+  /** Told how each attempt on this host ended (outlier detection); absent: nobody listens. */
+  observe?(outcome: AttemptOutcome): void;
 }
 
 /** The hosts a request may go to (a cluster's balancer, the local app, a passthrough origin). */
