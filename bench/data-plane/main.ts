@@ -37,15 +37,15 @@ import { parseArgs } from 'node:util';
 import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
-import { checkObservability, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
+import { checkObservability, checkResilient, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
 import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
 import { aggregate, goals, table, type RunSample } from './report.js';
 
-const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-bare', 'mesh-observed', 'nginx'] as const;
+const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-observed', 'nginx'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** The mesh scenarios and what their sidecars observe. */
-const MESHES: Partial<Record<ScenarioName, Observability>> = { mesh: 'default', 'mesh-plaintext': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all' };
+const MESHES: Partial<Record<ScenarioName, Observability>> = { mesh: 'default', 'mesh-plaintext': 'default', 'mesh-resilient': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all' };
 const MODES: readonly Mode[] = ['max', 'rate'];
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
@@ -171,13 +171,16 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
     const observability = MESHES[name];
     if (observability) {
       const m = await startMesh(children, {
-        dir: join(dir, name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls',
+        dir: join(dir, name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
         ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
       });
       accessLog ??= m.accessLog;
       scenarios.push({
         name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }],
-        check: () => checkObservability(m, observability, () => collector?.spans ?? 0, name === 'mesh-plaintext' ? 'plaintext' : 'mtls'),
+        check: async () => {
+          await checkObservability(m, observability, () => collector?.spans ?? 0, name === 'mesh-plaintext' ? 'plaintext' : 'mtls');
+          if (name === 'mesh-resilient') await checkResilient(m);
+        },
       });
     }
     if (name === 'nginx') {

@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
+import type { Snapshot } from '../../src/protocol/snapshot.js';
 import type { Child, Children } from './children.js';
 import { answers200, statusOf } from './probe.js';
 
@@ -80,6 +81,39 @@ spec:
   trafficPolicy: { tls: { mode: DISABLE } }
 `;
 
+/**
+ * `mesh-resilient` (issue 8): the `mesh` scenario's path with the resilience a
+ * careful user configures on a route: retries (2, on 5xx / reset /
+ * connect-failure, 2 s per try), a 10 s route timeout, outlier detection
+ * (which turns locality-aware balancing on, as in Istio), a connection pool
+ * with limits well above the load, and a consistent-hash balancer on the
+ * source IP. None of it fires under the bench's load: what it costs is the
+ * bookkeeping every request pays.
+ */
+const RESILIENT = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: upstream, namespace: bench }
+spec:
+  hosts: [upstream]
+  http:
+  - name: resilient
+    timeout: 10s
+    retries: { attempts: 2, perTryTimeout: 2s, retryOn: "5xx,reset,connect-failure" }
+    route: [{ destination: { host: upstream, port: { number: 8080 } } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: upstream, namespace: bench }
+spec:
+  host: upstream
+  trafficPolicy:
+    loadBalancer: { consistentHash: { useSourceIp: true } }
+    connectionPool:
+      tcp: { maxConnections: 1000 }
+      http: { http1MaxPendingRequests: 1000, http2MaxRequests: 1000, maxRetries: 100 }
+    outlierDetection: { consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50 }
+`;
+
 export type Observability = 'default' | 'off' | 'all';
 export type Security = 'mtls' | 'plaintext';
 
@@ -94,6 +128,8 @@ export interface MeshOptions {
   readonly observability?: Observability;
   /** `mtls` (the default): STRICT mTLS and one AuthorizationPolicy on the path; `plaintext`: neither. */
   readonly security?: Security;
+  /** The route with retries, a timeout, outlier detection, limits and consistent hashing (`mesh-resilient`). */
+  readonly resilient?: boolean;
   /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` exports spans to. */
   readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
@@ -131,6 +167,7 @@ spec:
 
 function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
   const security: Record<string, string> = o.security === 'plaintext' ? { 'plaintext.yaml': PLAINTEXT } : { 'security.yaml': SECURITY };
+  if (o.resilient) security['resilient.yaml'] = RESILIENT;
   if (!accessLog) return { 'app.yaml': APP, ...security };
   if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
   return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
@@ -199,4 +236,24 @@ export async function checkObservability(m: Mesh, observability: Observability, 
   if (size === 0) throw new Error(`${what}: the access log ${m.accessLog} is empty after the warm-up`);
   const r = await pollUntil(async () => spans() > 0 || 'no span yet', { timeoutMs: 5000, intervalMs: 100 });
   if (!r.ok) throw new Error(`${what}: the collector received no span within 5 s of the warm-up (sampling ${TRACE_SAMPLING_PERCENT} %)`);
+}
+
+/**
+ * Fails unless the caller's sidecar runs the resilient route (`mesh-resilient`):
+ * its applied snapshot (admin /config_dump) has the route with its retries
+ * and timeout, and the upstream's cluster with outlier detection, locality
+ * and a consistent-hash balancer. Without it the scenario would measure the
+ * plain route under another name.
+ */
+export async function checkResilient(m: Mesh): Promise<void> {
+  const snap = (JSON.parse((await httpGet(`http://${m.admin[0]}/config_dump`, 5000)).body) as { snapshot: Snapshot | null }).snapshot;
+  const route = snap?.outbound.http.flatMap((t) => t.virtualHosts).flatMap((v) => v.routes).find((r) => r.name === 'resilient');
+  if (route?.action.kind !== 'forward' || route.action.retry.attempts !== 2 || route.action.timeoutMs !== 10_000) {
+    throw new Error(`mesh-resilient: the caller's sidecar has no route "resilient" with 2 retries and a 10 s timeout in http://${m.admin[0]}/config_dump`);
+  }
+  const target = route.action.clusters[0]?.cluster;
+  const cluster = snap?.clusters.find((c) => c.name === target);
+  if (!cluster?.outlierDetection || cluster.lb.policy !== 'CONSISTENT_HASH' || !cluster.lb.locality.enabled) {
+    throw new Error(`mesh-resilient: the upstream's cluster in http://${m.admin[0]}/config_dump lacks outlier detection, locality or consistent hashing`);
+  }
 }

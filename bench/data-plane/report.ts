@@ -78,6 +78,15 @@ export interface MtlsCost {
 }
 
 export interface Goals {
+  /**
+   * What a resilient route costs (issue 8): the sidecar pair's CPU per request
+   * in mesh-resilient ÷ in mesh (max mode), and each sidecar's own ratio.
+   */
+  readonly resilient_cpu_per_req_vs_plain_route?: Goal & {
+    readonly by_sidecar: Record<string, number>;
+    readonly resilient_us_per_req: number;
+    readonly plain_us_per_req: number;
+  };
   /** Present when `mesh` and `mesh-plaintext` ran. */
   readonly mtls_cost?: MtlsCost;
   /** Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two hops), max mode. */
@@ -141,7 +150,7 @@ export function aggregate(runs: readonly RunSample[]): ScenarioRow[] {
   });
 }
 
-export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80, observedCpuRatio: 1.15 } as const;
+export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80, observedCpuRatio: 1.15, resilientCpuRatio: 1.1 } as const;
 
 /** The CPU per request of a scenario's proxies together. */
 const pairCpu = (r: ScenarioRow) => r.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0);
@@ -180,6 +189,15 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
       by_sidecar: Object.fromEntries(meshMax.proxies.map((p, i) => [p.name, p.cpu_us_per_req / plainMax.proxies[i]!.cpu_us_per_req])),
       mtls_us_per_req: pairCpu(meshMax), plaintext_us_per_req: pairCpu(plainMax),
       mtls_p99_ms: meshRate.p99_ms, plaintext_p99_ms: plainRate.p99_ms, added_p99_ms: meshRate.p99_ms - plainRate.p99_ms,
+    };
+  }
+  const resilient = row('mesh-resilient', 'max');
+  if (meshMax && resilient) {
+    const value = pairCpu(resilient) / pairCpu(meshMax);
+    out.resilient_cpu_per_req_vs_plain_route = {
+      value, goal: GOALS.resilientCpuRatio, met: value <= GOALS.resilientCpuRatio,
+      by_sidecar: Object.fromEntries(resilient.proxies.map((p, i) => [p.name, p.cpu_us_per_req / meshMax.proxies[i]!.cpu_us_per_req])),
+      resilient_us_per_req: pairCpu(resilient), plain_us_per_req: pairCpu(meshMax),
     };
   }
   const bare = row('mesh-bare', 'max');
@@ -233,6 +251,11 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     const metricsOnly = c.default_vs_bare === null ? '' : `; metrics only (mesh ÷ mesh-bare) ${num(c.default_vs_bare, 2)}×`;
     out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+  }
+  if (g.resilient_cpu_per_req_vs_plain_route) {
+    const c = g.resilient_cpu_per_req_vs_plain_route;
+    const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    out.push(`  CPU per request on a resilient route ÷ the plain route (mesh-resilient ÷ mesh, max): ${num(c.resilient_us_per_req, 1)} ÷ ${num(c.plain_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each}) — goal ≤ ${c.goal}×: ${verdict(c)}`);
   }
   if (g.mtls_cost) {
     const c = g.mtls_cost;

@@ -86,7 +86,7 @@ const positive = (x: unknown, what: string) => {
 };
 
 const SIDECARS = ['sidecar-outbound', 'sidecar-inbound'];
-const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, 'mesh-plaintext': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
+const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, 'mesh-plaintext': SIDECARS, 'mesh-resilient': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
 
 test('--quick --json: every scenario and mode with the documented fields, zero errors, every proxy with CPU and RSS; no process left', needTools, async () => {
   const { tmp, done } = bench(['--quick', '--json'], 120_000);
@@ -104,7 +104,7 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     const seen = doc.scenarios.map((s) => `${s.name} ${s.mode}`);
     assert.deepEqual([...seen].sort(), [
       'direct max', 'direct rate', 'mesh max', 'mesh rate', 'mesh-bare max', 'mesh-bare rate', 'mesh-observed max', 'mesh-observed rate',
-      'mesh-plaintext max', 'mesh-plaintext rate', 'nginx max', 'nginx rate',
+      'mesh-plaintext max', 'mesh-plaintext rate', 'mesh-resilient max', 'mesh-resilient rate', 'nginx max', 'nginx rate',
     ]);
     for (const s of doc.scenarios) {
       const at = `${s.name} ${s.mode}`;
@@ -130,6 +130,13 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     for (const k of ['value', 'observed_us_per_req', 'bare_us_per_req', 'default_vs_bare'] as const) positive(o[k], `goals.observed_cpu_per_req_vs_bare.${k}`);
     assert.deepEqual(Object.keys(o.by_sidecar), SIDECARS);
     assert.ok(Math.abs(o.value - o.observed_us_per_req / o.bare_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
+    // What a resilient route costs (issue 8): mesh-resilient against mesh.
+    const rr = doc.goals['resilient_cpu_per_req_vs_plain_route'] as unknown as { value: number; goal: number; met: boolean; by_sidecar: Record<string, number>; resilient_us_per_req: number; plain_us_per_req: number } | undefined;
+    assert.ok(rr, 'goals.resilient_cpu_per_req_vs_plain_route');
+    assert.equal(rr.goal, 1.1);
+    for (const k of ['value', 'resilient_us_per_req', 'plain_us_per_req'] as const) positive(rr[k], `goals.resilient_cpu_per_req_vs_plain_route.${k}`);
+    assert.deepEqual(Object.keys(rr.by_sidecar), SIDECARS);
+    assert.ok(Math.abs(rr.value - rr.resilient_us_per_req / rr.plain_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
     // What zero trust costs: mesh (mTLS, one policy) against mesh-plaintext.
     const z = (doc.goals as unknown as { mtls_cost?: { cpu_ratio: number; by_sidecar: Record<string, number>; mtls_us_per_req: number; plaintext_us_per_req: number; mtls_p99_ms: number; plaintext_p99_ms: number; added_p99_ms: number } }).mtls_cost;
     assert.ok(z, 'goals.mtls_cost');
@@ -181,7 +188,7 @@ test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   assert.equal(help.status, 0, help.stderr);
   for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
-    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],
