@@ -18,6 +18,7 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     accessLogEncoding?: 'JSON' | 'TEXT';
   };
   const tracing = tracingSettings(spec as MeshConfigSpec);
+  const istioNames = prometheusProvider(spec as MeshConfigSpec);
   return Object.freeze({
     trustDomain: spec.trustDomain ?? DEFAULTS.trustDomain,
     rootNamespace: spec.rootNamespace ?? DEFAULTS.rootNamespace,
@@ -29,5 +30,18 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     ...(spec.accessLogFile !== undefined ? { accessLogFile: spec.accessLogFile } : {}),
     ...(spec.accessLogEncoding !== undefined ? { accessLogEncoding: spec.accessLogEncoding } : {}),
     ...(tracing ? { tracing } : {}),
+    ...(istioNames ? { metricsPrefix: 'istio_' as const } : {}),
   });
+}
+
+/**
+ * Whether MeshConfig sends metrics to a Prometheus provider the Istio way
+ * (`defaultProviders.metrics` naming, first, an extension provider of kind
+ * `prometheus`): that is how Istio's own installations declare its standard
+ * metrics, so their names are Istio's (`istio_requests_total`, …), for
+ * Istio's dashboards and Kiali as they are.
+ */
+function prometheusProvider(spec: MeshConfigSpec): boolean {
+  const first = spec.defaultProviders?.metrics?.[0];
+  return first !== undefined && spec.extensionProviders?.some((p) => p.name === first && p.prometheus !== undefined) === true;
 }

@@ -78,6 +78,11 @@ export interface MeshSettings {
   readonly accessLogEncoding?: 'JSON' | 'TEXT';
   /** Distributed tracing, present only when MeshConfig turns it on (an OpenTelemetry provider in `defaultProviders.tracing`). */
   readonly tracing?: TracingSettings;
+  /**
+   * `istio_` when MeshConfig's first `defaultProviders.metrics` is a `prometheus`
+   * extension provider: the service metrics take Istio's names. Absent: `trellis_`.
+   */
+  readonly metricsPrefix?: 'istio_';
 }
 
 /** Where and how a proxy traces: MeshConfig's OpenTelemetry extension provider and `defaultConfig.tracing`, defaults applied. */

@@ -27,7 +27,11 @@ import { registerTraceMetrics, Tracing, type TraceCounts, type TracingTuning } f
 export interface TelemetryOptions {
   /** Istio's service metrics (requests_total, durations, sizes); on by default. */
   readonly metrics?: boolean;
-  /** `trellis_` (the default) or `istio_` (Istio-compatible names, for Istio's dashboards as they are). */
+  /**
+   * `trellis_` or `istio_` (Istio-compatible names, for Istio's dashboards as
+   * they are); absent: what MeshConfig asks for (the snapshot's
+   * `mesh.metricsPrefix`), else `trellis_`.
+   */
   readonly metricsPrefix?: string;
   /** The access log; absent: from MeshConfig, else `defaultAccessLog`, else off. `{ file: '' }` turns it off whatever MeshConfig says. */
   readonly accessLog?: AccessLogOptions;
@@ -70,7 +74,7 @@ const sameLog = (a: AccessLogOptions | undefined, b: AccessLogOptions | undefine
 export class ProxyTelemetry {
   /** The proxy's registry: service metrics and whatever the proxy registers. */
   readonly registry = new Registry();
-  readonly #metrics: ServiceMetrics | undefined;
+  #metrics: ServiceMetrics | undefined;
   readonly #clusterName: string;
   #accessLog: AccessLog | undefined;
   #closingLogs: Promise<void>[] = [];
@@ -91,6 +95,7 @@ export class ProxyTelemetry {
   /** Called by the data plane with each snapshot it applies. */
   snapshotApplied(s: Snapshot): void {
     if (this.#closed) return;
+    this.#configureMetrics(s.mesh);
     this.#configureAccessLog(s.mesh);
     this.#configureTracing(s.mesh.tracing, s.node.id);
     const wanted = this.#metrics !== undefined || this.#accessLog !== undefined || this.#tracing !== undefined;
@@ -103,6 +108,16 @@ export class ProxyTelemetry {
     if (!wanted || this.#nodeId !== s.node.id) { this.#detach?.(); this.#detach = undefined; }
     if (wanted && !this.#detach) this.#detach = attachSink(s.node.id, this.#sink);
     this.#nodeId = s.node.id;
+  }
+
+  /** A snapshot whose MeshConfig asks for other names than those in use: the service metrics start again under them. */
+  #configureMetrics(mesh: Pick<MeshSettings, 'metricsPrefix'>): void {
+    const cur = this.#metrics;
+    if (!cur) return;
+    const prefix = this.options.metricsPrefix ?? mesh.metricsPrefix ?? 'trellis_';
+    if (cur.prefix === prefix) return;
+    cur.unregister();
+    this.#metrics = new ServiceMetrics(this.registry, { prefix });
   }
 
   #configureAccessLog(mesh: MeshTelemetrySettings): void {

@@ -78,12 +78,17 @@ export class ServiceMetrics {
   /** TCP connections' series, by label values. */
   readonly #tcp = new Map<string, TcpSeries>();
 
+  readonly #registry: Registry;
+  readonly #names: string[] = [];
+
   constructor(registry: Registry, opts: ServiceMetricsOptions = {}) {
     const p = (this.prefix = opts.prefix ?? 'trellis_');
+    this.#registry = registry;
     // A metric as prom-client's registry renders it; `name` is read at render time (OpenMetrics drops a counter's `_total` meanwhile).
     const metric = (name: string, type: 'counter' | 'histogram', help: string, values: () => MetricValue[]) => {
       const m = { name, help, type, aggregator: 'sum', get: async () => ({ name: m.name, help, type, aggregator: 'sum', values: values() }) };
       registry.registerMetric(m as never);
+      this.#names.push(name);
     };
     metric(`${p}requests_total`, 'counter', 'Requests handled, counted by the proxy that reports (source or destination).', () =>
       [...this.#series.values()].map((s) => ({ labels: { ...s.labels }, value: s.count })));
@@ -98,6 +103,12 @@ export class ServiceMetrics {
     tcp('tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections.', (s) => s.received);
     tcp('tcp_connections_opened_total', 'TCP connections opened (counted when they end: the record is written then).', (s) => s.opened);
     tcp('tcp_connections_closed_total', 'TCP connections closed.', (s) => s.closed);
+  }
+
+  /** Takes these metrics out of the registry (the names change: another prefix). */
+  unregister(): void {
+    for (const n of this.#names) this.#registry.removeSingleMetric(n);
+    this.#names.length = 0;
   }
 
   /** The label tables of the snapshot now in force (prepared when it was applied). */

@@ -4,7 +4,8 @@
  * real processes every second: a `trellis control-plane`, web's sidecar
  * (this test is web's app) and api's sidecar in front of an app that answers
  * after a fixed 150 ms, 500 on /fail. Both sidecars use Istio's metric names
- * (`TRELLIS_METRICS_PREFIX=istio_`). After known, bounded traffic, the raw
+ * because MeshConfig asks for them as Istio's installations do (its first
+ * `defaultProviders.metrics` is a `prometheus` extension provider). After known, bounded traffic, the raw
  * samples Prometheus stored equal what was sent, and queries from Istio's
  * Grafana dashboards (istio-mesh-dashboard, istio-service-dashboard), as
  * Istio writes them, return the expected series: request volume per
@@ -26,6 +27,14 @@ import { startApp, type App } from '../helpers/proxy.js';
 import { freePort, MESH_APP, routing, RunningMesh, usableApiEndpoints } from './running-mesh.js';
 
 const DELAY_MS = 150;
+/** Istio's way of saying "standard metrics to Prometheus": the names become istio_*. */
+const ISTIO_NAMES = `apiVersion: trellis.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec:
+  extensionProviders: [{ name: prometheus, prometheus: {} }]
+  defaultProviders: { metrics: [prometheus] }
+`;
 const API = 'api.shop.svc.cluster.local';
 const API_V1 = 'api-v1.shop#0';
 const installed = !spawnSync('prometheus', ['--version']).error;
@@ -79,22 +88,14 @@ describe('a real Prometheus scraping two sidecars with Istio metric names', need
     assert.ok(installed, 'prometheus is not installed: apt-get install prometheus (.ci/run installs it under CI)');
     dir = mkdtempSync(join(tmpdir(), 'trellis-prometheus-'));
     // Of the shop's instances only web and one api-v1 run (the only ones with an address), and every call goes to v1.
-    mesh = new RunningMesh({ 'app.yaml': MESH_APP, 'routing.yaml': routing(100, 0) });
+    mesh = new RunningMesh({ 'app.yaml': MESH_APP, 'routing.yaml': routing(100, 0), 'mesh.yaml': ISTIO_NAMES });
     await mesh.startControlPlane();
     api = await startApp(API_V1, (req, res) => {
       req.resume();
       if (req.url === '/healthz') return void res.end('ok');
       setTimeout(() => { res.writeHead(req.url === '/fail' ? 500 : 200); res.end('api-v1'); }, DELAY_MS);
     });
-    // The sidecars read TRELLIS_METRICS_PREFIX from the environment they are spawned with (synchronously, in startSidecar).
-    process.env.TRELLIS_METRICS_PREFIX = 'istio_';
-    let started;
-    try {
-      started = [mesh.startSidecar('web.shop'), mesh.startSidecar(API_V1, api.port)];
-    } finally {
-      delete process.env.TRELLIS_METRICS_PREFIX;
-    }
-    const sidecars = await Promise.all(started);
+    const sidecars = await Promise.all([mesh.startSidecar('web.shop'), mesh.startSidecar(API_V1, api.port)]);
     await mesh.synced(['web.shop', API_V1]);
     // Without a request: every one sent is counted.
     await waitFor('web sees api in rotation', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 1 || undefined, 10_000, 100);
