@@ -5,7 +5,7 @@
  * (trellis.dev/topology/v1, src/controlplane/topology.ts) with errors that
  * say what to do, and the number formats of both views.
  */
-import type { ServiceNode, Signals, TopologyDoc } from '../controlplane/topology.js';
+import type { ServiceNode, Signals, TopologyDoc } from '../controlplane/topology-graph.js';
 import { durationArg } from './args.js';
 import { CliError } from './cli-error.js';
 import { httpGet } from './up/http-probe.js';

@@ -14,7 +14,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServiceNode, TopologyDoc } from '../../src/controlplane/topology.js';
+import type { ServiceNode, TopologyDoc } from '../../src/controlplane/topology-graph.js';
 import { waitFor } from '../controlplane/helpers.js';
 import { startApp, type App } from '../helpers/proxy.js';
 import { getJson, MAIN } from './processes.js';

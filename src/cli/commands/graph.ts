@@ -8,7 +8,7 @@
  * are drawn, with the workloads and services next to them.
  */
 import { Command, Option } from 'commander';
-import type { Edge, TopologyDoc } from '../../controlplane/topology.js';
+import type { Edge, TopologyDoc } from '../../controlplane/topology-graph.js';
 import { fetchTopology, formatMs, formatRatio, formatRps, serviceNodes, shortId, signalsLine, topologySource, windowArg, windowLine } from '../topology-client.js';
 import { formatTable } from '../up/table.js';
 

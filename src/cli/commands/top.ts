@@ -9,7 +9,7 @@
  * frame, and the view keeps asking.
  */
 import { Command } from 'commander';
-import type { TopologyDoc } from '../../controlplane/topology.js';
+import type { TopologyDoc } from '../../controlplane/topology-graph.js';
 import { fetchTopology, formatMs, formatRatio, formatRps, serviceNodes, shortId, topologySource, windowArg, windowLine, type TopologySource } from '../topology-client.js';
 import { formatTable } from '../up/table.js';
 import { sleep } from '../up/http-probe.js';
