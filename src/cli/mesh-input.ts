@@ -6,6 +6,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import { formatDiagnostic, type Diagnostic } from '../api/diagnostic.js';
 import { loadConfig } from '../api/load.js';
 import { meshSettings } from '../compile/mesh.js';
+import { rateLimitIssues } from '../compile/rate-limits.js';
 import { createRegistry } from '../registry/registry.js';
 import { configSource } from '../registry/sources/config-source.js';
 import type { Registry } from '../registry/types.js';
@@ -23,7 +24,7 @@ export function loadMesh(paths: readonly string[]): MeshInput {
     trustDomain: mesh.trustDomain,
     domainSuffix: mesh.domainSuffix,
   });
-  return { config, registry, diagnostics: [...config.diagnostics, ...diagnostics] };
+  return { config, registry, diagnostics: [...config.diagnostics, ...diagnostics, ...rateLimitIssues(config.ofKind('RateLimitPolicy'), registry)] };
 }
 
 /** Prints diagnostics to stderr; returns the number of errors among them. */

@@ -15,10 +15,16 @@ export interface TrafficPolicyInput {
     readonly simple?: string;
     readonly consistentHash?: {
       readonly httpHeaderName?: string;
-      readonly httpCookie?: { readonly name: string };
+      readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: string; readonly attributes?: readonly { readonly name: string; readonly value?: string }[] };
       readonly useSourceIp?: boolean;
       readonly httpQueryParameterName?: string;
+      readonly ringHash?: { readonly minimumRingSize?: number };
+      readonly maglev?: { readonly tableSize?: number };
+      /** Deprecated: ringHash.minimumRingSize. */
+      readonly minimumRingSize?: number;
     };
+    readonly warmupDurationSecs?: string;
+    readonly warmup?: { readonly duration: string; readonly minimumPercent?: number; readonly aggression?: number };
     readonly localityLbSetting?: {
       readonly enabled?: boolean;
       readonly failover?: readonly { readonly from?: string; readonly to?: string }[];
@@ -44,12 +50,16 @@ export interface TrafficPolicyInput {
     readonly baseEjectionTime?: string;
     readonly maxEjectionPercent?: number;
     readonly minHealthPercent?: number;
+    readonly splitExternalLocalOriginErrors?: boolean;
+    readonly consecutiveLocalOriginFailures?: number;
   };
   readonly tls?: {
     readonly mode?: string; readonly sni?: string; readonly subjectAltNames?: readonly string[];
     readonly caCertificates?: string; readonly clientCertificate?: string; readonly privateKey?: string; readonly insecureSkipVerify?: boolean;
   };
   readonly portLevelSettings?: readonly (TrafficPolicyInput & { readonly port?: { readonly number?: number } })[];
+  /** Top level and subsets only (Istio has none per port). */
+  readonly retryBudget?: { readonly percent?: number; readonly minRetryConcurrency?: number };
 }
 
 export interface SubsetInput {
@@ -64,7 +74,7 @@ export interface DestinationRuleInput {
   readonly subsets?: readonly SubsetInput[];
 }
 
-type Fields = Pick<TrafficPolicyInput, 'loadBalancer' | 'connectionPool' | 'outlierDetection' | 'tls'>;
+type Fields = Pick<TrafficPolicyInput, 'loadBalancer' | 'connectionPool' | 'outlierDetection' | 'tls' | 'retryBudget'>;
 
 function overlay(base: Fields, over: TrafficPolicyInput | undefined, port: number): Fields {
   if (!over) return base;
@@ -74,6 +84,7 @@ function overlay(base: Fields, over: TrafficPolicyInput | undefined, port: numbe
     connectionPool: over.connectionPool ?? base.connectionPool,
     outlierDetection: over.outlierDetection ?? base.outlierDetection,
     tls: over.tls ?? base.tls,
+    retryBudget: over.retryBudget ?? base.retryBudget,
   };
   if (!pl) return merged;
   return {
@@ -81,6 +92,7 @@ function overlay(base: Fields, over: TrafficPolicyInput | undefined, port: numbe
     connectionPool: pl.connectionPool ?? merged.connectionPool,
     outlierDetection: pl.outlierDetection ?? merged.outlierDetection,
     tls: pl.tls ?? merged.tls,
+    retryBudget: merged.retryBudget,
   };
 }
 
@@ -104,6 +116,30 @@ const DEFAULT_LB = new Map<boolean, LoadBalancer>(
 );
 const defaultPools = new Map<number, ConnectionPool>();
 
+/** Envoy's defaults for the consistent-hash tables and for slow start (Istio passes 0 / unset through to them). */
+const HASH_DEFAULTS = Object.freeze({ minimumRingSize: 1024, maglevTableSize: 65537 });
+const WARMUP_DEFAULTS = Object.freeze({ aggression: 1, minimumPercent: 10 });
+
+type ConsistentHashInput = NonNullable<NonNullable<Fields['loadBalancer']>['consistentHash']>;
+
+/** Istio's choice: maglev when given, else a ring (its minimumRingSize, or the deprecated top-level one); 0 means Envoy's default. */
+function hashAlgorithm(ch: ConsistentHashInput): NonNullable<LoadBalancer['hash']> {
+  if (ch.maglev) return Object.freeze({ algorithm: 'MAGLEV', tableSize: ch.maglev.tableSize || HASH_DEFAULTS.maglevTableSize });
+  return Object.freeze({ algorithm: 'RING_HASH', minimumRingSize: (ch.ringHash ? ch.ringHash.minimumRingSize : ch.minimumRingSize) || HASH_DEFAULTS.minimumRingSize });
+}
+
+/** Slow start: `warmup` (Istio 1.24+) over the older `warmupDurationSecs`; Envoy's aggression 1.0 and minimum 10 % by default. */
+function warmup(lb: NonNullable<Fields['loadBalancer']>): LoadBalancer['warmup'] {
+  const duration = lb.warmup?.duration ?? lb.warmupDurationSecs;
+  const durationMs = duration !== undefined ? ms(duration, 0) : 0;
+  if (durationMs <= 0) return undefined;
+  return Object.freeze({
+    durationMs,
+    aggression: lb.warmup?.aggression ?? WARMUP_DEFAULTS.aggression,
+    minimumPercent: lb.warmup?.minimumPercent ?? WARMUP_DEFAULTS.minimumPercent,
+  });
+}
+
 function loadBalancer(lb: Fields['loadBalancer'], outlier: boolean): LoadBalancer {
   if (lb === undefined) return DEFAULT_LB.get(outlier)!;
   const simple = lb?.simple;
@@ -114,16 +150,24 @@ function loadBalancer(lb: Fields['loadBalancer'], outlier: boolean): LoadBalance
       : simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : DEFAULTS.lbPolicy;
   const ch = lb?.consistentHash;
   const loc = lb?.localityLbSetting;
+  const warm = policy === 'ROUND_ROBIN' || policy === 'LEAST_REQUEST' ? warmup(lb) : undefined;
   return Object.freeze({
     policy,
     ...(ch ? { hashOn: Object.freeze({
       ...(ch.httpHeaderName ? { header: ch.httpHeaderName.toLowerCase() } : {}),
       ...(ch.httpCookie ? { cookie: ch.httpCookie.name } : {}),
+      ...(ch.httpCookie?.ttl !== undefined ? { setCookie: Object.freeze({
+        ttlSeconds: Math.floor(ms(ch.httpCookie.ttl, 0) / 1000),
+        ...(ch.httpCookie.path ? { path: ch.httpCookie.path } : {}),
+        attributes: Object.freeze((ch.httpCookie.attributes ?? []).map((a) => Object.freeze({ name: a.name, ...(a.value !== undefined ? { value: a.value } : {}) }))),
+      }) } : {}),
       ...(ch.useSourceIp ? { sourceIp: true } : {}),
       ...(ch.httpQueryParameterName ? { queryParameter: ch.httpQueryParameterName } : {}),
-    }) } : {}),
+    }), hash: hashAlgorithm(ch) } : {}),
+    ...(warm ? { warmup: warm } : {}),
     locality: Object.freeze({
-      enabled: (loc?.enabled ?? DEFAULTS.localityLbEnabled) && outlier,
+      // Failover needs outlier detection (else nothing ever moves traffic down a level); distribute weights do not.
+      enabled: (loc?.enabled ?? DEFAULTS.localityLbEnabled) && (outlier || (loc?.distribute?.length ?? 0) > 0),
       failover: Object.freeze((loc?.failover ?? []).map((f) => Object.freeze({ from: f.from ?? '', to: f.to ?? '' }))),
       distribute: Object.freeze((loc?.distribute ?? []).map((d) => Object.freeze({ from: d.from ?? '', to: Object.freeze({ ...(d.to ?? {}) }) }))),
       failoverPriority: Object.freeze([...(loc?.failoverPriority ?? [])]),
@@ -131,7 +175,16 @@ function loadBalancer(lb: Fields['loadBalancer'], outlier: boolean): LoadBalance
   });
 }
 
-function connectionPool(cp: Fields['connectionPool'], meshConnectTimeoutMs: number): ConnectionPool {
+/** Istio reads 0 (proto3's unset) as the default for these thresholds, not as "refuse everything". */
+const limit = (v: number | undefined, d: number): number => (v === undefined || v === 0 ? d : v);
+
+/** Envoy's retry_budget defaults: 20 %, at least 3 retries. */
+function retryBudget(rb: Fields['retryBudget']): ConnectionPool['retryBudget'] {
+  return rb ? Object.freeze({ percent: rb.percent ?? 20, minRetryConcurrency: rb.minRetryConcurrency ?? 3 }) : undefined;
+}
+
+function connectionPool(cp: Fields['connectionPool'], meshConnectTimeoutMs: number, rb?: Fields['retryBudget']): ConnectionPool {
+  if (rb) return Object.freeze({ ...connectionPool(cp, meshConnectTimeoutMs), retryBudget: retryBudget(rb) });
   if (cp === undefined) {
     let p = defaultPools.get(meshConnectTimeoutMs);
     if (!p) defaultPools.set(meshConnectTimeoutMs, (p = connectionPool({}, meshConnectTimeoutMs)));
@@ -139,26 +192,39 @@ function connectionPool(cp: Fields['connectionPool'], meshConnectTimeoutMs: numb
   }
   const d = DEFAULTS.connectionPool;
   return Object.freeze({
-    maxConnections: cp?.tcp?.maxConnections ?? d.maxConnections,
+    maxConnections: limit(cp?.tcp?.maxConnections, d.maxConnections),
     connectTimeoutMs: ms(cp?.tcp?.connectTimeout, meshConnectTimeoutMs),
-    maxPendingRequests: cp?.http?.http1MaxPendingRequests ?? d.maxPendingRequests,
-    maxRequests: cp?.http?.http2MaxRequests ?? d.maxRequests,
+    maxPendingRequests: limit(cp?.http?.http1MaxPendingRequests, d.maxPendingRequests),
+    maxRequests: limit(cp?.http?.http2MaxRequests, d.maxRequests),
     maxRequestsPerConnection: cp?.http?.maxRequestsPerConnection ?? d.maxRequestsPerConnection,
-    maxRetries: cp?.http?.maxRetries ?? d.maxRetries,
+    maxRetries: limit(cp?.http?.maxRetries, d.maxRetries),
     idleTimeoutMs: ms(cp?.http?.idleTimeout ?? cp?.tcp?.idleTimeout, d.idleTimeoutMs),
   });
 }
 
+/** Envoy's consecutive_local_origin_failure default, used once `splitExternalLocalOriginErrors` is on. */
+const LOCAL_ORIGIN_FAILURES_DEFAULT = 5;
+
+/**
+ * Istio's translation: the deprecated `consecutiveErrors` means gateway
+ * errors (502/503/504) and turns the 5xx rule off unless
+ * `consecutive5xxErrors` is set too; local-origin failures are counted
+ * apart only with `splitExternalLocalOriginErrors`.
+ */
 function outlierDetection(od: Fields['outlierDetection']): OutlierDetection | undefined {
   if (!od) return undefined;
   const d = DEFAULTS.outlierDetection;
+  const legacy = od.consecutiveErrors !== undefined && od.consecutiveErrors > 0 ? od.consecutiveErrors : undefined;
   return Object.freeze({
-    consecutive5xxErrors: od.consecutive5xxErrors ?? od.consecutiveErrors ?? d.consecutive5xxErrors,
-    consecutiveGatewayErrors: od.consecutiveGatewayErrors ?? d.consecutiveGatewayErrors,
+    consecutive5xxErrors: od.consecutive5xxErrors ?? (legacy !== undefined ? 0 : d.consecutive5xxErrors),
+    consecutiveGatewayErrors: od.consecutiveGatewayErrors ?? legacy ?? d.consecutiveGatewayErrors,
     intervalMs: ms(od.interval, d.intervalMs),
     baseEjectionTimeMs: ms(od.baseEjectionTime, d.baseEjectionTimeMs),
     maxEjectionPercent: od.maxEjectionPercent ?? d.maxEjectionPercent,
     minHealthPercent: od.minHealthPercent ?? d.minHealthPercent,
+    ...(od.splitExternalLocalOriginErrors
+      ? { splitExternalLocalOriginErrors: true as const, consecutiveLocalOriginFailures: od.consecutiveLocalOriginFailures ?? LOCAL_ORIGIN_FAILURES_DEFAULT }
+      : {}),
   });
 }
 
@@ -203,7 +269,7 @@ export function buildCluster(c: ClusterInput): Cluster {
     ...(c.subset !== undefined ? { subset: c.subset } : {}),
     protocol,
     lb: loadBalancer(p.loadBalancer, outlier !== undefined),
-    connectionPool: connectionPool(p.connectionPool, c.connectTimeoutMs),
+    connectionPool: connectionPool(p.connectionPool, c.connectTimeoutMs, p.retryBudget),
     ...(outlier ? { outlierDetection: outlier } : {}),
     tls: upstreamTls(p.tls, c.service, c.autoMtls, c.identities),
     ...(c.drRef ? { source: c.drRef } : {}),

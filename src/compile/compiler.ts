@@ -16,7 +16,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import { labelsMatch } from '../policy/route-match.js';
 import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
-  type RouteTable, type Snapshot, type TcpRoute, type VirtualHost,
+  type RouteTable, type Snapshot, type TcpRoute, type TlsRoute, type VirtualHost,
 } from '../protocol/snapshot.js';
 import type { WorkloadAuthz } from '../protocol/authz.js';
 import type { WorkloadRequestAuthn } from '../protocol/request-authn.js';
@@ -26,10 +26,12 @@ import { gatewayRoutes } from './gateway-view.js';
 import { composeHash, hashOf, hashText, withHash } from './hash.js';
 import { GenerationalMemo } from './memo.js';
 import { compileAuthz } from './authorization.js';
+import { compileRateLimits } from './rate-limits.js';
+import type { WorkloadRateLimits } from '../protocol/rate-limit.js';
 import { peerAuthnSignature, withPeerAuthn } from './peer-authn.js';
 import { compileRequestAuthn, type JwksEntry } from './request-authentication.js';
 import { inboundListeners, isGateway, makeNode, selectingServices, selectorSignature, workloadNotFound } from './proxy-node.js';
-import { clusterSlice, routeSlice, type SliceMemos } from './slices.js';
+import { clusterSlice, routeSlice, tlsOf, type SliceMemos } from './slices.js';
 import { dirtyHosts, type ClusterSlice, type RouteSlice, type ServiceSlice } from './views.js';
 
 /** Which proxy to compile for: a workload by name (`productpage-v1`), and its namespace when the name is not unique. */
@@ -111,7 +113,7 @@ export function createCompiler(): Compiler {
     return lastTrust;
   };
   /** Security policies of one workload, memoized on the policies, the registry and the workload. */
-  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn }>>>();
+  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn; rateLimits?: WorkloadRateLimits }>>>();
   const policiesOf = (index: ConfigIndex, registry: Registry, node: ProxyNode, jwks: ReadonlyMap<string, JwksEntry> | undefined) => {
     let byReg = policyMemo.get(index);
     if (!byReg) policyMemo.set(index, (byReg = new WeakMap()));
@@ -126,7 +128,8 @@ export function createCompiler(): Compiler {
       mesh: { rootNamespace: index.mesh.rootNamespace, trustDomain: index.mesh.trustDomain }, registry,
     });
     const requestAuthn = compileRequestAuthn({ config: index.config, rootNamespace: index.mesh.rootNamespace, workload, jwks: jwks ?? NO_JWKS });
-    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}) };
+    const rateLimits = compileRateLimits({ policies: index.config.ofKind('RateLimitPolicy'), workload, trustDomain: index.mesh.trustDomain, registry });
+    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}) };
     m.set(node.id, entry);
     return entry;
   };
@@ -230,6 +233,7 @@ export function createCompiler(): Compiler {
   ): View => {
     const byPort = new Map<number, VirtualHost[]>();
     const tcp: TcpRoute[] = [];
+    const tls: TlsRoute[] = [];
     for (const r of routeParts) {
       for (const vh of r.vhosts) {
         const port = Number(vh.name.slice(vh.name.lastIndexOf(':') + 1));
@@ -238,13 +242,16 @@ export function createCompiler(): Compiler {
         if (!list.includes(vh)) list.push(vh);
       }
       for (const t of r.tcp) tcp.push(t);
+      for (const t of tlsOf(r)) tls.push(t);
     }
     const tables: RouteTable[] = [...byPort.entries()].sort((a, b) => a[0] - b[0]).map(([port, vhs]) => {
       vhs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       const gateways = gatewaysByPort?.get(port);
       return Object.freeze(gateways ? { port, gateways, virtualHosts: Object.freeze(vhs) } : { port, virtualHosts: Object.freeze(vhs) });
     });
-    tcp.sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : 1));
+    // Stable sorts: the routes of one host and port keep their rule order, TLS routes of a port theirs.
+    tcp.sort((a, b) => a.port - b.port || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+    tls.sort((a, b) => a.port - b.port);
     const cs: Cluster[] = [];
     const es: ClusterEndpoints[] = [];
     const parts: object[] = [...routeParts];
@@ -255,7 +262,7 @@ export function createCompiler(): Compiler {
     }
     const viewHash = composeHash(parts, key + (gatewaysByPort ? JSON.stringify([...gatewaysByPort]) : ''));
     return views.get(key, viewHash, () => withHash(Object.freeze({
-      outbound: Object.freeze({ http: Object.freeze(tables), tcp: Object.freeze(tcp) }),
+      outbound: Object.freeze({ http: Object.freeze(tables), tcp: Object.freeze(tcp), ...(tls.length ? { tls: Object.freeze(tls) } : {}) }),
       clusters: Object.freeze(cs),
       endpoints: Object.freeze(es),
       slices,
@@ -278,15 +285,16 @@ export function createCompiler(): Compiler {
         shared.set(viewKey, view);
       }
       const trust = security?.trustBundle.length ? trustOf(security.trustBundle) : undefined;
-      const { authz, requestAuthn } = policiesOf(index, registry, node, security?.jwks);
+      const { authz, requestAuthn, rateLimits } = policiesOf(index, registry, node, security?.jwks);
       const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}${trust ? `|${trust.hash}` : ''}` +
-        `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}`);
+        `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}${rateLimits ? `|rl:${hashOf(rateLimits)}` : ''}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
         outbound: view.outbound, clusters: view.clusters, endpoints: view.endpoints,
         ...(trust ? { trustBundle: trust.bundle } : {}),
         ...(authz ? { authz } : {}),
         ...(requestAuthn ? { requestAuthn } : {}),
+        ...(rateLimits ? { rateLimits } : {}),
       });
     },
   };

@@ -75,7 +75,7 @@ export const DEFAULT_ROWS: readonly DefaultRow[] = Object.freeze([
   { setting: 'VirtualService http[].fault.*.percentage', value: '100%', istio: 'unset percentage: every request' },
   { setting: 'VirtualService http[].redirect.redirectCode', value: '301', istio: '301 Moved Permanently' },
   { setting: 'DestinationRule trafficPolicy.loadBalancer.simple', value: 'LEAST_REQUEST', istio: 'LEAST_REQUEST' },
-  { setting: 'DestinationRule trafficPolicy.loadBalancer.localityLbSetting', value: 'enabled, effective only with outlierDetection', istio: 'the same: locality failover needs outlier detection' },
+  { setting: 'DestinationRule trafficPolicy.loadBalancer.localityLbSetting', value: 'enabled, effective with outlierDetection (failover) or a distribute rule (weights)', istio: 'the same: locality failover needs outlier detection; distribute applies without it' },
   { setting: 'DestinationRule trafficPolicy.connectionPool.tcp.maxConnections', value: '4294967295', istio: '2^32-1 (unlimited)' },
   { setting: 'DestinationRule trafficPolicy.connectionPool.tcp.connectTimeout', value: '10s', istio: 'MeshConfig.connectTimeout' },
   { setting: 'DestinationRule trafficPolicy.connectionPool.http.http1MaxPendingRequests', value: '4294967295', istio: '2^32-1' },

@@ -5,7 +5,7 @@
 import { parseDuration } from '../api/duration.js';
 import type { HTTPMatchRequest, HTTPRoute, Headers, StringMatch } from '../api/kinds/virtual-service.js';
 import type {
-  FaultPolicy, ForwardAction, HeaderOps, NamedMatcher, RetryPolicy, Route, RouteAction, RouteMatch, StringMatcher, WeightedCluster,
+  CorsPolicy, FaultPolicy, ForwardAction, HeaderOps, MirrorPolicy, NamedMatcher, RetryPolicy, Route, RouteAction, RouteMatch, StringMatcher, WeightedCluster,
 } from '../protocol/snapshot.js';
 import { DEFAULTS } from './defaults.js';
 
@@ -32,11 +32,15 @@ export function defaultRoute(cluster: string): Route {
 
 /** Compiles a VirtualService's http routes; `vsNamespace` resolves short Gateway names in matches to `namespace/name`. */
 export function compileHttpRoutes(vsName: string, routes: readonly HTTPRoute[], name: ClusterNamer, vsNamespace = 'default'): Route[] {
-  return routes.map((r, i) => Object.freeze({
-    name: r.name ?? `${vsName}.${i}`,
-    match: Object.freeze((r.match ?? []).map((m) => compileMatch(m, vsNamespace))),
-    action: compileAction(r, name),
-  }));
+  return routes.map((r, i) => {
+    const cors = compileCors(r.corsPolicy);
+    return Object.freeze({
+      name: r.name ?? `${vsName}.${i}`,
+      match: Object.freeze((r.match ?? []).map((m) => compileMatch(m, vsNamespace))),
+      action: compileAction(r, name),
+      ...(cors ? { cors } : {}),
+    });
+  });
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -45,7 +49,8 @@ const NONE: readonly never[] = Object.freeze([]);
 function compileMatch(m: HTTPMatchRequest, vsNamespace: string): RouteMatch {
   const out: Mutable<RouteMatch> = { headers: named(m.headers), withoutHeaders: named(m.withoutHeaders), queryParams: named(m.queryParams) };
   if (m.name !== undefined) out.name = m.name;
-  if (m.uri) out.uri = matcher(m.uri, m.ignoreUriCase === true);
+  // ignoreUriCase applies to exact and prefix URI matches only (Istio's docs; Envoy ignores case_sensitive for regexes).
+  if (m.uri) out.uri = matcher(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
   if (m.scheme) out.scheme = matcher(m.scheme);
   if (m.method) out.method = matcher(m.method);
   if (m.authority) out.authority = matcher(m.authority);
@@ -75,8 +80,14 @@ function named(m: Readonly<Record<string, StringMatch>> | undefined): readonly N
 function compileAction(r: HTTPRoute, name: ClusterNamer): RouteAction {
   if (r.directResponse) {
     const body = r.directResponse.body;
-    const text = body?.string ?? (body?.bytes !== undefined ? Buffer.from(body.bytes, 'base64').toString('utf8') : undefined);
-    return Object.freeze({ kind: 'direct', status: r.directResponse.status, ...(text !== undefined ? { body: text } : {}) });
+    if (body?.bytes !== undefined) {
+      const bytes = Buffer.from(body.bytes, 'base64');
+      const text = bytes.toString('utf8');
+      // Bytes that are not UTF-8 would not survive as text: they travel as base64 and are sent as they are.
+      const exact = Buffer.from(text, 'utf8').equals(bytes);
+      return Object.freeze({ kind: 'direct', status: r.directResponse.status, ...(exact ? { body: text } : { bodyBase64: bytes.toString('base64') }) });
+    }
+    return Object.freeze({ kind: 'direct', status: r.directResponse.status, ...(body?.string !== undefined ? { body: body.string } : {}) });
   }
   if (r.redirect) {
     const d = r.redirect;
@@ -118,6 +129,8 @@ function compileAction(r: HTTPRoute, name: ClusterNamer): RouteAction {
   }
   const fault = compileFault(r.fault);
   if (fault) action.fault = fault;
+  const mirrors = compileMirrors(r, name);
+  if (mirrors) action.mirrors = mirrors;
   const reqOps = headerOps(r.headers?.request);
   const resOps = headerOps(r.headers?.response);
   if (reqOps) action.requestHeaders = reqOps;
@@ -160,4 +173,29 @@ function headerOps(h: NonNullable<Headers['request']> | undefined): HeaderOps | 
   const pairs = (m: Readonly<Record<string, string>> | undefined) =>
     Object.freeze(Object.keys(m ?? {}).sort().map((k) => Object.freeze([k.toLowerCase(), m![k]!] as const)));
   return Object.freeze({ set: pairs(h.set), add: pairs(h.add), remove: Object.freeze((h.remove ?? []).map((s) => s.toLowerCase())) });
+}
+
+/** `mirror` + `mirrorPercentage` (one shadow) or `mirrors` (several, each with its own percentage); 100 % when unsaid. */
+function compileMirrors(r: HTTPRoute, name: ClusterNamer): readonly MirrorPolicy[] | undefined {
+  const shadow = (d: NonNullable<HTTPRoute['mirror']>, p: { value: number } | undefined): MirrorPolicy =>
+    Object.freeze({ cluster: name(d.host, d.port?.number, d.subset), percentage: p?.value ?? 100 });
+  if (r.mirror) return Object.freeze([shadow(r.mirror, r.mirrorPercentage)]);
+  if (r.mirrors?.length) return Object.freeze(r.mirrors.map((m) => shadow(m.destination, m.percentage)));
+  return undefined;
+}
+
+/** Istio's CorsPolicy as Envoy's: `allowOrigins` (and the deprecated exact `allowOrigin`), lists kept, maxAge in seconds. */
+function compileCors(c: HTTPRoute['corsPolicy']): CorsPolicy | undefined {
+  if (!c) return undefined;
+  const origins = [...(c.allowOrigins ?? []).map((m) => matcher(m)), ...(c.allowOrigin ?? []).map((value) => Object.freeze({ kind: 'exact' as const, value }))];
+  const maxAgeMs = c.maxAge !== undefined ? parseDuration(c.maxAge) : undefined;
+  return Object.freeze({
+    allowOrigins: Object.freeze(origins),
+    allowMethods: Object.freeze([...(c.allowMethods ?? [])]),
+    allowHeaders: Object.freeze([...(c.allowHeaders ?? [])]),
+    exposeHeaders: Object.freeze([...(c.exposeHeaders ?? [])]),
+    ...(maxAgeMs !== undefined ? { maxAgeSeconds: Math.floor(maxAgeMs / 1000) } : {}),
+    allowCredentials: c.allowCredentials === true,
+    unmatchedPreflights: c.unmatchedPreflights === 'IGNORE' ? 'IGNORE' : 'FORWARD',
+  });
 }

@@ -6,6 +6,7 @@
  * data plane does.
  */
 import type { Cluster, ClusterEndpoints, Route, RouteMatch, Snapshot, SnapshotEndpoint } from '../protocol/snapshot.js';
+import { buildL4Router, type L4Router } from '../policy/l4-routes.js';
 import { buildRouter, hostOnly, type Router } from '../policy/route-table.js';
 import type { RouteRequest } from '../policy/request.js';
 
@@ -56,6 +57,13 @@ export interface Simulation {
 }
 
 const routers = new WeakMap<object, Router>();
+const l4Routers = new WeakMap<object, L4Router>();
+
+function l4For(s: Snapshot): L4Router {
+  let r = l4Routers.get(s);
+  if (!r) l4Routers.set(s, (r = buildL4Router(s)));
+  return r;
+}
 
 function routerFor(s: Snapshot): Router {
   let r = routers.get(s);
@@ -83,7 +91,17 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   const decision = router.route(req);
   const listener = { direction: 'outbound', port: req.port, protocol: 'HTTP' } as const;
   if (!decision.ok && decision.reason === 'NO_ROUTE_TABLE') {
-    const tcp = router.tcp(req.port, req.host);
+    const l4 = l4For(snapshot);
+    if (l4.isTlsService(req.port, req.host) || l4.hasTls(req.port)) {
+      // TLS the proxy does not terminate: routed by the SNI, which a client sends as the URL's host.
+      const sni = hostOnly(req.host);
+      const tls = l4.tls(req.port, sni);
+      if (tls) {
+        const clusters = simulatedClusters(snapshot, tls.clusters);
+        return { request: req, outcome: 'TCP_PROXY', listener: { ...listener, protocol: 'TCP' }, clusters, reason: `port ${req.port} carries TLS routed by SNI: "${sni}" matches ${tls.name}${tls.source ? ` (${tls.source})` : ''}, bytes go to ${describeSplit(clusters)} without decryption` };
+      }
+    }
+    const tcp = l4.tcp(req.port, req.host);
     if (tcp) {
       const clusters = simulatedClusters(snapshot, tcp.clusters);
       const split = describeSplit(clusters);
@@ -166,3 +184,5 @@ function clusterIndex(s: Snapshot, name: string): number {
   }
   return m.get(name) ?? -1;
 }
+
+export { simulateRateLimits, type RateLimitSimulateRequest, type SimulatedLimit } from './rate-limit-simulate.js';

@@ -1,17 +1,18 @@
 /**
- * Building one service's slice of an outbound view: its virtual hosts or TCP
- * routes (routeSlice) and its clusters with endpoint lists (clusterSlice),
+ * Building one service's slice of an outbound view: its virtual hosts, TLS or
+ * TCP routes (routeSlice) and its clusters with endpoint lists (clusterSlice),
  * each memoized on the hashes of exactly what it is built from.
  */
 import { labelsMatch } from '../policy/route-match.js';
-import type { Cluster, ClusterEndpoints, ProxyNode, Route, TcpRoute, VirtualHost } from '../protocol/snapshot.js';
-import { isHttpProtocol } from '../registry/protocol.js';
+import type { Cluster, ClusterEndpoints, ProxyNode, Route, TcpRoute, TlsRoute, VirtualHost } from '../protocol/snapshot.js';
+import { isHttpProtocol, isTlsProtocol } from '../registry/protocol.js';
 import type { Registry, Service } from '../registry/types.js';
 import { buildCluster, type DestinationRuleInput } from './clusters.js';
 import { drFor, meshVsFor, type ConfigIndex, type IndexedVs } from './config-index.js';
 import { withHash } from './hash.js';
 import type { GenerationalMemo } from './memo.js';
 import { clusterName, compileHttpRoutes, defaultRoute, type ClusterNamer } from './routes.js';
+import { tcpRoutes, tlsRoutes } from './tls-routes.js';
 import type { ClusterSlice, RouteSlice } from './views.js';
 
 export interface SliceMemos {
@@ -39,8 +40,13 @@ export function destinationDeps(index: ConfigIndex, ivs: IndexedVs | undefined, 
   if (!ivs) return '';
   let out = '';
   const spec = ivs.res.body.spec;
-  for (const r of spec.http ?? []) for (const d of r.route ?? []) out += registry.service(index.resolve(d.destination.host, ns))?.hash ?? '?';
+  for (const r of spec.http ?? []) {
+    for (const d of r.route ?? []) out += registry.service(index.resolve(d.destination.host, ns))?.hash ?? '?';
+    // Mirror destinations resolve their cluster names the same way.
+    for (const d of r.mirror ? [r.mirror] : (r.mirrors ?? []).map((m) => m.destination)) out += registry.service(index.resolve(d.host, ns))?.hash ?? '?';
+  }
   for (const r of spec.tcp ?? []) for (const d of r.route) out += registry.service(index.resolve(d.destination.host, ns))?.hash ?? '?';
+  for (const r of spec.tls ?? []) for (const d of r.route) out += registry.service(index.resolve(d.destination.host, ns))?.hash ?? '?';
   return out;
 }
 
@@ -74,7 +80,17 @@ export function clusterSlice(memo: SliceMemos, index: ConfigIndex, registry: Reg
   });
 }
 
-/** The virtual hosts (HTTP ports) and TCP routes (other ports) of one service, for callers in `ns`. */
+/** A route slice with the TLS routes of the service's TLS and HTTPS ports (views.ts's RouteSlice has no field for them yet). */
+export interface L4RouteSlice extends RouteSlice {
+  readonly tls: readonly TlsRoute[];
+}
+
+/** The TLS routes of a route slice; none for slices without them (a gateway's). */
+export function tlsOf(r: RouteSlice): readonly TlsRoute[] {
+  return (r as Partial<L4RouteSlice>).tls ?? [];
+}
+
+/** The virtual hosts (HTTP ports), TLS routes (TLS and HTTPS ports) and TCP routes (other ports) of one service, for callers in `ns`. */
 export function routeSlice(memo: SliceMemos, index: ConfigIndex, registry: Registry, svc: Service, ns: string): RouteSlice {
   const ivs = meshVsFor(index, svc.hostname, ns);
   const vsNs = ivs?.res.metadata.namespace ?? svc.namespace;
@@ -82,10 +98,17 @@ export function routeSlice(memo: SliceMemos, index: ConfigIndex, registry: Regis
   return memo.routes.get(svc.hostname, deps, () => {
     const vhs: VirtualHost[] = [];
     const tcp: TcpRoute[] = [];
+    const tls: TlsRoute[] = [];
     for (const sp of svc.ports) {
       const name = destinationNamer(index, registry, vsNs, sp.port);
+      if (isTlsProtocol(sp.protocol)) {
+        // By SNI; the VirtualService's own tcp rules take what no SNI route names.
+        tls.push(...tlsRoutes(index, svc, sp.port, ivs, name));
+        tcp.push(...tcpRoutes(svc, sp.port, ivs, name, false));
+        continue;
+      }
       if (!isHttpProtocol(sp.protocol) && sp.protocol !== 'UNSPECIFIED') {
-        tcp.push(tcpRoute(svc, sp.port, ivs, name));
+        tcp.push(...tcpRoutes(svc, sp.port, ivs, name));
         continue;
       }
       const routes: readonly Route[] = ivs?.res.body.spec.http?.length
@@ -98,15 +121,7 @@ export function routeSlice(memo: SliceMemos, index: ConfigIndex, registry: Regis
         routes: Object.freeze(routes),
       }));
     }
-    return withHash(Object.freeze({ vhosts: Object.freeze(vhs), tcp: Object.freeze(tcp) }), `r|${svc.hostname}|${deps}`);
+    const slice: L4RouteSlice = { vhosts: Object.freeze(vhs), tcp: Object.freeze(tcp), tls: Object.freeze(tls) };
+    return withHash(Object.freeze(slice), `r|${svc.hostname}|${deps}`);
   });
-}
-
-/** A TCP port's route: the VirtualService's first tcp rule that fits the port, else the service itself. */
-function tcpRoute(svc: Service, port: number, ivs: IndexedVs | undefined, name: ClusterNamer): TcpRoute {
-  const rule = ivs?.res.body.spec.tcp?.find((t) => !t.match?.length || t.match.some((m) => m.port === undefined || m.port === port));
-  const clusters = rule
-    ? rule.route.map((d) => Object.freeze({ cluster: name(d.destination.host, d.destination.port?.number, d.destination.subset), weight: d.weight ?? (rule.route.length === 1 ? 100 : 0) }))
-    : [Object.freeze({ cluster: clusterName(port, undefined, svc.hostname), weight: 100 })];
-  return Object.freeze({ port, host: svc.hostname, clusters: Object.freeze(clusters), ...(rule && ivs ? { source: ivs.res.ref } : {}) });
 }

@@ -9,6 +9,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import type { Diagnostic } from '../api/diagnostic.js';
 import { createCompiler, type Compiler, type SecurityInput } from '../compile/index.js';
 import { meshSettings } from '../compile/mesh.js';
+import { rateLimitIssues } from '../compile/rate-limits.js';
 import type { ProxyNode, Snapshot } from '../protocol/snapshot.js';
 import type { LiveInstance } from '../registry/live.js';
 import { createRegistry } from '../registry/registry.js';
@@ -45,13 +46,14 @@ export class MeshState {
         ...(this.#registry ? { previous: this.#registry } : {}),
       });
       this.#registry = build.registry;
-      this.#registryDiagnostics = build.diagnostics;
+      // References the registry resolves: a RateLimitPolicy whose target Service does not exist.
+      this.#registryDiagnostics = [...build.diagnostics, ...rateLimitIssues(this.#config.ofKind('RateLimitPolicy'), build.registry)];
       this.#dirty = false;
     }
     return this.#registry;
   }
 
-  /** What building the registry reported (duplicate hosts, unresolved ports). */
+  /** What building the registry reported (duplicate hosts, unresolved ports), and references into it that resolve to nothing. */
   get registryDiagnostics(): readonly Diagnostic[] {
     void this.registry;
     return this.#registryDiagnostics;

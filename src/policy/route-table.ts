@@ -7,6 +7,7 @@
 import type { ProxyNode, Route, RouteTable, Snapshot, TcpRoute, VirtualHost } from '../protocol/snapshot.js';
 import type { RouteRequest } from './request.js';
 import { compileRouteMatch, type RequestTest } from './route-match.js';
+import { buildL4Router, type L4Router } from './l4-routes.js';
 
 export type RouteDecision =
   | {
@@ -126,16 +127,12 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
     return t.any ? [t.any, h] : undefined;
   };
 
-  const tcpRoutes = new Map<string, TcpRoute>();
-  for (const t of snapshot.outbound.tcp) tcpRoutes.set(`${t.host}:${t.port}`, t);
+  // Opaque TCP: the L4 router's rules (first match wins, several per host), built on first use.
+  let l4: L4Router | undefined;
 
   return {
     tcp(port, host) {
-      for (const c of candidates(hostOnly(host))) {
-        const t = tcpRoutes.get(`${c}:${port}`);
-        if (t) return t;
-      }
-      return undefined;
+      return (l4 ??= buildL4Router(snapshot)).tcp(port, host);
     },
     virtualHost(port, host) {
       const t = tables.get(port);

@@ -7,11 +7,11 @@
 export const REQUEST_CHANNEL = 'trellis:request';
 
 /**
- * Envoy-style response flags: NR no route, UH no healthy upstream, UF upstream connect failure, UC upstream connection terminated, DC downstream connection terminated, UT upstream timeout, URX retries exhausted, NC no cluster;
+ * Envoy-style response flags: NR no route, UH no healthy upstream, UF upstream connect failure, UC upstream connection terminated, DC downstream connection terminated, UT upstream timeout, URX retries exhausted, NC no cluster, UO upstream overflow (a circuit breaker refused: connection pool limits, retry budget), RL rate limited, FI / DI fault injected (abort / delay);
  * DPE downstream protocol error (a malformed request, a header block over the limit, a broken HTTP/2 session), SI stream idle timeout, DT downstream duration timeout (the request head or the whole request did not arrive in time).
  */
 /** Envoy's response flags, and `RBAC`: denied by an AuthorizationPolicy (Envoy says so in its response code details, not a flag). */
-export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'DC' | 'UT' | 'URX' | 'NC' | 'UAEX' | 'RL' | 'FI' | 'DI' | 'DPE' | 'SI' | 'DT' | 'RBAC';
+export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'DC' | 'UT' | 'URX' | 'NC' | 'UO' | 'UAEX' | 'RL' | 'FI' | 'DI' | 'DPE' | 'SI' | 'DT' | 'RBAC';
 
 export interface RequestRecord {
   readonly direction: 'inbound' | 'outbound' | 'gateway';

@@ -8,6 +8,7 @@
  * lists) are shared between snapshots: the same objects, not copies.
  */
 import type { WorkloadAuthz } from './authz.js';
+import type { WorkloadRateLimits } from './rate-limit.js';
 import type { WorkloadRequestAuthn } from './request-authn.js';
 
 export const SNAPSHOT_SCHEMA = 'trellis.dev/snapshot/v1';
@@ -40,6 +41,12 @@ export interface Snapshot {
   readonly authz?: WorkloadAuthz;
   /** The RequestAuthentication JWT rules that apply to this workload, keys inlined; absent: none. */
   readonly requestAuthn?: WorkloadRequestAuthn;
+  /**
+   * The RateLimitPolicies this workload enforces on its inbound side, as the
+   * destination of their target Service (src/protocol/rate-limit.ts); absent:
+   * no policy targets a service it serves.
+   */
+  readonly rateLimits?: WorkloadRateLimits;
 }
 
 export interface Locality {
@@ -125,8 +132,19 @@ export type PeerAuthnMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 export interface OutboundConfig {
   /** HTTP route tables by port, sorted by port. */
   readonly http: readonly RouteTable[];
-  /** Opaque TCP services by port, sorted by port then host. */
+  /**
+   * Opaque TCP routes, sorted by port then host; a host and port may have
+   * several, tried in order (the first whose `match` holds wins), the last
+   * of them a catch-all.
+   */
   readonly tcp: readonly TcpRoute[];
+  /**
+   * SNI routes of TLS and HTTPS service ports, sorted by port; within a
+   * port by service, each service's VirtualService `tls` rules in order, or
+   * the service's own route for its hostname when no rule applies to the
+   * port. Absent: none (also older snapshots).
+   */
+  readonly tls?: readonly TlsRoute[];
 }
 
 export interface RouteTable {
@@ -158,6 +176,33 @@ export interface Route {
   /** Alternatives: the route applies when any one matches. Empty: matches every request. */
   readonly match: readonly RouteMatch[];
   readonly action: RouteAction;
+  /** VirtualService `corsPolicy`: the proxy answers preflights and adds CORS headers for allowed origins. Absent: no CORS handling. */
+  readonly cors?: CorsPolicy;
+}
+
+/** Envoy's CORS policy, from Istio's `CorsPolicy` (lists joined with `,` when sent). */
+export interface CorsPolicy {
+  /** An origin is allowed when a matcher accepts it, or accepts the literal `*` (allow every origin). Empty: none. */
+  readonly allowOrigins: readonly StringMatcher[];
+  /** `access-control-allow-methods` of a preflight answer; `["*"]` echoes the requested method. */
+  readonly allowMethods: readonly string[];
+  /** `access-control-allow-headers`; `["*"]` echoes the requested headers. */
+  readonly allowHeaders: readonly string[];
+  /** `access-control-expose-headers` on allowed origins' responses. */
+  readonly exposeHeaders: readonly string[];
+  /** `access-control-max-age` of a preflight answer, whole seconds; absent: not sent. */
+  readonly maxAgeSeconds?: number;
+  /** Sends `access-control-allow-credentials: true`. */
+  readonly allowCredentials: boolean;
+  /** A preflight from an origin not allowed: FORWARD it upstream (the default) or IGNORE it (answered 200 without `access-control-allow-origin`). */
+  readonly unmatchedPreflights: 'FORWARD' | 'IGNORE';
+}
+
+/** One shadow destination: a copy of the request goes there and its answer is dropped (VirtualService `mirror` / `mirrors`). */
+export interface MirrorPolicy {
+  readonly cluster: string;
+  /** Percent of requests (0–100) copied; 100 when the VirtualService says nothing. */
+  readonly percentage: number;
 }
 
 export interface StringMatcher {
@@ -231,6 +276,8 @@ export interface ForwardAction {
   readonly fault?: FaultPolicy;
   readonly requestHeaders?: HeaderOps;
   readonly responseHeaders?: HeaderOps;
+  /** Shadow copies of each request (`mirror` + `mirrorPercentage`, or `mirrors`), in order. Absent: none. */
+  readonly mirrors?: readonly MirrorPolicy[];
 }
 
 export interface RedirectAction {
@@ -246,7 +293,10 @@ export interface RedirectAction {
 export interface DirectResponseAction {
   readonly kind: 'direct';
   readonly status: number;
+  /** The body as text (`body.string`, or `body.bytes` that are valid UTF-8). */
   readonly body?: string;
+  /** `body.bytes` that are not valid UTF-8, base64 as written; sent byte for byte. */
+  readonly bodyBase64?: string;
 }
 
 export interface TcpRoute {
@@ -254,6 +304,54 @@ export interface TcpRoute {
   readonly host: string;
   readonly clusters: readonly WeightedCluster[];
   readonly source?: string;
+  /** The rule's name for records: `<vs>.tcp.<index>`; absent for the service's own route. */
+  readonly name?: string;
+  /** Alternatives: the route applies when any one holds. Absent or empty: always (the catch-all). */
+  readonly match?: readonly L4Match[];
+  /** The service's virtual IPs: a connection to `<address>:<port>` is for this host too. */
+  readonly addresses?: readonly string[];
+}
+
+/**
+ * One match block of a tcp or tls rule (Istio's L4MatchAttributes, the
+ * parts a sidecar decides); every field present must hold. The port and
+ * `gateways` are decided by the compiler.
+ */
+export interface L4Match {
+  /** Evaluated against the proxy's own labels when the snapshot is applied. */
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  /** The proxy's namespace must be this one. */
+  readonly sourceNamespace?: string;
+  /**
+   * IPs or CIDRs the destination address must be in. Only a connection
+   * whose destination is an IP address (a service VIP) can match; by name
+   * the block does not hold.
+   */
+  readonly destinationSubnets?: readonly string[];
+}
+
+/**
+ * A route for TLS by its SNI, the ClientHello's server_name (the proxy
+ * peeks it and does not terminate TLS). Among the routes of a port, an
+ * exact name beats a wildcard, a longer wildcard a shorter one, and among
+ * equals the first wins.
+ */
+export interface TlsRoute {
+  readonly port: number;
+  /**
+   * Names the route answers: exact (`api.example.com`, lowercase) or
+   * `*.example.com`, which matches any name ending in `.example.com`.
+   */
+  readonly sniHosts: readonly string[];
+  /** The service the route belongs to (the VirtualService's host, or the TLS service itself). */
+  readonly host: string;
+  readonly clusters: readonly WeightedCluster[];
+  /** `VirtualService ns/name` for a rule's route; absent for the service's own. */
+  readonly source?: string;
+  /** `<vs>.tls.<index>`, or `tls <host>:<port>` for the service's own route. */
+  readonly name: string;
+  /** As for TCP routes: alternatives, any one must hold; absent: always. */
+  readonly match?: readonly L4Match[];
 }
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' | 'CONSISTENT_HASH';
@@ -261,8 +359,44 @@ export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH
 export interface LoadBalancer {
   readonly policy: LbPolicy;
   /** For CONSISTENT_HASH: what the hash is taken of. */
-  readonly hashOn?: { readonly header?: string; readonly cookie?: string; readonly sourceIp?: boolean; readonly queryParameter?: string };
-  /** Locality-aware balancing; only active with outlier detection, as in Istio. */
+  readonly hashOn?: {
+    readonly header?: string;
+    readonly cookie?: string;
+    /**
+     * With `cookie` (Istio's httpCookie with a `ttl`): a request without the
+     * cookie gets one made by the proxy, which hashes it and sets it on the
+     * response (`Set-Cookie: name=value; Max-Age=ttl; Path=path; HttpOnly`;
+     * ttl 0: a session cookie, no Max-Age). Absent: no cookie is made.
+     */
+    readonly setCookie?: {
+      readonly ttlSeconds: number;
+      readonly path?: string;
+      readonly attributes: readonly { readonly name: string; readonly value?: string }[];
+    };
+    readonly sourceIp?: boolean;
+    readonly queryParameter?: string;
+  };
+  /**
+   * For CONSISTENT_HASH: the algorithm. RING_HASH (Istio's default) with at
+   * least `minimumRingSize` entries (default 1024), or MAGLEV with a lookup
+   * table of `tableSize` entries (a prime, default 65537). Absent: RING_HASH, 1024.
+   */
+  readonly hash?:
+    | { readonly algorithm: 'RING_HASH'; readonly minimumRingSize: number }
+    | { readonly algorithm: 'MAGLEV'; readonly tableSize: number };
+  /**
+   * Slow start (ROUND_ROBIN and LEAST_REQUEST only, as in Envoy): an
+   * endpoint that joined the cluster less than `durationMs` ago gets
+   * weight × max(minimumPercent / 100, (age / duration) ^ (1 / aggression)).
+   * Absent: off.
+   */
+  readonly warmup?: { readonly durationMs: number; readonly aggression: number; readonly minimumPercent: number };
+  /**
+   * Locality-aware balancing (src/proxy/locality.ts). `enabled` when
+   * `localityLbSetting.enabled` is not false and the cluster has outlier
+   * detection (failover needs it, as in Istio) or a `distribute` rule
+   * (weights need no ejections: Istio applies them either way).
+   */
   readonly locality: {
     readonly enabled: boolean;
     readonly failover: readonly { readonly from: string; readonly to: string }[];
@@ -279,15 +413,34 @@ export interface ConnectionPool {
   readonly maxRequestsPerConnection: number;
   readonly maxRetries: number;
   readonly idleTimeoutMs: number;
+  /**
+   * DestinationRule `retryBudget` (Envoy's retry_budget): retries in flight to
+   * the cluster ≤ max(minRetryConcurrency, percent % of its active and
+   * pending requests); replaces `maxRetries` when present. Absent: no budget.
+   */
+  readonly retryBudget?: { readonly percent: number; readonly minRetryConcurrency: number };
 }
 
+/**
+ * DestinationRule `outlierDetection` with Istio's defaults (src/proxy/outlier.ts
+ * acts on it). A threshold of 0 turns that kind of detection off.
+ */
 export interface OutlierDetection {
+  /** Consecutive 5xx (and, without the split, local-origin failures) before ejection; 5 by default. */
   readonly consecutive5xxErrors: number;
+  /** Consecutive 502/503/504 (and, without the split, local-origin failures); 0 (off) by default, the value of the deprecated `consecutiveErrors` when only that is set. */
   readonly consecutiveGatewayErrors: number;
   readonly intervalMs: number;
+  /** An ejection lasts this × the times the host was ejected (capped at 300 s or this, whichever is larger). */
   readonly baseEjectionTimeMs: number;
+  /** Hosts are ejected only while fewer than this percent of the cluster's hosts are. */
   readonly maxEjectionPercent: number;
+  /** Below this percent of healthy hosts (in a priority level) the balancer ignores ejections (panic); 0: never. */
   readonly minHealthPercent: number;
+  /** Present (true) when local-origin failures (connect failure, reset, per-try timeout) are counted apart from responses. */
+  readonly splitExternalLocalOriginErrors?: true;
+  /** With the split: consecutive local-origin failures before ejection (5 by default, as Envoy's). */
+  readonly consecutiveLocalOriginFailures?: number;
 }
 
 export interface UpstreamTls {

@@ -5,7 +5,9 @@
  * (the data plane's prom-client registry: Istio's service metrics, the
  * proxy's own and the process's; Prometheus text, or OpenMetrics when the
  * Accept header asks for it), `GET /certs` (the workload certificate in use
- * and the trust bundle, see `CertsStatus`). Contract: docs/running-mesh.md.
+ * and the trust bundle, see `CertsStatus`), `GET /clusters` (outlier
+ * detection per cluster: hosts, those ejected now and why, ejections so far;
+ * `{clusters: OutlierClusterStats[]}`). Contract: docs/running-mesh.md.
  */
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -14,6 +16,7 @@ import type { Snapshot } from '../protocol/snapshot.js';
 import type { ProxyTelemetry } from '../telemetry/proxy-telemetry.js';
 import { createProxyServer } from './http-server.js';
 import type { CertificateInfo } from './tls/workload-tls.js';
+import type { OutlierClusterStats } from './outlier.js';
 
 export interface AdminSource {
   readonly telemetry: ProxyTelemetry;
@@ -24,6 +27,8 @@ export interface AdminSource {
   certificate?(): CertificateInfo | undefined;
   /** The PEM roots peers are verified against (the data plane's trust bundle); absent: none. */
   trustBundle?(): readonly string[];
+  /** Outlier state of the clusters that detect outliers (`outlierStoreFor(pools).stats()`); absent: none. */
+  outliers?(): readonly OutlierClusterStats[];
 }
 
 /** One root of the trust bundle, as `/certs` shows it. */
@@ -118,8 +123,11 @@ export function createAdminServer(src: AdminSource) {
         send(res, 200, 'application/json', body);
         return;
       }
+      case '/clusters':
+        send(res, 200, 'application/json', JSON.stringify({ clusters: src.outliers?.() ?? [] }));
+        return;
       default:
-        send(res, 404, 'text/plain; charset=utf-8', 'admin endpoints: /ready /config_dump /metrics /certs\n');
+        send(res, 404, 'text/plain; charset=utf-8', 'admin endpoints: /ready /config_dump /metrics /certs /clusters\n');
     }
   });
 }

@@ -20,12 +20,17 @@ import { singleHost, type Host, type HostSet } from './hosts.js';
 import { buildRoutePlan, buildTcpPlan, type ForwardPlan, type RoutePlan } from './route-plan.js';
 import { SANITIZE_IDENTITY } from './sanitize.js';
 import { PoolLease, type PoolSettings, type UpstreamPools } from './upstream-pools.js';
+import { buildL4Plans, type L4Plans } from './l4-plans.js';
+import { rateLimitStage } from './ratelimit/stage.js';
+import type { RateLimitRuntime } from './ratelimit/runtime.js';
 
 export interface BuildOptions {
   readonly mode: 'sidecar' | 'gateway';
   readonly pools: UpstreamPools;
   /** Where the local app listens; each inbound listener's `targetPort` when unset. */
   readonly appPort?: number | undefined;
+  /** Rate-limit state kept across snapshots (buckets, Redis clients); without it, RateLimitPolicies are not enforced. */
+  readonly rateLimits?: RateLimitRuntime;
 }
 
 /** An inbound listener with its chain and the local app it forwards to. */
@@ -62,6 +67,8 @@ export class AppliedSnapshot {
     /** Whether some route matches a pseudo-header (`:authority`), which routing then gets. */
     readonly pseudoHeaders: boolean,
     readonly lease: PoolLease,
+    /** Opaque TCP and SNI-routed TLS: the L4 router and a plan per route. */
+    readonly l4: L4Plans,
   ) {}
 
   gatewayChain(serverPort: number): Chain {
@@ -126,7 +133,7 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
     check(eps.cluster === c.name, `endpoint list ${i} is for ${eps.cluster}, expected ${c.name}`);
     check(!targets.has(c.name), `cluster ${c.name} appears twice`);
     try {
-      targets.set(c.name, buildClusterTarget(c, eps, lease));
+      targets.set(c.name, buildClusterTarget(c, eps, lease, s.node));
     } catch (err) {
       throw new SnapshotError(`cluster ${c.name}: ${(err as Error).message}`);
     }
@@ -147,9 +154,10 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
   for (const t of s.outbound.tcp) tcpPlans.set(t, buildTcpPlan(t, targets));
   const inboundByPort = new Map<number, InboundRoute>();
   if (o.mode === 'sidecar') {
-    // Sanitize → authn (JWT) → authz: one chain per listener (authorization matches the workload port).
+    // Sanitize → authn (JWT) → authz → ratelimit: one chain per listener (authorization matches the workload port).
     const authn = jwtStage(s);
     const authorize = snapshotAuthorizer(s);
+    o.rateLimits?.prepare(s.rateLimits);
     const apps = new Map<string, HostSet>();
     for (const l of s.inbound) {
       if (inboundByPort.has(l.port)) continue;
@@ -158,12 +166,18 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
       const key = `${port}${h2 ? '|h2' : ''}`;
       let app = apps.get(key);
       if (!app) apps.set(key, (app = singleHost(appHost(lease, port, s, h2))));
-      inboundByPort.set(l.port, { listener: l, chain: composeChain(SANITIZE_IDENTITY, authn, authzStage(authorize, l.targetPort)), app, authorize });
+      inboundByPort.set(l.port, { listener: l, chain: composeChain(SANITIZE_IDENTITY, authn, authzStage(authorize, l.targetPort), o.rateLimits && rateLimitStage(s, l, o.rateLimits)), app, authorize });
     }
   }
   const all = [...inboundByPort.values()];
   const fallback = all.length > 0 && all.every((r) => r.app === all[0]!.app) ? all[0] : undefined;
-  return new AppliedSnapshot(s, router, plans, tcpPlans, inboundByPort, fallback, usesPseudoHeaders(plans.keys()), lease);
+  let l4: L4Plans;
+  try {
+    l4 = buildL4Plans(s, targets, tcpPlans);
+  } catch (err) {
+    throw new SnapshotError(`opaque TCP / TLS routes: ${(err as Error).message}`);
+  }
+  return new AppliedSnapshot(s, router, plans, tcpPlans, inboundByPort, fallback, usesPseudoHeaders(plans.keys()), lease, l4);
 }
 
 /** Builds the state for a snapshot; throws a SnapshotError (and holds no pools) when it cannot be used. */

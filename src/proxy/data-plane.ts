@@ -34,6 +34,8 @@ import { inboundHandler } from './inbound-listener.js';
 import { ProxyServer } from './listener-server.js';
 import { resolveLimits } from './limits.js';
 import { ProxyMetrics } from './metrics.js';
+import { outlierStoreFor } from './outlier.js';
+import { RateLimitRuntime } from './ratelimit/runtime.js';
 import { outboundHandler, refuseConnect } from './outbound-listener.js';
 import type { ApplyResult, DataPlane, DataPlaneAddresses, DataPlaneOptions } from './types.js';
 import { hostPort, passthroughAgent, UpstreamPools } from './upstream-pools.js';
@@ -73,10 +75,11 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   const outboundBind = opts.outboundHost ?? '127.0.0.1';
   const telemetry = new ProxyTelemetry({ ...(opts.telemetry ?? telemetryOptionsFromEnv(process.env)), ...(opts.log ? { log: opts.log } : {}) });
   const workload = new WorkloadTls();
-  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version, certificate: workload.certificate }));
+  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version, certificate: workload.certificate, outliers: outlierStoreFor(pools).stats() }));
   const tls = { workload, observer: tlsObserver(metrics, workload) };
   const pools = new UpstreamPools({ ...tls, withoutCertificate: opts.mtlsWithoutCertificate ?? 'refuse' });
   const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
+  const rateLimits = new RateLimitRuntime(metrics);
   let state: AppliedSnapshot | undefined;
   let agent: Agent | undefined;
   let started: Promise<DataPlaneAddresses> | undefined;
@@ -134,6 +137,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     certificate: () => workload.certificate,
     trustBundle: () => workload.roots,
     snapshot: () => state?.snapshot,
+    outliers: () => outlierStoreFor(pools).stats(),
     notReady: () => (closed ? 'the proxy is shutting down' : leaving ? 'leaving rotation (shutting down)' : !listening ? 'the listeners are not up yet' : !state ? 'no snapshot applied yet' : undefined),
   });
   listeners.push({ kind: 'admin', server: admin, port: opts.adminPort ?? 0 });
@@ -175,7 +179,7 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   function apply(snapshot: Snapshot): ApplyResult {
     if (closed) return { ok: false, reason: 'the data plane is closed' };
     try {
-      const next = buildAppliedSnapshot(snapshot, { mode: opts.mode, pools, appPort: opts.appPort });
+      const next = buildAppliedSnapshot(snapshot, { mode: opts.mode, pools, appPort: opts.appPort, rateLimits });
       const prev = state;
       state = next;
       prev?.retire();
@@ -212,7 +216,9 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
     admin.closeAllConnections();
     await stopListening(admin);
     state?.retire();
+    outlierStoreFor(pools).stopAll();
     await pools.destroy();
+    rateLimits.close();
     await agent?.destroy().catch(() => undefined);
     await telemetry.close();
   }

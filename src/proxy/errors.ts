@@ -6,13 +6,18 @@
  */
 import type { ResponseFlag } from '../protocol/request-record.js';
 
+/** Envoy's UO: upstream overflow, a circuit breaker refused. */
+const UO: ResponseFlag = 'UO';
+
 export type ErrorSource = 'downstream' | 'upstream' | 'internal';
 
 /**
  * What went wrong with one upstream attempt, in the terms retry policies use
- * (retry-policy.ts decides which of them a route retries).
+ * (retry-policy.ts decides which of them a route retries): `refused-stream`
+ * is an HTTP/2 RST_STREAM REFUSED_STREAM (the peer did not process the
+ * request), `reset` any other disconnect or reset without a response.
  */
-export type UpstreamFailure = 'connect-failure' | 'reset' | 'per-try-timeout' | 'protocol';
+export type UpstreamFailure = 'connect-failure' | 'reset' | 'refused-stream' | 'per-try-timeout' | 'protocol';
 
 export interface ErrorKind {
   readonly code: string;
@@ -35,6 +40,8 @@ export const PROXY_ERRORS = {
   CONNECT_FAILURE: { code: 'TRL_PROXY_CONNECT_FAILURE', status: 503, flag: 'UF', source: 'upstream', message: 'upstream connect error' },
   UPSTREAM_RESET: { code: 'TRL_PROXY_UPSTREAM_RESET', status: 503, flag: 'UC', source: 'upstream', message: 'upstream reset before response headers' },
   UPSTREAM_TIMEOUT: { code: 'TRL_PROXY_UPSTREAM_TIMEOUT', status: 504, flag: 'UT', source: 'upstream', message: 'upstream request timeout' },
+  /** A circuit breaker of the cluster (connectionPool limits) refused the request; it never left the proxy. */
+  OVERFLOW: { code: 'TRL_PROXY_OVERFLOW', status: 503, flag: UO, source: 'upstream', message: 'upstream overflow, the request was not sent (circuit breaker)' },
   LOOP: { code: 'TRL_PROXY_LOOP', status: 508, flag: 'NR', source: 'downstream', message: 'request loop' },
   RBAC_DENIED: { code: 'TRL_PROXY_RBAC_DENIED', status: 403, flag: 'RBAC', source: 'downstream', message: 'RBAC: access denied' },
   JWT_REJECTED: { code: 'TRL_PROXY_JWT_REJECTED', status: 401, source: 'downstream', message: 'Jwt verification fails' },
@@ -72,6 +79,8 @@ export const ABORT = {
   routeTimeout: new ProxyError(PROXY_ERRORS.UPSTREAM_TIMEOUT),
   downstreamGone: new ProxyError({ code: 'TRL_PROXY_DOWNSTREAM_GONE', status: 499, flag: 'DC', source: 'downstream', message: 'downstream connection closed' }),
   dropped: new ProxyError({ code: 'TRL_PROXY_ATTEMPT_DROPPED', status: 502, source: 'internal', message: 'upstream attempt dropped' }),
+  /** An attempt the circuit breaker refused after it was queued (undici still holds it; it is never written). */
+  overflow: new ProxyError(PROXY_ERRORS.OVERFLOW),
 } as const;
 
 const CONNECT_CODES = new Set([
@@ -80,7 +89,13 @@ const CONNECT_CODES = new Set([
   // The TLS handshake with the peer failed (its certificate, secure naming): the connection never carried a request.
   'TRL_PROXY_UPSTREAM_TLS',
 ]);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_INFO']);
+const RESET_CODES = new Set([
+  'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_INFO',
+  // HTTP/2 (h2-upstream.ts): a stream or session the peer reset or went away from.
+  'ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_STREAM_CANCEL', 'ERR_HTTP2_SESSION_ERROR', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION',
+]);
+/** How an HTTP/2 REFUSED_STREAM (code 7) reads in Node's and h2-upstream.ts's messages. */
+const REFUSED_STREAM = /REFUSED_STREAM|RST_STREAM code 7\b/;
 
 /** Classifies an error undici reports for an attempt that got no response headers. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
@@ -88,7 +103,7 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string') {
     if (CONNECT_CODES.has(code)) return 'connect-failure';
-    if (RESET_CODES.has(code)) return 'reset';
+    if (RESET_CODES.has(code)) return code.startsWith('ERR_HTTP2') && REFUSED_STREAM.test((err as Error).message) ? 'refused-stream' : 'reset';
   }
   const cause = (err as { cause?: unknown } | null)?.cause;
   if (cause && cause !== err) return classifyUpstreamError(cause);
@@ -101,6 +116,7 @@ export function failureKind(f: UpstreamFailure): ErrorKind {
     case 'connect-failure': return PROXY_ERRORS.CONNECT_FAILURE;
     case 'per-try-timeout': return PROXY_ERRORS.UPSTREAM_TIMEOUT;
     case 'reset':
+    case 'refused-stream':
     case 'protocol': return PROXY_ERRORS.UPSTREAM_RESET;
   }
 }

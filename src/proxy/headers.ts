@@ -119,9 +119,11 @@ function editFor(ops: HeaderOps): HeaderEdit {
 }
 
 /**
- * Compiles header operations, least specific first (route, then the weighted
- * destination): each level removes, then sets, then appends, as Envoy does.
- * Throws a SnapshotError for a name or value Node would refuse per request.
+ * Compiles levels of header operations, applied in the order given (the
+ * route plan gives the weighted destination's, then the route's, as Envoy
+ * evaluates them, so the route's win): each level removes, then sets, then
+ * appends, as Envoy does. Throws a SnapshotError for a name or value Node
+ * would refuse per request.
  */
 export function compileHeaderOps(levels: readonly (HeaderOps | undefined)[]): HeaderEdit | undefined {
   const edits: HeaderEdit[] = [];

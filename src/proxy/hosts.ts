@@ -28,8 +28,12 @@ export interface Host {
 
 /** The hosts a request may go to (a cluster's balancer, the local app, a passthrough origin). */
 export interface HostSet {
-  /** Another host than those in `tried` when there is one; undefined when there is none at all. */
-  pick(hashKey: string | undefined, tried: readonly Host[]): Host | undefined;
+  /**
+   * Another host than those in `tried` when there is one; undefined when there
+   * is none at all. `remoteLocalities` (a retry's `retryRemoteLocalities`):
+   * the retry may go to a locality no attempt used yet.
+   */
+  pick(hashKey: string | undefined, tried: readonly Host[], remoteLocalities?: boolean): Host | undefined;
 }
 
 /** A set of one host: the local app, a passthrough origin. Retries go to it again. */

@@ -7,11 +7,13 @@
  * at that moment. TLS: handshakes by direction (full or resumed), refused
  * handshakes by reason, requests refused by the port's PeerAuthentication
  * mode (plaintext on STRICT, mTLS on DISABLE), and the seconds left until the
- * workload certificate expires.
+ * workload certificate expires. Outlier detection: ejections by cluster and
+ * reason, and the hosts ejected now, read from the outlier store at scrape.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Direction } from './exchange.js';
 import type { CertificateInfo } from './tls/workload-tls.js';
+import { EJECTION_REASONS, type OutlierClusterStats } from './outlier.js';
 
 const DIRECTIONS: readonly Direction[] = ['inbound', 'outbound', 'gateway'];
 const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -23,6 +25,8 @@ export interface ProxyGauges {
   readonly snapshotVersion?: string | undefined;
   /** The workload certificate in use, if any (`DataPlane.certificate`). */
   readonly certificate?: CertificateInfo | undefined;
+  /** Outlier state of the clusters that detect outliers (`outlierStoreFor(pools).stats()`); absent: none shown. */
+  readonly outliers?: readonly OutlierClusterStats[];
 }
 
 export type ListenerKind = 'outbound' | 'inbound' | 'gateway';
@@ -38,7 +42,13 @@ export class ProxyMetrics {
   readonly #handshakeFailures = new Map<string, number>();
   /** reason → count */
   readonly #mtlsRefused = new Map<string, number>();
+  /** `policy|limit|caller|decision` → count (RateLimitPolicy decisions; callers bounded by the caller's ratelimit runtime) */
+  readonly #rateLimit = new Map<string, number>();
   #retries = 0;
+  /** `cluster|limit` → attempts refused by a circuit breaker (limit: pending, requests) */
+  readonly #pendingOverflow = new Map<string, number>();
+  /** cluster → retries not made because of maxRetries or the retry budget */
+  readonly #retryOverflow = new Map<string, number>();
   #applied = 0;
   #rejected = 0;
   #connected = 0;
@@ -76,7 +86,22 @@ export class ProxyMetrics {
     counter('trellis_proxy_mtls_refused_total', 'Inbound connections or requests refused by the port\'s PeerAuthentication mode, by reason (plaintext_on_strict, mtls_on_disable).', ['reason'], (c) => {
       for (const [reason, n] of self.#mtlsRefused) c.inc({ reason }, n);
     });
+    counter('trellis_proxy_rate_limit_requests_total', 'Requests a RateLimitPolicy limit decided, by policy, limit, caller (principal; "other" past the first 100 callers, "unauthenticated" for plaintext) and decision (allowed, limited, store_unavailable_allowed, store_unavailable_limited).', ['policy', 'limit', 'caller', 'decision'], (c) => {
+      for (const [key, n] of self.#rateLimit) {
+        const [policy, limit, caller, decision] = key.split('|');
+        c.inc({ policy: policy!, limit: limit!, caller: caller!, decision: decision! }, n);
+      }
+    });
     counter('trellis_proxy_upstream_retries_total', 'Upstream attempts that were retries.', [], (c) => c.inc(self.#retries));
+    counter('trellis_proxy_upstream_rq_pending_overflow_total', 'Requests a cluster\'s circuit breaker refused with 503 UO (Envoy\'s upstream_rq_pending_overflow), by cluster and limit (pending: http1MaxPendingRequests; requests: http2MaxRequests).', ['cluster', 'limit'], (c) => {
+      for (const [key, n] of self.#pendingOverflow) {
+        const i = key.lastIndexOf('|');
+        c.inc({ cluster: key.slice(0, i), limit: key.slice(i + 1) }, n);
+      }
+    });
+    counter('trellis_proxy_upstream_rq_retry_overflow_total', 'Retries not made because the cluster\'s maxRetries or retry budget was reached (Envoy\'s upstream_rq_retry_overflow), by cluster.', ['cluster'], (c) => {
+      for (const [cluster, n] of self.#retryOverflow) c.inc({ cluster }, n);
+    });
     counter('trellis_proxy_snapshots_applied_total', 'Snapshots applied.', [], (c) => c.inc(self.#applied));
     counter('trellis_proxy_snapshots_rejected_total', 'Snapshots rejected (NACKed); the previous one stayed in force.', [], (c) => c.inc(self.#rejected));
     counter('trellis_proxy_downstream_connections_opened_total', 'Downstream connections accepted, by listener.', ['listener'], (c) => {
@@ -100,6 +125,15 @@ export class ProxyMetrics {
       const c = gauges().certificate;
       const notAfter = certificateNotAfter(c);
       if (c && notAfter !== undefined) g.set({ identity: c.spiffeId }, (notAfter - Date.now()) / 1000);
+    });
+    counter('trellis_proxy_outlier_ejections_enforced_total', 'Hosts ejected by outlier detection, by cluster and reason (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure); Envoy\'s envoy_cluster_outlier_detection_ejections_enforced_*.', ['cluster', 'reason'], (c) => {
+      for (const o of gauges().outliers ?? []) for (const reason of EJECTION_REASONS) c.inc({ cluster: o.cluster, reason }, o.ejectionsEnforced[reason]);
+    });
+    counter('trellis_proxy_outlier_ejections_overflow_total', 'Ejections outlier detection did not carry out because maxEjectionPercent of the cluster was already out (Envoy\'s ejections_overflow), by cluster.', ['cluster'], (c) => {
+      for (const o of gauges().outliers ?? []) c.inc({ cluster: o.cluster }, o.ejectionsOverflow);
+    });
+    gauge('trellis_proxy_outlier_ejections_active', 'Hosts ejected now, by cluster (Envoy\'s envoy_cluster_outlier_detection_ejections_active).', ['cluster'], (g) => {
+      for (const o of gauges().outliers ?? []) g.set({ cluster: o.cluster }, o.ejectedNow);
     });
   }
 
@@ -137,7 +171,17 @@ export class ProxyMetrics {
     bump(this.#mtlsRefused, reason);
   }
 
+  /** One rate-limit decision; `caller` must come from a bounded set (src/proxy/ratelimit/runtime.ts). */
+  rateLimited(policy: string, limit: string, caller: string, decision: string): void {
+    bump(this.#rateLimit, `${policy}|${limit}|${caller}|${decision}`);
+  }
+
   retried(): void { this.#retries++; }
+  /** A circuit breaker refused an attempt (pending, requests) or a retry (retries). */
+  overflowed(cluster: string, limit: 'pending' | 'requests' | 'retries'): void {
+    if (limit === 'retries') bump(this.#retryOverflow, cluster);
+    else bump(this.#pendingOverflow, `${cluster}|${limit}`);
+  }
   snapshotApplied(): void { this.#applied++; this.#lastApplied = Date.now(); }
   snapshotRejected(): void { this.#rejected++; }
   setControlPlaneConnected(on: boolean): void { this.#connected = on ? 1 : 0; }

@@ -16,6 +16,7 @@ import { PROXY_ERRORS } from './errors.js';
 import { Exchange, type ListenerContext } from './exchange.js';
 import { singleHost, type Host } from './hosts.js';
 import { ensureRequestId, upstreamRequestHeaders } from './headers.js';
+import { l4Plans } from './l4-plans.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
 import { requestTarget, type RequestTarget } from './request-target.js';
 import { forwardDirect, serveRoute } from './route-executor.js';
@@ -58,8 +59,9 @@ export function outboundHandler(ctx: ListenerContext, fixed?: FixedTarget): Requ
     if (d.virtualHost) ex.virtualHost = d.virtualHost.name;
     if (d.reason === 'NO_ROUTE') { sendLocalReply(ex, replyFor(PROXY_ERRORS.NO_ROUTE, d.detail)); return; }
     if (d.reason === 'NO_ROUTE_TABLE') {
-      const tcp = state.router.tcp(t.port, t.authority);
-      if (tcp) { serveRoute(ex, state.tcpPlans.get(tcp)!, -1, t); return; }
+      const l4 = l4Plans(state);
+      const tcp = l4.router.tcp(t.port, t.authority);
+      if (tcp) { serveRoute(ex, l4.tcp(tcp), -1, t); return; }
     }
     if (state.passthrough) { passthrough(ex, ctx, t); return; }
     ex.cluster = 'BlackHoleCluster';

@@ -2,7 +2,11 @@
  * The request body as the forwarder sends it: nothing, a Buffer (a small
  * body read in full first so that a retry can send it again), or a stream
  * that passes each chunk on as it arrives (never buffered whole) and counts
- * the bytes for the request record.
+ * the bytes for the request record. When the route retries, a streamed body
+ * (chunked, HTTP/2 and gRPC, `expect: 100-continue`) also keeps a copy of
+ * what passed, up to REPLAY_LIMIT, as Envoy buffers for retries: a retry
+ * sends the copy once the body ended within it (`replayOf`); a body that
+ * streamed beyond it, or that had not ended, is not retried.
  *
  * Also the limits on a request on its way upstream (limits.ts), armed here,
  * when its body is about to be read: the body size (413), the stream idle
@@ -99,12 +103,40 @@ function guard(ex: Exchange, body: boolean): void {
   }
 }
 
-class BodyTap extends Transform {
+export class BodyTap extends Transform {
   #over = false;
-  constructor(readonly ex: Exchange, readonly max: number) {
+  /** What passed so far while it fits REPLAY_LIMIT; undefined once it did not (or when no copy is wanted). */
+  #kept: Buffer[] | undefined;
+  #keptBytes = 0;
+  #ended = false;
+  #replay: Buffer | undefined;
+  constructor(readonly ex: Exchange, readonly max: number, keep = false) {
     super();
+    this.#kept = keep ? [] : undefined;
   }
+
+  /** Whether a copy is still kept (the body may yet be sent again). */
+  get replayable(): boolean {
+    return this.#kept !== undefined;
+  }
+
+  /** The whole body when it ended within REPLAY_LIMIT with a copy kept; undefined otherwise. */
+  replay(): Buffer | undefined {
+    if (!this.#ended || !this.#kept) return undefined;
+    return (this.#replay ??= this.#kept.length === 1 ? this.#kept[0]! : Buffer.concat(this.#kept, this.#keptBytes));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.#ended = true;
+    cb();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const kept = this.#kept;
+    if (kept) {
+      if (this.#keptBytes + chunk.length <= REPLAY_LIMIT) { kept.push(chunk); this.#keptBytes += chunk.length; }
+      else { this.#kept = undefined; this.#keptBytes = 0; }
+    }
     const n = this.ex.bytesReceived + chunk.length;
     if (this.max > 0 && n > this.max) {
       // The chunk that crosses the limit is not passed on; nothing after it either.
@@ -147,8 +179,24 @@ export function withRequestBody(ex: Exchange, replayable: boolean, use: (body: R
     });
     return;
   }
-  const tap = new BodyTap(ex, max);
+  // A copy is kept for retries unless the content-length says the body cannot fit.
+  const tap = new BodyTap(ex, max, replayable && !(cl !== undefined && Number(cl) > REPLAY_LIMIT));
   req.pipe(tap);
   use(tap);
+}
+
+/**
+ * The body to send again on a retry: null (none), the Buffer, a streamed
+ * body's copy once it ended within REPLAY_LIMIT; undefined when it cannot
+ * be sent again.
+ */
+export function replayOf(body: RequestBody): Buffer | null | undefined {
+  if (body === null || Buffer.isBuffer(body)) return body;
+  return body instanceof BodyTap ? body.replay() : undefined;
+}
+
+/** Whether a body may still be sent again (it may not have ended yet). */
+export function mayReplay(body: RequestBody): boolean {
+  return body === null || Buffer.isBuffer(body) || (body instanceof BodyTap && body.replayable);
 }
 

@@ -20,6 +20,7 @@ import { formatGrpcTimeout, parseGrpcTimeout } from './grpc.js';
 import type { Headers } from './headers.js';
 import type { HostSet } from './hosts.js';
 import { replyFor, sendLocalReply } from './local-reply.js';
+import type { Mirror } from './mirror.js';
 import { withRequestBody } from './request-body.js';
 import type { RequestTarget } from './request-target.js';
 import { NO_RETRY } from './retry-policy.js';
@@ -75,13 +76,16 @@ function forwardRoute(ex: Exchange, plan: ForwardPlan, matchIndex: number, t: Re
     return;
   }
   const h = ex.headers;
-  const hashKey = target.hashKey?.(ex);
+  let hashKey = target.hashKey?.(ex);
+  // Istio's httpCookie with a ttl: a request without the cookie gets one made here (lb/hash-key.ts), set on the response.
+  const made = hashKey === undefined ? target.hashKey?.cookie?.make(ex, d.responseEdit) : undefined;
+  if (made) hashKey = made.key;
   d.requestEdit?.(h);
   if (plan.authority !== undefined) h.host = plan.authority;
   const path = plan.rewrites ? plan.rewrites[matchIndex + 1]!(t.path) : t.path;
   const { retry } = plan;
   const timeoutMs = effectiveTimeout(ex, h, plan.timeoutMs);
-  send(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body: null, retry, timeoutMs, responseEdit: d.responseEdit }, retry.maxRetries > 0);
+  send(ex, { hosts: target, hashKey, method: ex.method, path, headers: h, body: null, retry, timeoutMs, responseEdit: made ? made.edit : d.responseEdit, breaker: target.breaker }, retry.maxRetries > 0 || plan.mirror !== undefined, plan.mirror);
 }
 
 /** Forwards to one host as it is: no retries, no timeout but a gRPC deadline (inbound to the app, passthrough). */
@@ -92,10 +96,11 @@ export function forwardDirect(ex: Exchange, hosts: HostSet, path: string): void 
 }
 
 /** The request's last step: a tunnel for an upgrade; else its body (`spec.body` is filled in) and the forwarder. */
-function send(ex: Exchange, spec: ForwardSpec, replayable: boolean): void {
+function send(ex: Exchange, spec: ForwardSpec, replayable: boolean, mirror?: Mirror): void {
   const up = upgradeOf(ex);
   if (up) { tunnel(ex, up, spec); return; }
   withRequestBody(ex, replayable, (body) => {
+    mirror?.(ex, spec, body);
     if (body === null) { forward(ex, spec); return; }
     continueIfExpected(ex);
     forward(ex, { ...spec, body });

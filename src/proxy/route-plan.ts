@@ -1,17 +1,21 @@
 /**
  * A route's action prepared for requests, once per snapshot: the weighted
  * destinations resolved to cluster targets (or marked missing: 503 NC), the
- * header operations of route and destination composed, the rewrite, the
- * retry policy and the route's filter chain (its fault stage) built. At
- * request time nothing is looked up, parsed or compiled.
+ * header operations of destination and route composed (the route's last, so
+ * they win, as in Envoy), the rewrite, the retry policy, the mirrors
+ * (mirror.ts) and the route's filter chain (its fault stage, then its CORS
+ * stage: cors.ts) built. At request time nothing is looked up, parsed or
+ * compiled.
  */
 import type { Route, TcpRoute, WeightedCluster } from '../protocol/snapshot.js';
 import { SnapshotError } from './errors.js';
 import type { ClusterTarget } from './cluster-target.js';
 import { faultStage } from './fault.js';
-import { composeChain, EMPTY_CHAIN, type Chain } from './filter-chain.js';
+import { corsStage } from './cors.js';
+import { composeChain, type Chain } from './filter-chain.js';
 import { compileHeaderOps, type HeaderEdit } from './headers.js';
 import type { LocalReply } from './local-reply.js';
+import { compileMirror, type Mirror } from './mirror.js';
 import { compileRedirect, type LocationBuilder } from './redirect.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from './retry-policy.js';
 import { compileRewrites, type PathRewrite } from './rewrite.js';
@@ -41,6 +45,8 @@ export interface ForwardPlan extends PlanBase {
   readonly rewrites: readonly PathRewrite[] | undefined;
   /** Host header to send instead of the caller's. */
   readonly authority: string | undefined;
+  /** Sends the shadow copies of a request (mirror.ts); undefined: the route mirrors nothing. */
+  readonly mirror: Mirror | undefined;
 }
 
 export interface RedirectPlan extends PlanBase {
@@ -65,8 +71,9 @@ function destinations(wcs: readonly WeightedCluster[], targets: ReadonlyMap<stri
     cluster: wc.cluster,
     weight: wc.weight,
     target: targets.get(wc.cluster),
-    requestEdit: compileHeaderOps([route.requestHeaders, wc.requestHeaders]),
-    responseEdit: compileHeaderOps([route.responseHeaders, wc.responseHeaders]),
+    // Envoy applies the weighted cluster's operations first, then the route's: on the same header the route's win.
+    requestEdit: compileHeaderOps([wc.requestHeaders, route.requestHeaders]),
+    responseEdit: compileHeaderOps([wc.responseHeaders, route.responseHeaders]),
   }));
 }
 
@@ -74,23 +81,25 @@ export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap
   const a = route.action;
   const name = route.name;
   try {
+    const cors = corsStage(`${where} route "${name}"`, route.cors);
     switch (a.kind) {
       case 'direct':
         checkStatus(a.status, 'directResponse');
-        return { kind: 'direct', name, chain: EMPTY_CHAIN, reply: { status: a.status, body: a.body ?? '' } };
+        return { kind: 'direct', name, chain: composeChain(cors), reply: { status: a.status, body: directBody(a.body, a.bodyBase64) } };
       case 'redirect':
         checkStatus(a.status, 'redirect');
-        return { kind: 'redirect', name, chain: EMPTY_CHAIN, status: a.status, location: compileRedirect(a) };
+        return { kind: 'redirect', name, chain: composeChain(cors), status: a.status, location: compileRedirect(a) };
       case 'forward':
         if (!(a.timeoutMs >= 0)) throw new SnapshotError(`timeoutMs ${a.timeoutMs} is negative`);
         return {
           kind: 'forward', name,
-          chain: composeChain(faultStage(`${where} route "${name}"`, a.fault)),
+          chain: composeChain(faultStage(`${where} route "${name}"`, a.fault), cors),
           destinations: destinations(a.clusters, targets, a),
           timeoutMs: a.timeoutMs,
           retry: compileRetry(a.retry),
           rewrites: compileRewrites(route.match, a.rewrite),
           authority: a.rewrite?.authority,
+          mirror: compileMirror(a.mirrors, targets, a.timeoutMs),
         };
       default:
         throw new SnapshotError(`unknown route action "${(a as { kind: string }).kind}"`);
@@ -104,8 +113,22 @@ export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap
 /** An opaque TCP service reached through the HTTP listener: forwarded as it is, without HTTP routing features. */
 export function buildTcpPlan(tcp: TcpRoute, targets: ReadonlyMap<string, ClusterTarget>): ForwardPlan {
   return {
-    kind: 'forward', name: `tcp ${tcp.host}:${tcp.port}`, chain: EMPTY_CHAIN,
+    kind: 'forward', name: `tcp ${tcp.host}:${tcp.port}`, chain: composeChain(),
     destinations: destinations(tcp.clusters, targets, {}),
-    timeoutMs: 0, retry: NO_RETRY, rewrites: undefined, authority: undefined,
+    timeoutMs: 0, retry: NO_RETRY, rewrites: undefined, authority: undefined, mirror: undefined,
   };
+}
+
+/**
+ * A direct response's body: text, or bytes that are not UTF-8, sent as they
+ * are (local-reply.ts measures and writes a Buffer as it does a string).
+ * LocalReply types its body as a string; until it says `string | Buffer`,
+ * the bytes carry the one string method a reply body meets elsewhere
+ * (`trim`, for a gRPC call's `grpc-message`, which then stays empty).
+ */
+function directBody(text: string | undefined, base64: string | undefined): string {
+  if (base64 === undefined) return text ?? '';
+  const bytes = Buffer.from(base64, 'base64');
+  Object.defineProperty(bytes, 'trim', { value: () => '', enumerable: false });
+  return bytes as unknown as string;
 }

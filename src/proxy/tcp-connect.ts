@@ -14,6 +14,13 @@
  * the next endpoint, once per remaining endpoint, all within the cluster's
  * connect timeout; then, or on a refusal by the peer (its status is
  * recorded), the client is closed.
+ *
+ * An endpoint outside the mesh (no identity: a MESH_EXTERNAL ServiceEntry's)
+ * has no sidecar to answer CONNECT: the bytes go to it directly (through
+ * the cluster's TLS origination when its DestinationRule asks for one).
+ * Bytes the proxy read before choosing the route (a peeked ClientHello) go
+ * upstream first. A destination without a cluster closes the client with
+ * NC, a cluster without usable endpoints with UH.
  */
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -27,6 +34,7 @@ import { hostPort } from './upstream-pools.js';
 
 /** The most a peer's answer to CONNECT may take before its blank line. */
 const MAX_ANSWER_HEAD = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 interface Answer {
   readonly socket: Socket;
@@ -35,8 +43,8 @@ interface Answer {
   readonly rest: Buffer;
 }
 
-/** Tunnels `t`'s client through the route of `plan`. */
-export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
+/** Tunnels `t`'s client through the route of `plan`; `early`: bytes already read from the client. */
+export function tunnelTcp(t: Tunnel, plan: ForwardPlan, early?: Buffer): void {
   t.route = plan.name;
   const ds = plan.destinations;
   const d = ds.length === 1 ? ds[0]! : pickWeighted(ds, Math.random());
@@ -55,7 +63,7 @@ export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
     const left = deadline - performance.now();
     if (!h || tried.includes(h) || left <= 0 || t.downstream.destroyed) { t.fail(PROXY_ERRORS.CONNECT_FAILURE); return; }
     tried.push(h);
-    openTunnel(h.address, h.upstream.connector, authority, left, (a) => {
+    openTunnel(h.address, h.upstream.connector, h.identity === '' ? undefined : authority, left, (a) => {
       if (!a) { attempt(); return; }
       t.upstream = h.address;
       t.destinationIdentity = h.identity;
@@ -69,6 +77,7 @@ export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
       h.upstream.active++; // LEAST_REQUEST counts open tunnels as it counts requests
       t.onEnd = () => { h.upstream.active--; };
       if (a.rest.length > 0) t.downstream.write(a.rest);
+      if (early && early.length > 0) a.socket.write(early);
       t.splice(a.socket);
     });
   };
@@ -78,9 +87,10 @@ export function tunnelTcp(t: Tunnel, plan: ForwardPlan): void {
 /**
  * Connects to a peer's inbound listener and asks for a tunnel to
  * `authority`; `done` gets the answer, or undefined for a connect failure
- * (refused, reset, timed out, or not an HTTP answer).
+ * (refused, reset, timed out, or not an HTTP answer). Without an authority
+ * (an endpoint outside the mesh) the connection itself is the answer.
  */
-function openTunnel(address: string, connector: UpstreamConnector | undefined, authority: string, timeoutMs: number, done: (a: Answer | undefined) => void): void {
+function openTunnel(address: string, connector: UpstreamConnector | undefined, authority: string | undefined, timeoutMs: number, done: (a: Answer | undefined) => void): void {
   if (connector?.refusal()) { done(undefined); return; }
   const { host, port } = splitAddress(address);
   const s = connector ? connector.open('http/1.1', { allowHalfOpen: true }) : connect({ host, port, allowHalfOpen: true, noDelay: true });
@@ -109,5 +119,25 @@ function openTunnel(address: string, connector: UpstreamConnector | undefined, a
   s.on('error', () => settle(undefined));
   s.on('close', onClose);
   s.on('data', onData);
-  s.once(connector ? connector.readyEvent(s) : 'connect', () => s.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n\r\n`));
+  s.once(connector ? connector.readyEvent(s) : 'connect', () => {
+    if (authority === undefined) { s.pause(); settle({ socket: s, status: 200, rest: EMPTY }); return; }
+    s.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n\r\n`);
+  });
+}
+
+/**
+ * PASSTHROUGH for a connection no route takes (outboundTrafficPolicy
+ * ALLOW_ANY): straight to `address` (the host and port the client meant),
+ * outside the mesh, with `early` first; a connect failure closes the client
+ * (UF).
+ */
+export function passthroughTcp(t: Tunnel, address: string, early: Buffer, timeoutMs: number): void {
+  t.cluster = 'PassthroughCluster';
+  openTunnel(address, undefined, undefined, timeoutMs, (a) => {
+    if (!a || t.downstream.destroyed) { a?.socket.destroy(); t.fail(PROXY_ERRORS.CONNECT_FAILURE); return; }
+    t.upstream = address;
+    t.status = 200;
+    if (early.length > 0) a.socket.write(early);
+    t.splice(a.socket);
+  });
 }

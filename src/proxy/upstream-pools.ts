@@ -9,9 +9,19 @@
  * A cluster's TLS settings are part of the pool key; pools of TLS clusters
  * connect through an UpstreamConnector (tls/upstream-connector.ts), which
  * reads the workload certificate in force at each new connection.
+ *
+ * Clusters' circuit breakers (circuit-breaker.ts) are held the same way, one
+ * per cluster name and thresholds, so that their counts of requests in
+ * flight carry over from one snapshot to the next.
+ *
+ * Connection settings (Envoy's meaning): `maxConnections` bounds each host's
+ * pool (requests beyond it wait for a connection: pending),
+ * `maxRequestsPerConnection` closes a connection after that many requests,
+ * `idleTimeoutMs` closes one idle that long.
  */
-import { Agent, Pool } from 'undici';
-import type { ConnectionPool, UpstreamTls } from '../protocol/snapshot.js';
+import { Agent, Pool } from './undici-lite.js';
+import type { Cluster, ConnectionPool, UpstreamTls } from '../protocol/snapshot.js';
+import { breakerKey, CircuitBreaker } from './circuit-breaker.js';
 import { H2Upstream, type UpstreamDispatcher } from './h2-upstream.js';
 import { NO_TLS_OBSERVER } from './tls/tls-events.js';
 import { connectorFor, tlsKey, undiciConnect, type ConnectorEnv, type UpstreamConnector } from './tls/upstream-connector.js';
@@ -28,6 +38,10 @@ const DEFAULT_IDLE_MS = 4_000;
 export class Upstream {
   active = 0;
   refs = 0;
+  /** Connections the pool may open (tcp.maxConnections); requests beyond wait in it. Infinity: no limit. */
+  connectionLimit = Infinity;
+  /** maxRequestsPerConnection 1: every request asks for its connection to close after it (undici's `reset`). */
+  closeEach: true | undefined = undefined;
   #dispatcher: UpstreamDispatcher;
   constructor(
     readonly key: string,
@@ -67,7 +81,8 @@ function dispatcherOptions(s: PoolSettings) {
   return {
     connect: { timeout: s.connectTimeoutMs },
     connections: s.maxConnections >= UNLIMITED ? null : Math.max(1, s.maxConnections),
-    ...(s.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: s.maxRequestsPerConnection } : {}),
+    // undici closes a connection after maxRequestsPerClient + 1 requests; 1 is `closeEach` (Upstream).
+    ...(s.maxRequestsPerConnection > 1 ? { maxRequestsPerClient: s.maxRequestsPerConnection - 1 } : {}),
     keepAliveTimeout: Math.min(DEFAULT_IDLE_MS, s.idleTimeoutMs),
     keepAliveMaxTimeout: Math.max(1, Math.min(s.idleTimeoutMs, 600_000)),
     // No timeouts of undici's own: the route's timeout and per-try timeout govern (0 = none, as in Istio).
@@ -85,6 +100,7 @@ export class UpstreamPools {
   readonly #pools = new Map<string, Upstream>();
   readonly #closing = new Set<Promise<void>>();
   readonly #make = new WeakMap<Upstream, () => UpstreamDispatcher>();
+  readonly #breakers = new Map<string, { breaker: CircuitBreaker; refs: number }>();
   readonly #env: ConnectorEnv;
   #hadCertificate: boolean;
 
@@ -111,6 +127,8 @@ export class UpstreamPools {
         ? new H2Upstream(origin, s.connectTimeoutMs, Math.min(s.idleTimeoutMs, 600_000), connector)
         : new Pool(origin, { ...dispatcherOptions(s), ...(connector ? { connect: undiciConnect(connector, s.connectTimeoutMs) } : {}) });
       u = new Upstream(key, address, origin, make(), http2, connector);
+      if (s.maxConnections < UNLIMITED) u.connectionLimit = Math.max(1, s.maxConnections);
+      if (s.maxRequestsPerConnection === 1 && !http2) u.closeEach = true;
       this.#make.set(u, make);
       this.#pools.set(key, u);
     }
@@ -122,6 +140,21 @@ export class UpstreamPools {
     if (--u.refs > 0 || this.#pools.get(u.key) !== u) return;
     this.#pools.delete(u.key);
     this.#closeLater(u.dispatcher);
+  }
+
+  /** The circuit breaker of a cluster (shared while any snapshot holds it); the caller releases it with `releaseBreaker`. */
+  breaker(cluster: Cluster): CircuitBreaker {
+    const key = breakerKey(cluster.name, cluster.connectionPool);
+    let b = this.#breakers.get(key);
+    if (!b) this.#breakers.set(key, (b = { breaker: new CircuitBreaker(cluster.name, cluster.connectionPool), refs: 0 }));
+    b.refs++;
+    return b.breaker;
+  }
+
+  releaseBreaker(breaker: CircuitBreaker, cluster: Cluster): void {
+    const key = breakerKey(cluster.name, cluster.connectionPool);
+    const b = this.#breakers.get(key);
+    if (b?.breaker === breaker && --b.refs <= 0) this.#breakers.delete(key);
   }
 
   #closeLater(d: UpstreamDispatcher): void {
@@ -168,7 +201,14 @@ export function passthroughAgent(connectTimeoutMs: number): Agent {
 /** The pools one snapshot holds; released together when the snapshot retires and its requests have ended. */
 export class PoolLease {
   #held: Upstream[] = [];
+  #breakers: [CircuitBreaker, Cluster][] = [];
   constructor(readonly pools: UpstreamPools) {}
+  /** The cluster's circuit breaker, held until `releaseAll`. */
+  breaker(cluster: Cluster): CircuitBreaker {
+    const b = this.pools.breaker(cluster);
+    this.#breakers.push([b, cluster]);
+    return b;
+  }
   acquire(host: string, port: number, s: PoolSettings, http2 = false, tls?: PoolTls): Upstream {
     const u = this.pools.acquire(host, port, s, http2, tls);
     this.#held.push(u);
@@ -178,5 +218,8 @@ export class PoolLease {
     const held = this.#held;
     this.#held = [];
     for (const u of held) this.pools.release(u);
+    const breakers = this.#breakers;
+    this.#breakers = [];
+    for (const [b, c] of breakers) this.pools.releaseBreaker(b, c);
   }
 }

@@ -147,7 +147,7 @@ test('fields Trellis does not enforce yet are accepted with a warning (TRL1005)'
     return r.diagnostics.filter((d) => d.code === 'TRL1005' && d.level === 'warning').map((d) => d.field);
   };
   assert.deepEqual(warned(NET, 'DestinationRule', { host, trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN', warmup: { duration: '60s' } } }, subsets: [{ name: 'v1', trafficPolicy: { tunnel: { targetHost: '10.0.0.1', targetPort: 8080 } } }] }),
-    ['spec.trafficPolicy.loadBalancer.warmup', 'spec.subsets[0].trafficPolicy.tunnel']);
+    ['spec.subsets[0].trafficPolicy.tunnel']);
   assert.deepEqual(warned(NET, 'Sidecar', { egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }), ['spec.egress']);
   assert.deepEqual(warned(NET, 'Gateway', https({ mode: 'SIMPLE', credentialName: 'c', verifyCertificateSpki: ['abc'] })), ['spec.servers[0].tls.verifyCertificateSpki']);
   assert.deepEqual(warned(NET, 'DestinationRule', tp({ loadBalancer: { simple: 'LEAST_REQUEST' }, connectionPool: { tcp: { maxConnections: 1 } }, outlierDetection: { consecutive5xxErrors: 1 }, tls: { mode: 'ISTIO_MUTUAL' } })), []);

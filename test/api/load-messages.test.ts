@@ -125,10 +125,10 @@ for (const row of messageRows) {
 }
 
 test('TRL1005 (accepted, not enforced) is a warning at the key of the field, and the resource loads', () => {
-  const r = parseYaml(vs('    mirror: {host: shadow}', '    corsPolicy:', '      allowOrigins: [{exact: "https://a.example"}]'), 'warn.yaml');
+  const r = parseYaml(vs('    match:', '    - statPrefix: a', '    - statPrefix: b'), 'warn.yaml');
   assert.deepEqual(r.diagnostics.map((d) => ({ level: d.level, ...where(d) })), [
-    { level: 'warning', code: 'TRL1005', field: 'spec.http[0].corsPolicy', resource: 'VirtualService bank/reviews', position: at('warn.yaml', 10, 5) },
-    { level: 'warning', code: 'TRL1005', field: 'spec.http[0].mirror', resource: 'VirtualService bank/reviews', position: at('warn.yaml', 9, 5) },
+    { level: 'warning', code: 'TRL1005', field: 'spec.http[0].match[0].statPrefix', resource: 'VirtualService bank/reviews', position: at('warn.yaml', 10, 7) },
+    { level: 'warning', code: 'TRL1005', field: 'spec.http[0].match[1].statPrefix', resource: 'VirtualService bank/reviews', position: at('warn.yaml', 11, 7) },
   ]);
   assert.equal(r.resources.length, 1);
 });

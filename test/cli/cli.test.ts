@@ -85,3 +85,14 @@ test('trellis codes lists the catalogue and explains one code', () => {
   assert.match(one.out, /TRL1002\s+error\s+UnknownField/);
   assert.equal(trellis('codes', 'TRL9999').code, 1);
 });
+
+test('trellis validate rejects a RateLimitPolicy whose target Service does not exist, at the line of the name, and exits 1', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  writeFileSync(join(dir, 'limits.yaml'), 'apiVersion: trellis.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: { name: l, namespace: bank }\nspec:\n  targetRef: { kind: Service, name: nosuch }\n  limits:\n  - name: per-caller\n    rate: { requests: 20 }\n');
+  const bad = trellis('validate', 'examples/bank', dir);
+  assert.equal(bad.code, 1, bad.err);
+  assert.match(bad.err, /limits\.yaml:5:\d+: error TRL\d+ RateLimitPolicy bank\/l spec\.targetRef\.name: .*"nosuch"/);
+  writeFileSync(join(dir, 'limits.yaml'), 'apiVersion: trellis.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: { name: l, namespace: bank }\nspec:\n  targetRef: { kind: Service, name: accounts }\n  limits:\n  - name: per-caller\n    rate: { requests: 20 }\n');
+  const good = trellis('validate', 'examples/bank', dir);
+  assert.equal(good.code, 0, good.err);
+});

@@ -143,3 +143,32 @@ spec: { accessLogFile: /dev/stdout, accessLogEncoding: TEXT }
   assert.equal(s.mesh.accessLogFile, '/dev/stdout');
   assert.equal(s.mesh.accessLogEncoding, 'TEXT');
 });
+
+test('simulate: TLS on a TLS port is routed by SNI as the proxy routes it (VirtualService tls), and falls back to the service itself', async () => {
+  const { k8sService, k8sDeployment } = await import('../helpers/mesh.js');
+  const m = meshFromYaml(`${TWO_SERVICES}---
+${k8sService('secure', 'shop', { name: 'tls', port: 443, targetPort: 8443 })}---
+${k8sDeployment('secure-v1', 'shop', 'secure', { labels: { version: 'v1' } })}---
+${k8sDeployment('secure-v2', 'shop', 'secure', { labels: { version: 'v2' } })}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: secure, namespace: shop }
+spec:
+  host: secure
+  subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: secure, namespace: shop }
+spec:
+  hosts: [secure]
+  tls:
+  - match: [{ port: 443, sniHosts: [secure.shop.svc.cluster.local] }]
+    route: [{ destination: { host: secure, subset: v2 } }]
+`);
+  const snap = compile(m.config, m.registry, { workload: 'web-v1', namespace: 'shop' });
+  const s = simulate(snap, { url: 'https://secure.shop.svc.cluster.local:443/' });
+  assert.equal(s.outcome, 'TCP_PROXY');
+  assert.deepEqual(s.clusters.map((c) => c.name), ['outbound|443|v2|secure.shop.svc.cluster.local']);
+  assert.match(s.reason, /routed by SNI/);
+});

@@ -81,7 +81,7 @@ test('an edit that defines a resource another file defines is rejected; the othe
 
 test('warnings do not reject a file and stay visible with the configuration in force', () => {
   const s = new ConfigStore();
-  const u = s.update(files({ 'm.yaml': 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: m, namespace: default }\nspec:\n  hosts: [ratings]\n  http: [{ corsPolicy: { allowOrigins: [{ exact: x }] }, route: [{ destination: { host: ratings } }] }]\n' }));
+  const u = s.update(files({ 'm.yaml': 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: m, namespace: default }\nspec:\n  hosts: [ratings]\n  http: [{ match: [{ statPrefix: x }], route: [{ destination: { host: ratings } }] }]\n' }));
   assert.deepEqual(u.rejected, []);
   assert.equal(s.config.resources.length, 1);
   assert.deepEqual(s.config.diagnostics.map((d) => [d.code, d.level, d.position?.file]), [['TRL1005', 'warning', 'm.yaml']]);

@@ -112,7 +112,7 @@ test('headers: route and destination header operations, on the request and the r
   assert.equal(seen['x-env'], 'prod');
   assert.equal(seen['x-dest'], 'v1');
   assert.equal(seen['x-drop-me'], undefined);
-  assert.equal(seen['x-tag'], 'caller, route, dest');
+  assert.equal(seen['x-tag'], 'caller, dest, route');
   assert.equal(r.headers['x-resp'], 'route');
   assert.equal(r.headers['x-resp-dest'], 'v1');
   assert.equal(r.headers['x-served-by'], undefined, 'removed from the response');

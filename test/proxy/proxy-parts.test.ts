@@ -76,9 +76,9 @@ test('rewrite: uri replaces what the route matched; regex rewrites use Envoy gro
 test('redirect: Location from the action and the request, as Envoy builds it', () => {
   const r = { scheme: 'http', authority: 'api:8080', port: 8080, path: '/old/x?y=1' };
   assert.equal(compileRedirect({ kind: 'redirect', uri: '/new', status: 301 })(r), 'http://api:8080/new?y=1');
-  assert.equal(compileRedirect({ kind: 'redirect', authority: 'other', status: 302 })(r), 'http://other:8080/old/x?y=1');
+  assert.equal(compileRedirect({ kind: 'redirect', authority: 'other', status: 302 })(r), 'http://other/old/x?y=1');
   assert.equal(compileRedirect({ kind: 'redirect', authority: 'other', port: 9000, status: 302 })(r), 'http://other:9000/old/x?y=1');
-  assert.equal(compileRedirect({ kind: 'redirect', scheme: 'https', status: 301 })(r), 'https://api/old/x?y=1');
+  assert.equal(compileRedirect({ kind: 'redirect', scheme: 'https', status: 301 })(r), 'https://api:8080/old/x?y=1');
   assert.equal(compileRedirect({ kind: 'redirect', derivePort: 'FROM_PROTOCOL_DEFAULT', status: 301 })(r), 'http://api/old/x?y=1');
   assert.equal(compileRedirect({ kind: 'redirect', uri: '/n?z=2', status: 301 })(r), 'http://api:8080/n?z=2');
 });

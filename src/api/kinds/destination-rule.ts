@@ -207,9 +207,7 @@ export type { LocalityLbSetting } from './locality-lb.js';
 
 const policyRoots = ['spec.trafficPolicy', 'spec.subsets[*].trafficPolicy'];
 const notEnforcedInPolicy = [
-  'tunnel', 'proxyProtocol', 'retryBudget',
-  'loadBalancer.warmup', 'loadBalancer.warmupDurationSecs',
-  'portLevelSettings[*].loadBalancer.warmup', 'portLevelSettings[*].loadBalancer.warmupDurationSecs',
+  'tunnel', 'proxyProtocol',
   // Certificates from Kubernetes secrets, and revocation lists: the proxy reads PEM files only (caCertificates, clientCertificate, privateKey).
   'tls.credentialName', 'tls.caCrl', 'portLevelSettings[*].tls.credentialName', 'portLevelSettings[*].tls.caCrl',
 ];

@@ -16,6 +16,7 @@ import { ServiceAccount } from './k8s-service-account.js';
 import { Service } from './k8s-service.js';
 import { MeshConfig } from './mesh-config.js';
 import { PeerAuthentication } from './peer-authentication.js';
+import { RateLimitPolicy } from './rate-limit-policy.js';
 import { RequestAuthentication } from './request-authentication.js';
 import { ServiceEntry } from './service-entry.js';
 import { Sidecar } from './sidecar.js';
@@ -27,7 +28,7 @@ const defs = {
   VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar,
   PeerAuthentication, AuthorizationPolicy, RequestAuthentication,
   Service, Pod, Deployment, Namespace, ServiceAccount,
-  MeshConfig, App,
+  MeshConfig, App, RateLimitPolicy,
 } as const;
 
 type BodyOf<D> = D extends KindDef<infer B> ? DeepReadonly<B> : never;

@@ -201,13 +201,9 @@ export const VirtualService = defineKind({
   namespaced: true,
   body: z.strictObject({ spec: virtualServiceSpec, status: z.unknown().optional() }),
   notEnforced: [
-    'spec.http[*].corsPolicy',
-    'spec.http[*].mirror',
-    'spec.http[*].mirrors',
-    'spec.http[*].mirrorPercentage',
     'spec.http[*].delegate',
-    'spec.tls',
+    'spec.tcp[*].match[*].sourceSubnet',
     'spec.http[*].match[*].statPrefix',
   ],
-  docs: 'Routing rules for one or more hosts: matches, weighted destinations, rewrites, redirects, timeouts, retries, fault injection.',
+  docs: 'Routing rules for one or more hosts: matches, weighted destinations, rewrites, redirects, direct responses, header edits, timeouts, retries, fault injection, mirroring, CORS.',
 });
