@@ -5,6 +5,12 @@
  * subscriber that is not there.
  */
 export const REQUEST_CHANNEL = 'trellis:request';
+/**
+ * Where a TCP connection's opening is published (a RequestRecord with
+ * `tcpPhase: 'open'`), for `tcp_connections_opened_total`: the request
+ * channel keeps one record per connection, at its end.
+ */
+export const TCP_OPEN_CHANNEL = 'trellis:tcp-open';
 
 /**
  * Envoy-style response flags: NR no route, UH no healthy upstream, UF upstream connect failure, UC upstream connection terminated, DC downstream connection terminated, UT upstream timeout, URX retries exhausted, NC no cluster, UO upstream overflow (a circuit breaker refused: connection pool limits, retry budget), RL rate limited, FI / DI fault injected (abort / delay);
@@ -50,6 +56,15 @@ export interface RequestRecord {
    * `sourceIdentity` as mTLS, since only a verified certificate sets it.
    */
   readonly mtls?: boolean;
+  /**
+   * Opaque TCP only. `open`: on TCP_OPEN_CHANNEL, the connection has just
+   * been established (the upstream side is connected); Istio counts
+   * `tcp_connections_opened_total` then. `close`: the connection's record at
+   * its end, after an `open` one. Absent on a TCP record: no `open` record
+   * went out (the connection was never established, or nobody listened
+   * then): it counts as opened and closed at once.
+   */
+  readonly tcpPhase?: 'open' | 'close';
   /** Inbound over mTLS: the peer's principal as Istio writes it (`cluster.local/ns/x/sa/y`). */
   readonly peerPrincipal?: string;
   readonly attempts?: number;

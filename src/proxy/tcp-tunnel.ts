@@ -17,12 +17,13 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { REQUEST_CHANNEL, type RequestRecord, type ResponseFlag } from '../protocol/request-record.js';
+import { REQUEST_CHANNEL, TCP_OPEN_CHANNEL, type RequestRecord, type ResponseFlag } from '../protocol/request-record.js';
 import type { ErrorKind } from './errors.js';
 import type { Direction, ExchangeHost } from './exchange.js';
 import { splice } from './splice.js';
 
 const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
+const openChannel = diagnostics_channel.channel(TCP_OPEN_CHANNEL);
 
 /** The tunnels of one data plane, so that close() can cut those still open once its grace has passed. */
 export class TunnelSet {
@@ -58,6 +59,8 @@ export class Tunnel {
   onEnd: (() => void) | undefined;
   #up: Socket | undefined;
   #ended = false;
+  /** Whether the `open` record went out (then the last record says `close`). */
+  #openPublished = false;
 
   constructor(
     readonly direction: Direction,
@@ -84,6 +87,10 @@ export class Tunnel {
   splice(up: Socket): void {
     this.#up = up;
     up.on('error', () => this.flag('UC'));
+    if (openChannel.hasSubscribers) {
+      openChannel.publish(this.#record('open'));
+      this.#openPublished = true;
+    }
     splice(this.downstream, up, { idleTimeoutMs: this.set.idleTimeoutMs, onClose: () => this.#end() });
   }
 
@@ -132,11 +139,11 @@ export class Tunnel {
     this.set.delete(this);
     this.onEnd?.();
     this.host.metrics.requestEnded(this.direction, this.status, this.flags);
-    if (channel.hasSubscribers) channel.publish(this.#record());
+    if (channel.hasSubscribers) channel.publish(this.#record(this.#openPublished ? 'close' : undefined));
     if (--this.host.inflight === 0) this.host.onIdle?.();
   }
 
-  #record(): RequestRecord {
+  #record(phase: 'open' | 'close' | undefined): RequestRecord {
     // The socket of the bare stream (the other one carries the CONNECT head too): the client's outbound, the app's inbound.
     const inbound = this.direction === 'inbound';
     const raw = inbound ? this.#up : this.downstream;
@@ -164,6 +171,7 @@ export class Tunnel {
     if (this.direction === 'inbound') r.mtls = this.mtls;
     if (this.peerPrincipal) r.peerPrincipal = this.peerPrincipal;
     if (this.destinationIdentity) r.destinationIdentity = this.destinationIdentity;
+    if (phase) r.tcpPhase = phase;
     return Object.freeze(r);
   }
 }

@@ -149,6 +149,8 @@ export class ProxyTelemetry {
   #sink = (r: RequestRecord): void => {
     try {
       this.#metrics?.observe(r);
+      // A TCP connection's opening is for the opened counter only; its record at the end is the one logged and traced.
+      if (r.tcpPhase === 'open') return;
       this.#accessLog?.log(r);
       this.#tracing?.record(r);
     } catch (err) {

@@ -101,7 +101,7 @@ export class ServiceMetrics {
       metric(`${p}${name}`, 'counter', help, () => [...this.#tcp.values()].map((s) => ({ labels: { ...s.labels }, value: pick(s) })));
     tcp('tcp_sent_bytes_total', 'Bytes sent to the downstream on TCP connections.', (s) => s.sent);
     tcp('tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections.', (s) => s.received);
-    tcp('tcp_connections_opened_total', 'TCP connections opened (counted when they end: the record is written then).', (s) => s.opened);
+    tcp('tcp_connections_opened_total', 'TCP connections opened (counted when established; one that never was, when it ends).', (s) => s.opened);
     tcp('tcp_connections_closed_total', 'TCP connections closed.', (s) => s.closed);
   }
 
@@ -144,7 +144,13 @@ export class ServiceMetrics {
     return s;
   }
 
-  /** Opaque TCP tunnels: one record per connection, when it ends (Istio reports on an interval too; a connection's bytes land at its end here). */
+  /**
+   * Opaque TCP tunnels: an `open` record when a connection is established
+   * (opened), its record when it ends (closed, and its bytes: Istio reports
+   * bytes on an interval too; here they land at the end). A connection that
+   * ended before it was established has only the last record: opened and
+   * closed at once.
+   */
   #observeTcp(r: RequestRecord, t: LabelTables): void {
     const all = istioLabels(r, t);
     const labels: Record<string, string> = {};
@@ -152,7 +158,8 @@ export class ServiceMetrics {
     const id = TCP_LABELS.map((n) => labels[n]).join('\0');
     let s = this.#tcp.get(id);
     if (!s) this.#tcp.set(id, (s = { labels, opened: 0, closed: 0, sent: 0, received: 0 }));
-    s.opened++;
+    if (r.tcpPhase !== 'close') s.opened++;
+    if (r.tcpPhase === 'open') return;
     s.closed++;
     s.sent += r.bytesSent;
     s.received += r.bytesReceived;

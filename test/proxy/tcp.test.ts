@@ -216,7 +216,7 @@ test('a line protocol through the local port, both sidecars and the tunnel: the 
   assert.equal(await requestsCounted('2xx'), counted + 1, 'the tunnel counted once in the caller\'s metrics');
 });
 
-test("Istio's TCP metrics count the tunnel's connections and bytes; no HTTP request series for it", async () => {
+test("Istio's TCP metrics count the tunnel's connections (opened when established, closed at the end) and bytes; no HTTP request series for it", async () => {
   const series = async (name: string) => {
     const text = await (await fetch(`http://${caller.addresses.admin}/metrics`)).text();
     return text.split('\n').filter((l) => l.startsWith(`${name}{`) && l.includes('reporter="source"') && l.includes('destination_service="db.shop.svc.cluster.local"'));
@@ -230,6 +230,9 @@ test("Istio's TCP metrics count the tunnel's connections and bytes; no HTTP requ
   const ask = 'SET k 42\nGET k\n';
   c.socket.write(ask);
   await c.lines(2);
+  // Istio counts a connection opened when it is established, not when it ends.
+  assert.equal(await total('trellis_tcp_connections_opened_total'), opened + 1, 'opened while the connection is open');
+  assert.equal(await total('trellis_tcp_connections_closed_total'), closed, 'not closed yet');
   c.socket.end();
   await c.closedWithin();
   const answer = c.data.length;

@@ -133,8 +133,9 @@ after(async () => {
 const accessLines = (): Record<string, unknown>[] =>
   existsSync(webLog) ? readFileSync(webLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
 
+// The first trace waits for each proxy to load the OpenTelemetry exporter, which takes seconds on a loaded 2-core machine.
 async function waitForTrace(traceId: string, n: number): Promise<ReceivedSpan[]> {
-  return eventually(() => (recv.trace(traceId).length >= n ? recv.trace(traceId) : undefined), 5000,
+  return eventually(() => (recv.trace(traceId).length >= n ? recv.trace(traceId) : undefined), 20_000,
     () => `spans of ${traceId}: ${recv.trace(traceId).map((s) => `${s.resource['service.name']} ${s.kind}`).join(', ') || 'none'}; ${recv.spans.length} spans in all`);
 }
 

@@ -16,8 +16,12 @@
  * 500 ms), so limits resume as soon as Redis is back.
  *
  * ioredis (some 20 MiB of resident memory) is loaded when the first store is
- * made, so only proxies with a global limit carry it; calls made while it
- * loads wait for it (a few milliseconds, once), bounded by the timeout too.
+ * made, so only proxies with a global limit carry it. A new store is given
+ * a start: calls made before its first connection wait for it, at most
+ * STARTUP_GRACE_MS once, so that a policy that has just arrived does not
+ * answer its first requests by its failure mode only because the client was
+ * still loading or connecting. After that, a call never waits for a
+ * connection.
  */
 import type { Redis } from 'ioredis';
 import type { RateLimitAlgorithm } from '../../protocol/rate-limit.js';
@@ -59,21 +63,33 @@ interface ScriptClient extends Redis {
 
 let ioredis: Promise<{ Redis: typeof import('ioredis').Redis }> | undefined;
 
+/** How long the calls of a new store wait for its first connection. */
+export const STARTUP_GRACE_MS = 1000;
+
 export class RedisStore {
   readonly address: string;
   #client: ScriptClient | undefined;
-  readonly #ready: Promise<ScriptClient | undefined>;
-  readonly #timeoutMs: number;
+  /** Until the first connection (or STARTUP_GRACE_MS): what calls wait for. */
+  #starting: Promise<void> | undefined;
   #closed = false;
   #lastError: string | undefined;
 
   constructor(address: string, timeoutMs: number) {
     this.address = address;
-    this.#timeoutMs = timeoutMs;
-    this.#ready = (ioredis ??= import('ioredis')).then(
-      ({ Redis }) => (this.#closed ? undefined : (this.#client = this.#connect(Redis, address, timeoutMs))),
-      (err: Error) => { this.#lastError = `ioredis cannot be loaded: ${err.message}`; return undefined; },
-    );
+    let timer: NodeJS.Timeout | undefined;
+    const started = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, STARTUP_GRACE_MS);
+      timer.unref();
+      (ioredis ??= import('ioredis')).then(
+        ({ Redis }) => {
+          if (this.#closed) return resolve();
+          this.#client = this.#connect(Redis, address, timeoutMs);
+          this.#client.once('ready', () => resolve());
+        },
+        (err: Error) => { this.#lastError = `ioredis cannot be loaded: ${err.message}`; resolve(); },
+      );
+    });
+    this.#starting = started.then(() => { clearTimeout(timer); this.#starting = undefined; });
   }
 
   #connect(Redis: typeof import('ioredis').Redis, address: string, timeoutMs: number): ScriptClient {
@@ -95,14 +111,6 @@ export class RedisStore {
     return client;
   }
 
-  /** The client, once ioredis is loaded; undefined if it could not be, or the store was closed meanwhile. */
-  #clientNow(): ScriptClient | undefined | Promise<ScriptClient | undefined> {
-    if (this.#client) return this.#client;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), this.#timeoutMs); });
-    return Promise.race([this.#ready, late]).finally(() => clearTimeout(timer));
-  }
-
   /** Whether the connection is up now. */
   get connected(): boolean {
     return this.#client?.status === 'ready';
@@ -115,7 +123,8 @@ export class RedisStore {
   /** One decision for `key` under `alg`; undefined when Redis could not answer in time. */
   async take(key: string, alg: RateLimitAlgorithm): Promise<LimitOutcome | undefined> {
     try {
-      const client = await this.#clientNow();
+      if (this.#starting) await this.#starting;
+      const client = this.#client;
       if (!client) return undefined;
       const [ok, remaining, wait] = alg.kind === 'token-bucket'
         ? await client.trellisRateLimit(key, 'b', alg.requests, alg.periodMs, alg.burst)
