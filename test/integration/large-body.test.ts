@@ -13,7 +13,9 @@
  * Level and peak swing from run to run (by up to ~20 MiB under load) with
  * what garbage collection has not yet freed — socket reads allocate a buffer
  * each, and V8 frees them only when a collection runs — which is why the
- * 10 MiB bound is on the growth while the body flows.
+ * tightest bound is on the growth while the body flows. On a loaded 2-core
+ * machine, where the 1 GiB takes 40 s instead of 10, the inbound (TLS)
+ * sidecar's troughs were seen 13 MiB up at the end, with nothing held.
  *
  * The bytes are checked too: the client sends a known pattern and the app
  * hashes what it received, the client hashes what came back.
@@ -100,7 +102,7 @@ function upload(total: number): Promise<{ status: number; bytes: number; sent: s
   });
 }
 
-test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers it (RSS grows < 10 MiB while it flows)', { timeout: 240_000 }, async () => {
+test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers it (RSS troughs grow < 24 MiB while it flows)', { timeout: 240_000 }, async () => {
   const sidecars: Sidecar[] = [mesh.sidecars.get('web.shop')!, mesh.sidecars.get(API)!];
   // Warm-up: pools, buffers and JIT settle; the baseline is the median RSS over the second half of the warm-up transfer.
   let samples: number[][] = sidecars.map(() => []);
@@ -141,7 +143,7 @@ test('a 1 GiB body streams through two sidecars both ways; neither proxy buffers
   assert.equal(r.back, r.sent, 'the echo came back unchanged');
   assert.ok(samples[0]!.length >= 20, 'too few RSS samples to judge');
   for (const g of growth) {
-    assert.ok(g.growthMiB < 10, `${g.proxy} RSS troughs rose by ${g.growthMiB} MiB while 1 GiB flowed`);
+    assert.ok(g.growthMiB < 24, `${g.proxy} RSS troughs rose by ${g.growthMiB} MiB while 1 GiB flowed`);
     assert.ok(g.levelMiB < 32, `${g.proxy} RSS stood ${g.levelMiB} MiB over its warm-up level while 1 GiB flowed`);
     assert.ok(g.peakMiB < 64, `${g.proxy} RSS peaked ${g.peakMiB} MiB over its warm-up level while 1 GiB flowed`);
   }
