@@ -13,6 +13,10 @@
  *           the mesh with observability as far off as it goes, and with all of
  *           it on (metrics, a JSON access log, 1 % of requests traced to a
  *           collector the bench runs): the cost of observability (mesh.ts)
+ *   mesh-ratelimit-local, mesh-ratelimit-global
+ *           the mesh with a RateLimitPolicy on the upstream far above the load
+ *           (never refuses), local to the sidecar or global in a Redis the
+ *           bench runs (redis.ts): what a rate-limit decision costs
  *
  * each in two modes: `max` (32 connections, closed loop: throughput and CPU
  * per request) and `rate` (1 000 requests/s: latency). For each: req/s,
@@ -37,15 +41,21 @@ import { parseArgs } from 'node:util';
 import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
-import { checkObservability, checkResilient, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
+import { checkObservability, checkRateLimit, checkResilient, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
+import { REDIS_INSTALL, redisVersion, startRedis, type Redis } from './redis.js';
 import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
 import { aggregate, goals, table, type RunSample } from './report.js';
 
-const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-observed', 'nginx'] as const;
+const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'nginx'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** The mesh scenarios and what their sidecars observe. */
-const MESHES: Partial<Record<ScenarioName, Observability>> = { mesh: 'default', 'mesh-plaintext': 'default', 'mesh-resilient': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all' };
+const MESHES: Partial<Record<ScenarioName, Observability>> = {
+  mesh: 'default', 'mesh-plaintext': 'default', 'mesh-resilient': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all',
+  'mesh-ratelimit-local': 'default', 'mesh-ratelimit-global': 'default',
+};
+/** The mesh scenarios with a RateLimitPolicy, and its scope. */
+const RATE_LIMITED: Partial<Record<ScenarioName, 'local' | 'global'>> = { 'mesh-ratelimit-local': 'local', 'mesh-ratelimit-global': 'global' };
 const MODES: readonly Mode[] = ['max', 'rate'];
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
@@ -57,10 +67,12 @@ through two nginx proxies (nginx), each at max load (32 connections) and at
 ${RATE_RPS} requests/s. The cost of observability: the two sidecars with it as
 far off as it goes (mesh-bare: no service metrics, access log or tracing), and
 with all of it on (mesh-observed: service metrics, a JSON access log, and
-${TRACE_SAMPLING_PERCENT} % of requests traced to a collector the bench runs). Prints a table (or
+${TRACE_SAMPLING_PERCENT} % of requests traced to a collector the bench runs). The cost of a
+rate limit that never triggers: local to the sidecar (mesh-ratelimit-local) or
+global in a Redis the bench starts (mesh-ratelimit-global). Prints a table (or
 one JSON document with --json) of req/s, p50/p90/p99, errors, and each proxy's
 CPU per request and RSS, with the goal ratios of issues 5 and 7.
-Needs nginx and h2load: ${INSTALL}
+Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${REDIS_INSTALL}
 
   --json             print one JSON document (docs/benchmark.md) instead of the table
   --rounds N         measured rounds per scenario and mode (default 5)
@@ -120,14 +132,20 @@ function version(cmd: string, args: string[]): string | undefined {
   return `${r.stdout}${r.stderr}`.trim().split('\n')[0];
 }
 
-function preflight(): { nginx: string; h2load: string } {
+function preflight(scenarios: readonly ScenarioName[]): { nginx: string; h2load: string; redis?: string } {
   const nginx = version('nginx', ['-v']);
   const h2load = version('h2load', ['--version']);
-  const missing = [nginx ? '' : 'nginx', h2load ? '' : 'h2load (nghttp2-client)'].filter(Boolean);
-  if (missing.length) throw new UsageError(`the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. On Debian: ${INSTALL} (Debian 12's nginx-light is only a transitional package for nginx; later releases have no nginx-light)`);
+  const needsRedis = scenarios.some((s) => RATE_LIMITED[s] === 'global');
+  const redis = needsRedis ? redisVersion() : undefined;
+  const missing = [nginx ? '' : 'nginx', h2load ? '' : 'h2load (nghttp2-client)', needsRedis && !redis ? 'redis-server' : ''].filter(Boolean);
+  if (missing.length) {
+    const install = `${nginx && h2load ? 'apt-get install' : INSTALL}${needsRedis && !redis ? ` ${REDIS_INSTALL.replace('apt-get install ', '')}` : ''}`;
+    const note = nginx ? '' : " (Debian 12's nginx-light is only a transitional package for nginx; later releases have no nginx-light)";
+    throw new UsageError(`the data-plane bench needs ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed. On Debian: ${install}${note}`);
+  }
   if (!existsSync('/proc/self/stat')) throw new UsageError('the data-plane bench reads CPU time and RSS from /proc: it runs on Linux only');
   if (!existsSync(TRELLIS_MAIN)) throw new UsageError(`${TRELLIS_MAIN} is missing: run npm run build first`);
-  return { nginx: nginx!, h2load: h2load! };
+  return { nginx: nginx!, h2load: h2load!, ...(redis ? { redis } : {}) };
 }
 
 interface Scenario {
@@ -158,7 +176,7 @@ async function measure(children: Children, s: Scenario, upstream: Nginx, mode: M
   };
 }
 
-async function run(o: Settings, tools: { nginx: string; h2load: string }, children: Children, dir: string): Promise<void> {
+async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: string }, children: Children, dir: string): Promise<void> {
   const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
   const upstream = await startUpstream(children, join(dir, 'upstream'));
   // In this process, unref'd: an error anywhere ends the bench with process.exit, and the collector with it.
@@ -166,20 +184,28 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
   const collectorPort = await collector?.start();
   const scenarios: Scenario[] = [];
   let accessLog: string | undefined;
+  // One Redis for the global limit, started with the other children and stopped with them.
+  let redis: Redis | undefined;
   for (const name of o.scenarios) {
     if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
     const observability = MESHES[name];
     if (observability) {
+      const rateLimit = RATE_LIMITED[name];
+      if (rateLimit === 'global') redis ??= await startRedis(children);
       const m = await startMesh(children, {
         dir: join(dir, name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
+        ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
         ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
       });
       accessLog ??= m.accessLog;
+      const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
       scenarios.push({
-        name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }],
+        // The global limit's Redis is measured beside the sidecars (after them: the sidecar figures keep their places).
+        name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: rateLimit === 'global' ? [...sidecars, { name: 'redis', child: redis!.child }] : sidecars,
         check: async () => {
           await checkObservability(m, observability, () => collector?.spans ?? 0, name === 'mesh-plaintext' ? 'plaintext' : 'mtls');
           if (name === 'mesh-resilient') await checkResilient(m);
+          if (rateLimit) await checkRateLimit(m, rateLimit);
         },
       });
     }
@@ -213,7 +239,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string }, childr
   const g = goals(rows);
   const machine = {
     node: process.version, kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown',
-    clk_tck: CLK_TCK, nginx: tools.nginx, h2load: tools.h2load, load_average: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
+    clk_tck: CLK_TCK, nginx: tools.nginx, h2load: tools.h2load, ...(tools.redis ? { redis: tools.redis } : {}), load_average: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
   };
   // What mesh-observed's sidecars produced over the whole run: evidence that it observed what it says.
   const observed = collector && {
@@ -244,7 +270,7 @@ async function main(): Promise<number> {
       process.stdout.write(HELP + '\n');
       return 0;
     }
-    const tools = preflight();
+    const tools = preflight(o.scenarios);
     const children = new Children();
     const dir = mkdtempSync(join(tmpdir(), 'trellis-bench-'));
     let interrupted: Promise<never> | undefined;

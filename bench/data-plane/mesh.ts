@@ -114,6 +114,33 @@ spec:
     outlierDetection: { consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50 }
 `;
 
+/** The name of the bench's RateLimitPolicy (`mesh-ratelimit-local`, `mesh-ratelimit-global`), as /metrics labels it. */
+export const RATE_LIMIT_POLICY = 'bench/upstream-callers';
+
+/**
+ * `mesh-ratelimit-local` / `mesh-ratelimit-global` (issue 9): the `mesh`
+ * scenario's path with a RateLimitPolicy on the upstream, one limit per
+ * caller far above the load (1 000 000 requests a second), enforced by the
+ * upstream's sidecar: locally, or globally in the bench's own Redis (fail
+ * closed, so a Redis that cannot answer shows as errors instead of passing
+ * unnoticed). It never refuses: what it costs is the decision every request
+ * pays (a token bucket in the sidecar, or a Lua script in Redis).
+ */
+function rateLimitPolicy(scope: 'local' | 'global', redis: string | undefined): string {
+  if (scope === 'global' && !redis) throw new Error('the mesh with a global rate limit needs a Redis address');
+  return `apiVersion: trellis.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: ${RATE_LIMIT_POLICY.split('/')[1]}, namespace: bench }
+spec:
+  targetRef: { kind: Service, name: upstream }
+${scope === 'global' ? `  store: { redis: ${redis}, timeout: 500ms, failureMode: Closed }
+` : ''}  limits:
+  - name: per-caller
+    scope: ${scope === 'global' ? 'Global' : 'Local'}
+    rate: { requests: 1000000, per: 1s }
+`;
+}
+
 export type Observability = 'default' | 'off' | 'all';
 export type Security = 'mtls' | 'plaintext';
 
@@ -130,6 +157,10 @@ export interface MeshOptions {
   readonly security?: Security;
   /** The route with retries, a timeout, outlier detection, limits and consistent hashing (`mesh-resilient`). */
   readonly resilient?: boolean;
+  /** A RateLimitPolicy on the upstream that never triggers (`mesh-ratelimit-local`, `mesh-ratelimit-global`). */
+  readonly rateLimit?: 'local' | 'global';
+  /** The Redis (`host:port`) of a global limit. */
+  readonly redis?: string;
   /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` exports spans to. */
   readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
@@ -168,6 +199,7 @@ spec:
 function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
   const security: Record<string, string> = o.security === 'plaintext' ? { 'plaintext.yaml': PLAINTEXT } : { 'security.yaml': SECURITY };
   if (o.resilient) security['resilient.yaml'] = RESILIENT;
+  if (o.rateLimit) security['ratelimit.yaml'] = rateLimitPolicy(o.rateLimit, o.redis);
   if (!accessLog) return { 'app.yaml': APP, ...security };
   if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
   return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
@@ -256,4 +288,29 @@ export async function checkResilient(m: Mesh): Promise<void> {
   if (!cluster?.outlierDetection || cluster.lb.policy !== 'CONSISTENT_HASH' || !cluster.lb.locality.enabled) {
     throw new Error(`mesh-resilient: the upstream's cluster in http://${m.admin[0]}/config_dump lacks outlier detection, locality or consistent hashing`);
   }
+}
+
+/**
+ * Fails unless the upstream's sidecar enforces the bench's RateLimitPolicy
+ * with the scenario's scope (`mesh-ratelimit-*`): its applied snapshot
+ * (admin /config_dump) has the limit, and after the warm-up its /metrics
+ * counts allowed decisions for the policy and nothing else (no refusal, no
+ * store failure). Without it the scenario would measure the plain mesh.
+ */
+export async function checkRateLimit(m: Mesh, scope: 'local' | 'global'): Promise<void> {
+  const what = `mesh-ratelimit-${scope}`;
+  const admin = m.admin[1];
+  const snap = (JSON.parse((await httpGet(`http://${admin}/config_dump`, 5000)).body) as { snapshot: Snapshot | null }).snapshot;
+  const limit = snap?.rateLimits?.policies.find((p) => p.name === RATE_LIMIT_POLICY)?.limits[0];
+  if (limit?.scope !== scope) throw new Error(`${what}: the upstream's sidecar has no ${scope} limit of ${RATE_LIMIT_POLICY} in http://${admin}/config_dump`);
+  const text = (await httpGet(`http://${admin}/metrics`, 5000)).body;
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('trellis_proxy_rate_limit_requests_total{') || !line.includes(`policy="${RATE_LIMIT_POLICY}"`)) continue;
+    const decision = /decision="([^"]+)"/.exec(line)?.[1] ?? '?';
+    counts.set(decision, (counts.get(decision) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  if (!((counts.get('allowed') ?? 0) > 0)) throw new Error(`${what}: http://${admin}/metrics counts no allowed decision for ${RATE_LIMIT_POLICY} after the warm-up: the limit is not on the path`);
+  const other = [...counts].filter(([d, n]) => d !== 'allowed' && n > 0);
+  if (other.length) throw new Error(`${what}: the limit, far above the load, decided ${other.map(([d, n]) => `${n} ${d}`).join(', ')} during the warm-up`);
 }

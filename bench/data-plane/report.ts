@@ -77,6 +77,27 @@ export interface MtlsCost {
   readonly added_p99_ms: number;
 }
 
+/** What one rate-limit scope costs against the plain `mesh` (issue 9). */
+export interface RateLimitScopeCost {
+  /** The sidecar pair's CPU per request, with the limit ÷ mesh (max mode), and each sidecar's. */
+  readonly cpu_ratio: number;
+  readonly by_sidecar: Record<string, number>;
+  readonly limited_us_per_req: number;
+  readonly plain_us_per_req: number;
+  /** p99 at 1000 req/s, ms, and the difference with mesh's. */
+  readonly p99_ms: number;
+  readonly plain_p99_ms: number;
+  readonly added_p99_ms: number;
+  /** Global only: the Redis server's own CPU per request (max mode), not in cpu_ratio. */
+  readonly redis_us_per_req?: number;
+}
+
+/** What a rate limit that never triggers costs: `mesh-ratelimit-local` and `mesh-ratelimit-global` against `mesh`. Not a goal: a figure. */
+export interface RateLimitCost {
+  readonly local?: RateLimitScopeCost;
+  readonly global?: RateLimitScopeCost;
+}
+
 export interface Goals {
   /**
    * What a resilient route costs (issue 8): the sidecar pair's CPU per request
@@ -89,6 +110,8 @@ export interface Goals {
   };
   /** Present when `mesh` and `mesh-plaintext` ran. */
   readonly mtls_cost?: MtlsCost;
+  /** Present when `mesh` and a `mesh-ratelimit-*` scenario ran. */
+  readonly rate_limit_cost?: RateLimitCost;
   /** Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two hops), max mode. */
   readonly cpu_per_req_vs_nginx_hop?: Goal & { readonly by_sidecar: Record<string, number> };
   /** (mesh p99 − direct p99) ÷ (nginx p99 − direct p99), rate mode. */
@@ -154,6 +177,19 @@ export const GOALS = { cpuRatio: 3, p99Ratio: 2, rssMb: 80, observedCpuRatio: 1.
 
 /** The CPU per request of a scenario's proxies together. */
 const pairCpu = (r: ScenarioRow) => r.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0);
+/** The CPU per request of a scenario's sidecars together (without the Redis of a global limit). */
+const sidecarCpu = (r: ScenarioRow) => r.proxies.reduce((n, p) => n + (p.name.startsWith('sidecar-') ? p.cpu_us_per_req : 0), 0);
+
+function rateLimitCost(limitedMax: ScenarioRow, limitedRate: ScenarioRow, meshMax: ScenarioRow, meshRate: ScenarioRow): RateLimitScopeCost {
+  const redis = limitedMax.proxies.find((p) => p.name === 'redis');
+  return {
+    cpu_ratio: sidecarCpu(limitedMax) / sidecarCpu(meshMax),
+    by_sidecar: Object.fromEntries(meshMax.proxies.map((p) => [p.name, (limitedMax.proxies.find((q) => q.name === p.name)?.cpu_us_per_req ?? NaN) / p.cpu_us_per_req])),
+    limited_us_per_req: sidecarCpu(limitedMax), plain_us_per_req: sidecarCpu(meshMax),
+    p99_ms: limitedRate.p99_ms, plain_p99_ms: meshRate.p99_ms, added_p99_ms: limitedRate.p99_ms - meshRate.p99_ms,
+    ...(redis ? { redis_us_per_req: redis.cpu_us_per_req } : {}),
+  };
+}
 
 /** The goal ratios, for those whose scenarios ran. */
 export function goals(rows: readonly ScenarioRow[]): Goals {
@@ -200,6 +236,15 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
       resilient_us_per_req: pairCpu(resilient), plain_us_per_req: pairCpu(meshMax),
     };
   }
+  if (meshMax && meshRate) {
+    const cost: { local?: RateLimitScopeCost; global?: RateLimitScopeCost } = {};
+    for (const scope of ['local', 'global'] as const) {
+      const max = row(`mesh-ratelimit-${scope}`, 'max');
+      const rate = row(`mesh-ratelimit-${scope}`, 'rate');
+      if (max && rate) cost[scope] = rateLimitCost(max, rate, meshMax, meshRate);
+    }
+    if (cost.local || cost.global) out.rate_limit_cost = cost;
+  }
   const bare = row('mesh-bare', 'max');
   const observed = row('mesh-observed', 'max');
   if (bare && observed) {
@@ -225,9 +270,9 @@ function proxyLine(p: ProxyRow, label = p.name): string {
 
 export function table(rows: readonly ScenarioRow[], g: Goals): string {
   const out: string[] = [];
-  out.push(`${pad('scenario', 15)}${pad('mode', 6)}${pad('req/s (min–max)', 26)}${pad('p50 ms', 8)}${pad('p90 ms', 8)}${pad('p99 ms (min–max)', 24)}errors`);
+  out.push(`${pad('scenario', 23)}${pad('mode', 6)}${pad('req/s (min–max)', 26)}${pad('p50 ms', 8)}${pad('p90 ms', 8)}${pad('p99 ms (min–max)', 24)}errors`);
   for (const r of rows) {
-    out.push(`${pad(r.name, 15)}${pad(r.mode, 6)}${pad(withSpread(r.rps, r.spread.rps, 0), 26)}${pad(num(r.p50_ms, 2), 8)}${pad(num(r.p90_ms, 2), 8)}${pad(withSpread(r.p99_ms, r.spread.p99_ms, 2), 24)}${r.errors}`);
+    out.push(`${pad(r.name, 23)}${pad(r.mode, 6)}${pad(withSpread(r.rps, r.spread.rps, 0), 26)}${pad(num(r.p50_ms, 2), 8)}${pad(num(r.p90_ms, 2), 8)}${pad(withSpread(r.p99_ms, r.spread.p99_ms, 2), 24)}${r.errors}`);
     for (const p of r.proxies) out.push(proxyLine(p));
     out.push(proxyLine(r.upstream, '(upstream nginx)'));
   }
@@ -261,6 +306,13 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const c = g.mtls_cost;
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     out.push(`  what zero trust costs (mesh ÷ mesh-plaintext): CPU per request ${num(c.mtls_us_per_req, 1)} ÷ ${num(c.plaintext_us_per_req, 1)} µs → ${num(c.cpu_ratio, 2)}× (${each}); p99 at 1000 req/s ${num(c.mtls_p99_ms, 2)} vs ${num(c.plaintext_p99_ms, 2)} ms (${c.added_p99_ms >= 0 ? '+' : ''}${num(c.added_p99_ms, 2)} ms)`);
+  }
+  for (const scope of ['local', 'global'] as const) {
+    const c = g.rate_limit_cost?.[scope];
+    if (!c) continue;
+    const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    const redis = c.redis_us_per_req === undefined ? '' : `; Redis itself ${num(c.redis_us_per_req, 1)} µs/req`;
+    out.push(`  what a ${scope} rate limit costs (mesh-ratelimit-${scope} ÷ mesh): CPU per request ${num(c.limited_us_per_req, 1)} ÷ ${num(c.plain_us_per_req, 1)} µs → ${num(c.cpu_ratio, 2)}× (${each})${redis}; p99 at 1000 req/s ${num(c.p99_ms, 2)} vs ${num(c.plain_p99_ms, 2)} ms (${c.added_p99_ms >= 0 ? '+' : ''}${num(c.added_p99_ms, 2)} ms)`);
   }
   if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios, or mesh-bare and mesh-observed)');
   return out.join('\n');

@@ -26,7 +26,7 @@ import { gatewayRoutes } from './gateway-view.js';
 import { composeHash, hashOf, hashText, withHash } from './hash.js';
 import { GenerationalMemo } from './memo.js';
 import { compileAuthz } from './authorization.js';
-import { compileRateLimits } from './rate-limits.js';
+import { compileOutboundRateLimits, compileRateLimits, enforcedOutbound } from './rate-limits.js';
 import type { WorkloadRateLimits } from '../protocol/rate-limit.js';
 import { peerAuthnSignature, withPeerAuthn } from './peer-authn.js';
 import { compileRequestAuthn, type JwksEntry } from './request-authentication.js';
@@ -132,6 +132,25 @@ export function createCompiler(): Compiler {
     const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}) };
     m.set(node.id, entry);
     return entry;
+  };
+  /** Caller-side rate limits (RateLimitPolicy `enforce: InboundAndOutbound`), memoized on the view (what the caller reaches) and the node. */
+  const outboundLimitMemo = new WeakMap<ConfigIndex, WeakMap<View, Map<string, { key: string; limits: WorkloadRateLimits | undefined }>>>();
+  const reachableOf = new WeakMap<View, ReadonlySet<string>>();
+  const outboundLimitsOf = (index: ConfigIndex, registry: Registry, node: ProxyNode, view: View): WorkloadRateLimits | undefined => {
+    const policies = index.config.ofKind('RateLimitPolicy');
+    if (!policies.some(enforcedOutbound)) return undefined;
+    let byView = outboundLimitMemo.get(index);
+    if (!byView) outboundLimitMemo.set(index, (byView = new WeakMap()));
+    let m = byView.get(view);
+    if (!m) byView.set(view, (m = new Map()));
+    const key = hashOf(node);
+    const hit = m.get(node.id);
+    if (hit && hit.key === key) return hit.limits;
+    let reachable = reachableOf.get(view);
+    if (!reachable) reachableOf.set(view, (reachable = new Set(view.clusters.map((c) => c.service))));
+    const limits = compileOutboundRateLimits({ policies, caller: node, reachable, trustDomain: index.mesh.trustDomain, registry });
+    m.set(node.id, { key, limits });
+    return limits;
   };
   const jwksKeys = new WeakMap<ReadonlyMap<string, JwksEntry>, string>();
   const jwksKey = (jwks: ReadonlyMap<string, JwksEntry> | undefined): string => {
@@ -286,8 +305,10 @@ export function createCompiler(): Compiler {
       }
       const trust = security?.trustBundle.length ? trustOf(security.trustBundle) : undefined;
       const { authz, requestAuthn, rateLimits } = policiesOf(index, registry, node, security?.jwks);
+      const outboundRateLimits = outboundLimitsOf(index, registry, node, view);
       const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}${trust ? `|${trust.hash}` : ''}` +
-        `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}${rateLimits ? `|rl:${hashOf(rateLimits)}` : ''}`);
+        `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}${rateLimits ? `|rl:${hashOf(rateLimits)}` : ''}` +
+        `${outboundRateLimits ? `|orl:${hashOf(outboundRateLimits)}` : ''}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
         outbound: view.outbound, clusters: view.clusters, endpoints: view.endpoints,
@@ -295,6 +316,7 @@ export function createCompiler(): Compiler {
         ...(authz ? { authz } : {}),
         ...(requestAuthn ? { requestAuthn } : {}),
         ...(rateLimits ? { rateLimits } : {}),
+        ...(outboundRateLimits ? { outboundRateLimits } : {}),
       });
     },
   };

@@ -16,6 +16,11 @@
  * - durations become milliseconds, defaults are filled in (`by: Caller`,
  *   `scope: Local`, `burst = requests`, `per: 1s`, store timeout 50 ms, fail open).
  *
+ * `compileOutboundRateLimits` gives a CALLER the limits it sheds load with
+ * on its outbound side (`snapshot.outboundRateLimits`): those of every policy
+ * with `enforce: InboundAndOutbound` whose target Service the caller can
+ * reach and whose `callers` include it, resolved exactly as above.
+ *
  * `rateLimitIssues` reports what the schema cannot see: a target Service the
  * registry does not have, with the policy's file and line.
  */
@@ -117,6 +122,51 @@ function group(labels: Readonly<Record<string, string>>, registry: Registry, mem
     memo.set(key, (ids = [...set].sort()));
   }
   return ids;
+}
+
+/** What `compileOutboundRateLimits` reads. */
+export interface OutboundRateLimitInput {
+  readonly policies: readonly RateLimitPolicyResource[];
+  /** The calling workload: its SPIFFE identity (`spiffe://td/ns/x/sa/y`), namespace and labels. */
+  readonly caller: { readonly identity: string; readonly namespace: string; readonly labels: Readonly<Record<string, string>> };
+  /** Hosts of the services the caller can reach (those its snapshot has clusters for). */
+  readonly reachable: ReadonlySet<string>;
+  readonly trustDomain: string;
+  readonly registry: Registry;
+}
+
+/** Whether a policy asks callers' sidecars to enforce its limits too. */
+export const enforcedOutbound = (p: RateLimitPolicyResource): boolean => p.body.spec.enforce === 'InboundAndOutbound';
+
+/**
+ * The limits a caller enforces on its outbound side, or undefined when none
+ * applies. Each policy keeps only the limits whose `callers` include the
+ * caller's principal (or its namespace), without `callers`; a policy left
+ * with no limit is left out, and its store when no remaining limit is global.
+ */
+export function compileOutboundRateLimits(input: OutboundRateLimitInput): WorkloadRateLimits | undefined {
+  const principal = input.caller.identity.startsWith(SPIFFE) ? input.caller.identity.slice(SPIFFE.length) : undefined;
+  const out: RateLimitPolicyConfig[] = [];
+  const groups = new Map<string, string[]>();
+  const rl: RateLimitInput = { policies: input.policies, workload: input.caller, trustDomain: input.trustDomain, registry: input.registry };
+  for (const p of input.policies) {
+    if (!enforcedOutbound(p)) continue;
+    const svc = targetService(p, input.registry);
+    if (!svc || !input.reachable.has(svc.hostname)) continue;
+    const full = policy(p, svc, rl, groups);
+    const limits = full.limits.filter((l) => !l.callers || (principal !== undefined && callerIn(l.callers, principal))).map(({ callers: _, ...l }) => l);
+    if (limits.length === 0) continue;
+    const { store, ...rest } = full;
+    out.push({ ...rest, ...(store && limits.some((l) => l.scope === 'global') ? { store } : {}), limits });
+  }
+  if (out.length === 0) return undefined;
+  out.sort((a, b) => cmp(a.name, b.name));
+  return deepFreeze({ policies: out });
+}
+
+/** The inbound side's caller test (src/policy/rate-limit.ts), for one known principal. */
+function callerIn(c: RateLimitCallers, principal: string): boolean {
+  return c.principals.includes(principal) || c.namespaces.some((ns) => principal.includes(`/ns/${ns}/`));
 }
 
 /** Errors the schema cannot see: a policy whose target Service is not in the registry (it would limit nothing). */

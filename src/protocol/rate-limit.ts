@@ -1,16 +1,28 @@
 /**
  * Compiled RateLimitPolicies, as a proxy receives them in `snapshot.rateLimits`
+ * (the destination's inbound side) and `snapshot.outboundRateLimits` (a
+ * caller's outbound side, for policies with `enforce: InboundAndOutbound`)
  * (docs/snapshot.md, docs/rate-limits.md). Plain frozen data: everything the
  * proxy needs is resolved by the compiler — caller groups (`labels`) are
  * already the identities of the workloads carrying them, durations are
  * milliseconds, names are final — so the proxy never looks at the registry.
  */
 
-/** The limits one workload enforces on its inbound side, as the destination. */
+/**
+ * The limits one workload enforces: on its inbound side as the destination
+ * (`snapshot.rateLimits`), or on its outbound side as a caller
+ * (`snapshot.outboundRateLimits`). In the outbound form every policy targets
+ * a service the caller can reach, and holds only the limits whose `callers`
+ * include this caller, with `callers` left out (already resolved): the
+ * caller's own principal is the bucket key of `by: Caller`.
+ */
 export interface WorkloadRateLimits {
   /** Sorted by name (`namespace/name`). */
   readonly policies: readonly RateLimitPolicyConfig[];
 }
+
+/** Which side of a call enforces a limit: the destination's inbound listener, or the caller's outbound route. */
+export type RateLimitSide = 'inbound' | 'outbound';
 
 /** Where global limits are counted: a Redis server shared by every replica. */
 export interface RateLimitStore {

@@ -47,6 +47,13 @@ export interface Snapshot {
    * no policy targets a service it serves.
    */
   readonly rateLimits?: WorkloadRateLimits;
+  /**
+   * The limits this workload sheds load with on its outbound side, as a
+   * caller: those of every RateLimitPolicy with `enforce: InboundAndOutbound`
+   * whose target Service it can reach and whose `callers` include it
+   * (src/protocol/rate-limit.ts, docs/rate-limits.md); absent: none.
+   */
+  readonly outboundRateLimits?: WorkloadRateLimits;
 }
 
 export interface Locality {

@@ -21,7 +21,7 @@ import { buildRoutePlan, buildTcpPlan, type ForwardPlan, type RoutePlan } from '
 import { SANITIZE_IDENTITY } from './sanitize.js';
 import { PoolLease, type PoolSettings, type UpstreamPools } from './upstream-pools.js';
 import { buildL4Plans, type L4Plans } from './l4-plans.js';
-import { rateLimitStage } from './ratelimit/stage.js';
+import { outboundRateLimitStages, rateLimitStage } from './ratelimit/stage.js';
 import type { RateLimitRuntime } from './ratelimit/runtime.js';
 
 export interface BuildOptions {
@@ -145,9 +145,12 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
     throw new SnapshotError(`route matches do not compile: ${(err as Error).message}`);
   }
   const plans = new Map<Route, RoutePlan>();
+  // Caller-side rate limits (RateLimitPolicy enforce: InboundAndOutbound), in the chain of each route to a limited service.
+  o.rateLimits?.prepare(s.rateLimits, s.outboundRateLimits);
+  const outboundLimit = o.rateLimits && outboundRateLimitStages(s, o.rateLimits);
   for (const table of s.outbound.http) {
     for (const vh of table.virtualHosts) {
-      for (const r of vh.routes) if (!plans.has(r)) plans.set(r, buildRoutePlan(r, vh.name, targets));
+      for (const r of vh.routes) if (!plans.has(r)) plans.set(r, buildRoutePlan(r, vh.name, targets, outboundLimit?.(r)));
     }
   }
   const tcpPlans = new Map<TcpRoute, ForwardPlan>();
@@ -157,7 +160,6 @@ function build(s: Snapshot, o: BuildOptions, lease: PoolLease): AppliedSnapshot 
     // Sanitize → authn (JWT) → authz → ratelimit: one chain per listener (authorization matches the workload port).
     const authn = jwtStage(s);
     const authorize = snapshotAuthorizer(s);
-    o.rateLimits?.prepare(s.rateLimits);
     const apps = new Map<string, HostSet>();
     for (const l of s.inbound) {
       if (inboundByPort.has(l.port)) continue;

@@ -42,7 +42,7 @@ export class ProxyMetrics {
   readonly #handshakeFailures = new Map<string, number>();
   /** reason → count */
   readonly #mtlsRefused = new Map<string, number>();
-  /** `policy|limit|caller|decision` → count (RateLimitPolicy decisions; callers bounded by the caller's ratelimit runtime) */
+  /** `policy|limit|caller|decision|side` → count (RateLimitPolicy decisions; callers bounded by the caller's ratelimit runtime) */
   readonly #rateLimit = new Map<string, number>();
   #retries = 0;
   /** `cluster|limit` → attempts refused by a circuit breaker (limit: pending, requests) */
@@ -86,10 +86,10 @@ export class ProxyMetrics {
     counter('trellis_proxy_mtls_refused_total', 'Inbound connections or requests refused by the port\'s PeerAuthentication mode, by reason (plaintext_on_strict, mtls_on_disable).', ['reason'], (c) => {
       for (const [reason, n] of self.#mtlsRefused) c.inc({ reason }, n);
     });
-    counter('trellis_proxy_rate_limit_requests_total', 'Requests a RateLimitPolicy limit decided, by policy, limit, caller (principal; "other" past the first 100 callers, "unauthenticated" for plaintext) and decision (allowed, limited, store_unavailable_allowed, store_unavailable_limited).', ['policy', 'limit', 'caller', 'decision'], (c) => {
+    counter('trellis_proxy_rate_limit_requests_total', 'Requests a RateLimitPolicy limit decided, by policy, limit, caller (principal; "other" past the first 100 callers, "unauthenticated" for plaintext), decision (allowed, limited, store_unavailable_allowed, store_unavailable_limited) and side (inbound: this proxy as the destination; outbound: as a caller shedding load early).', ['policy', 'limit', 'caller', 'decision', 'side'], (c) => {
       for (const [key, n] of self.#rateLimit) {
-        const [policy, limit, caller, decision] = key.split('|');
-        c.inc({ policy: policy!, limit: limit!, caller: caller!, decision: decision! }, n);
+        const [policy, limit, caller, decision, side] = key.split('|');
+        c.inc({ policy: policy!, limit: limit!, caller: caller!, decision: decision!, side: side! }, n);
       }
     });
     counter('trellis_proxy_upstream_retries_total', 'Upstream attempts that were retries.', [], (c) => c.inc(self.#retries));
@@ -172,8 +172,8 @@ export class ProxyMetrics {
   }
 
   /** One rate-limit decision; `caller` must come from a bounded set (src/proxy/ratelimit/runtime.ts). */
-  rateLimited(policy: string, limit: string, caller: string, decision: string): void {
-    bump(this.#rateLimit, `${policy}|${limit}|${caller}|${decision}`);
+  rateLimited(policy: string, limit: string, caller: string, decision: string, side: 'inbound' | 'outbound' = 'inbound'): void {
+    bump(this.#rateLimit, `${policy}|${limit}|${caller}|${decision}|${side}`);
   }
 
   retried(): void { this.#retries++; }

@@ -3,8 +3,9 @@
  * destinations resolved to cluster targets (or marked missing: 503 NC), the
  * header operations of destination and route composed (the route's last, so
  * they win, as in Envoy), the rewrite, the retry policy, the mirrors
- * (mirror.ts) and the route's filter chain (its fault stage, then its CORS
- * stage: cors.ts) built. At request time nothing is looked up, parsed or
+ * (mirror.ts) and the route's filter chain (the caller-side rate limits of
+ * its destination service, when the snapshot has some: ratelimit/stage.ts;
+ * its fault stage, then its CORS stage: cors.ts) built. At request time nothing is looked up, parsed or
  * compiled.
  */
 import type { Route, TcpRoute, WeightedCluster } from '../protocol/snapshot.js';
@@ -12,7 +13,7 @@ import { SnapshotError } from './errors.js';
 import type { ClusterTarget } from './cluster-target.js';
 import { faultStage } from './fault.js';
 import { corsStage } from './cors.js';
-import { composeChain, type Chain } from './filter-chain.js';
+import { composeChain, type Chain, type Stage } from './filter-chain.js';
 import { compileHeaderOps, type HeaderEdit } from './headers.js';
 import type { LocalReply } from './local-reply.js';
 import { compileMirror, type Mirror } from './mirror.js';
@@ -77,7 +78,8 @@ function destinations(wcs: readonly WeightedCluster[], targets: ReadonlyMap<stri
   }));
 }
 
-export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap<string, ClusterTarget>): RoutePlan {
+/** `rateLimit`: the outbound ratelimit stage of a forwarding route (caller-side limits of its destination service). */
+export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap<string, ClusterTarget>, rateLimit?: Stage): RoutePlan {
   const a = route.action;
   const name = route.name;
   try {
@@ -93,7 +95,7 @@ export function buildRoutePlan(route: Route, where: string, targets: ReadonlyMap
         if (!(a.timeoutMs >= 0)) throw new SnapshotError(`timeoutMs ${a.timeoutMs} is negative`);
         return {
           kind: 'forward', name,
-          chain: composeChain(faultStage(`${where} route "${name}"`, a.fault), cors),
+          chain: composeChain(rateLimit, faultStage(`${where} route "${name}"`, a.fault), cors),
           destinations: destinations(a.clusters, targets, a),
           timeoutMs: a.timeoutMs,
           retry: compileRetry(a.retry),

@@ -115,12 +115,57 @@ test('simulate names the limits that apply to a request and their buckets', () =
   assert.deepEqual(simulateRateLimits(s, { service: 'audit.bank.svc.cluster.local', path: '/' }), []);
 });
 
-test('enforce: InboundAndOutbound is accepted with a warning that only the inbound side enforces; Inbound has none', async () => {
+test('enforce: InboundAndOutbound and Inbound are accepted without a warning (the caller side is built)', async () => {
   const { loadSpec } = await import('./kind-table.js');
   const spec = { targetRef: target, limits: [{ name: 'a', rate }] };
-  const warned = loadSpec(V, 'RateLimitPolicy', { ...spec, enforce: 'InboundAndOutbound' });
-  assert.equal(warned.resources.length, 1);
-  const w = warned.diagnostics.find((d) => d.code === 'TRL1011');
-  assert.ok(w && w.field === 'spec.enforce', JSON.stringify(warned.diagnostics));
-  assert.deepEqual(loadSpec(V, 'RateLimitPolicy', { ...spec, enforce: 'Inbound' }).diagnostics.filter((d) => d.code === 'TRL1011'), []);
+  for (const enforce of ['InboundAndOutbound', 'Inbound']) {
+    const r = loadSpec(V, 'RateLimitPolicy', { ...spec, enforce });
+    assert.equal(r.resources.length, 1);
+    assert.deepEqual(r.diagnostics, [], enforce);
+  }
+  assert.equal(loadSpec(V, 'RateLimitPolicy', { ...spec, enforce: 'Outbound' }).diagnostics[0]?.field, 'spec.enforce', 'an unknown mode is an error at its field');
+});
+
+const OUTBOUND = POLICY.replace('  store:', '  enforce: InboundAndOutbound\n  store:');
+
+test('the compiler gives each caller the limits of InboundAndOutbound policies that include it; Inbound-only policies give callers nothing', () => {
+  const m = meshFromYaml(`${MESH}---\n${OUTBOUND}`);
+  const web = compile(m.config, m.registry, { workload: 'web', namespace: 'bank' }).outboundRateLimits;
+  assert.ok(web, 'web, in the front group, gets caller-side limits');
+  assert.equal(web.policies.length, 1);
+  const p = web.policies[0]!;
+  assert.equal(p.service, 'ledger.bank.svc.cluster.local');
+  assert.deepEqual(p.limits.map((l) => l.name), ['per-caller', 'front', 'tenant']);
+  assert.equal(p.limits[1]!.callers, undefined, 'callers are resolved away');
+  assert.deepEqual(p.store, { redis: '127.0.0.1:6379', timeoutMs: 50, failureMode: 'open' }, 'the global limit keeps the store');
+  assert.ok(Object.isFrozen(p.limits));
+  // batch is not in the group: no `front` limit, and no store (nothing global left).
+  const batch = compile(m.config, m.registry, { workload: 'batch', namespace: 'bank' }).outboundRateLimits!.policies[0]!;
+  assert.deepEqual(batch.limits.map((l) => l.name), ['per-caller', 'tenant']);
+  assert.equal(batch.store, undefined);
+  // The destination's own inbound limits are unchanged by enforce.
+  assert.deepEqual(compile(m.config, m.registry, { workload: 'ledger', namespace: 'bank' }).rateLimits?.policies[0]!.limits.map((l) => l.name), ['per-caller', 'front', 'tenant']);
+  // Negative: the same policy enforced Inbound only gives no caller anything.
+  const inboundOnly = meshFromYaml(`${MESH}---\n${POLICY}`);
+  assert.equal(compile(inboundOnly.config, inboundOnly.registry, { workload: 'web', namespace: 'bank' }).outboundRateLimits, undefined);
+  // Negative: a policy whose every limit is for a group the caller is not in.
+  const groupOnly = meshFromYaml(`${MESH}---\n${OUTBOUND.replace(/  - name: per-caller\n    rate: \{ requests: 20 \}\n/, '').replace(/  - name: tenant[\s\S]*$/, '')}`);
+  assert.equal(compile(groupOnly.config, groupOnly.registry, { workload: 'batch', namespace: 'bank' }).outboundRateLimits, undefined);
+  assert.equal(compile(groupOnly.config, groupOnly.registry, { workload: 'web', namespace: 'bank' }).outboundRateLimits?.policies[0]!.limits.length, 1);
+  // The caller's snapshot version moves with the limits.
+  const m2 = meshFromYaml(`${MESH}---\n${OUTBOUND.replace('requests: 20 }', 'requests: 30 }')}`);
+  assert.notEqual(compile(m2.config, m2.registry, { workload: 'web', namespace: 'bank' }).version, compile(m.config, m.registry, { workload: 'web', namespace: 'bank' }).version);
+});
+
+test('a caller that cannot reach the target service gets none of its limits', () => {
+  // ledger exported to its own namespace only: a workload of another namespace has no cluster for it.
+  const outsider = k8sDeployment('outsider', 'shop', 'outsider');
+  const open = meshFromYaml(`${MESH}---\n${outsider}---\n${OUTBOUND}`);
+  assert.equal(compile(open.config, open.registry, { workload: 'outsider', namespace: 'shop' }).outboundRateLimits?.policies[0]!.name, 'bank/ledger-limits', 'reachable: limited');
+  const scoped = MESH.replace(/metadata: \{ name: ledger, namespace: bank \}\nspec:\n  selector/, `metadata: { name: ledger, namespace: bank, annotations: { networking.istio.io/exportTo: "." } }\nspec:\n  selector`);
+  assert.notEqual(scoped, MESH);
+  const m = meshFromYaml(`${scoped}---\n${outsider}---\n${OUTBOUND}`);
+  const s = compile(m.config, m.registry, { workload: 'outsider', namespace: 'shop' });
+  assert.ok(!s.clusters.some((c) => c.service === 'ledger.bank.svc.cluster.local'), 'ledger is out of reach');
+  assert.equal(s.outboundRateLimits, undefined);
 });

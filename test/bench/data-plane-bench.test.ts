@@ -6,21 +6,23 @@
  * sidecars logged and traced (the bench itself fails when mesh-bare's
  * sidecars have service metrics or mesh-observed's lack any); Ctrl-C and the
  * end of a run leave none of its processes behind; usage errors name the
- * flag. No timing assertions. Needs nginx and h2load (`.ci/run` installs
- * them); without them the run tests are skipped here and fail in CI.
+ * flag; the rate-limit scenarios prove their limit is in force and report
+ * what it costs (goals.rate_limit_cost). No timing assertions. Needs nginx,
+ * h2load and redis-server (`.ci/run` installs them); without them the run
+ * tests are skipped here and fail in CI.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/mesh.js';
 
 const BENCH = join(ROOT, 'dist', 'bench', 'data-plane', 'main.js');
 const have = (cmd: string, arg: string) => !spawnSync(cmd, [arg]).error;
-const tools = have('nginx', '-v') && have('h2load', '--version');
-const needTools = tools ? {} : process.env.CI ? {} : { skip: 'nginx and h2load are not installed (apt-get install nginx nghttp2-client)' };
+const tools = have('nginx', '-v') && have('h2load', '--version') && have('redis-server', '--version');
+const needTools = tools ? {} : process.env.CI ? {} : { skip: 'nginx, h2load or redis-server is not installed (apt-get install nginx nghttp2-client redis-server)' };
 
 interface Run {
   code: number | null;
@@ -86,10 +88,13 @@ const positive = (x: unknown, what: string) => {
 };
 
 const SIDECARS = ['sidecar-outbound', 'sidecar-inbound'];
-const PROXIES: Record<string, string[]> = { direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, 'mesh-plaintext': SIDECARS, 'mesh-resilient': SIDECARS, nginx: ['nginx-outbound', 'nginx-inbound'] };
+const PROXIES: Record<string, string[]> = {
+  direct: [], mesh: SIDECARS, 'mesh-bare': SIDECARS, 'mesh-observed': SIDECARS, 'mesh-plaintext': SIDECARS, 'mesh-resilient': SIDECARS,
+  'mesh-ratelimit-local': SIDECARS, 'mesh-ratelimit-global': [...SIDECARS, 'redis'], nginx: ['nginx-outbound', 'nginx-inbound'],
+};
 
 test('--quick --json: every scenario and mode with the documented fields, zero errors, every proxy with CPU and RSS; no process left', needTools, async () => {
-  const { tmp, done } = bench(['--quick', '--json'], 120_000);
+  const { tmp, done } = bench(['--quick', '--json'], 180_000);
   const r = await done;
   try {
     assert.equal(r.code, 0, r.err.slice(-3000));
@@ -104,7 +109,8 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     const seen = doc.scenarios.map((s) => `${s.name} ${s.mode}`);
     assert.deepEqual([...seen].sort(), [
       'direct max', 'direct rate', 'mesh max', 'mesh rate', 'mesh-bare max', 'mesh-bare rate', 'mesh-observed max', 'mesh-observed rate',
-      'mesh-plaintext max', 'mesh-plaintext rate', 'mesh-resilient max', 'mesh-resilient rate', 'nginx max', 'nginx rate',
+      'mesh-plaintext max', 'mesh-plaintext rate', 'mesh-ratelimit-global max', 'mesh-ratelimit-global rate', 'mesh-ratelimit-local max', 'mesh-ratelimit-local rate',
+      'mesh-resilient max', 'mesh-resilient rate', 'nginx max', 'nginx rate',
     ]);
     for (const s of doc.scenarios) {
       const at = `${s.name} ${s.mode}`;
@@ -144,6 +150,19 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
     finite(z.added_p99_ms, 'goals.mtls_cost.added_p99_ms');
     assert.deepEqual(Object.keys(z.by_sidecar), SIDECARS);
     assert.ok(Math.abs(z.cpu_ratio - z.mtls_us_per_req / z.plaintext_us_per_req) < 0.01, 'the ratio is of the pair\'s CPU per request');
+    // What a rate limit that never triggers costs (issue 9): local and global against mesh; a figure, not a goal.
+    type ScopeCost = { cpu_ratio: number; by_sidecar: Record<string, number>; limited_us_per_req: number; plain_us_per_req: number; p99_ms: number; plain_p99_ms: number; added_p99_ms: number; redis_us_per_req?: number };
+    const rl = (doc.goals as unknown as { rate_limit_cost?: { local?: ScopeCost; global?: ScopeCost } }).rate_limit_cost;
+    assert.ok(rl?.local && rl.global, 'goals.rate_limit_cost.local and .global');
+    for (const [scope, c] of Object.entries(rl) as [string, ScopeCost][]) {
+      for (const k of ['cpu_ratio', 'limited_us_per_req', 'plain_us_per_req', 'p99_ms', 'plain_p99_ms'] as const) positive(c[k], `goals.rate_limit_cost.${scope}.${k}`);
+      finite(c.added_p99_ms, `goals.rate_limit_cost.${scope}.added_p99_ms`);
+      assert.deepEqual(Object.keys(c.by_sidecar), SIDECARS);
+      assert.ok(Math.abs(c.cpu_ratio - c.limited_us_per_req / c.plain_us_per_req) < 0.01, 'the ratio is of the sidecar pair\'s CPU per request');
+      assert.equal('goal' in c, false, 'a figure, not a goal');
+    }
+    finite(rl.global.redis_us_per_req, 'goals.rate_limit_cost.global.redis_us_per_req');
+    assert.equal(rl.local.redis_us_per_req, undefined);
     // What the observed sidecars produced: spans at the bench's collector, JSON lines in the access log.
     assert.equal(doc.observed?.trace_sampling_percent, 1);
     positive(doc.observed?.spans_received, 'observed.spans_received');
@@ -183,12 +202,29 @@ test('without nginx on PATH the bench exits 2 naming the packages to install', (
   assert.match(r.stderr, /the data-plane bench needs nginx.* is not installed\. On Debian: apt-get install nginx nghttp2-client/);
 });
 
+test('without redis-server on PATH, mesh-ratelimit-global exits 2 naming the package to install', (t) => {
+  const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
+  const nginx = which('nginx');
+  const h2load = which('h2load');
+  if (!nginx || !h2load) return t.skip('needs nginx and h2load, to leave redis-server the only one missing');
+  const bin = mkdtempSync(join(tmpdir(), 'bench-path-'));
+  try {
+    symlinkSync(nginx, join(bin, 'nginx'));
+    symlinkSync(h2load, join(bin, 'h2load'));
+    const r = spawnSync(process.execPath, [BENCH, '--quick', '--scenarios', 'mesh,mesh-ratelimit-global'], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, PATH: bin } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /the data-plane bench needs redis-server, which is not installed\. On Debian: apt-get install redis-server/);
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
+
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'apt-get install nginx nghttp2-client']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
-    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-observed, nginx; unknown: "envoy"/],
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],

@@ -18,6 +18,8 @@
  *
  * A limit is a token bucket (`rate`) or a fixed-window quota (`quota`); every
  * limit whose `match` and `callers` select a request must allow it.
+ * `enforce: InboundAndOutbound` has the callers' sidecars apply the limits
+ * too, on their outbound side, to shed load before it crosses the network.
  */
 import { z, type DeepReadonly } from '../schema.js';
 import { parseDuration } from '../duration.js';
@@ -146,9 +148,5 @@ export const RateLimitPolicy = defineKind({
   versions: ['v1alpha1'],
   namespaced: true,
   body: z.strictObject({ spec: rateLimitPolicySpec, status: z.unknown().optional() }),
-  // The caller-side (outbound) half of InboundAndOutbound is not built yet: the destination enforces every limit.
-  warnings: (body) => body.spec.enforce === 'InboundAndOutbound'
-    ? [{ path: ['spec', 'enforce'], message: 'limits are enforced on the destination\'s inbound side only; callers\' sidecars do not shed load early yet' }]
-    : [],
   docs: 'Rate limits and quotas on the callers of a Service: token buckets and fixed windows, per caller identity, caller group, header value or for all callers, local to each proxy or global (Redis).',
 });

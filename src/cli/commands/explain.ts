@@ -1,6 +1,18 @@
+/**
+ * `trellis explain`: one request from a workload, run through the proxy's
+ * own decision functions on compiled snapshots — the caller's route,
+ * clusters and endpoints (simulate), and the rate limits that would apply:
+ * the caller's own outbound ones (RateLimitPolicy `enforce:
+ * InboundAndOutbound`) and the destination's inbound ones, on the snapshot
+ * of a workload behind each cluster.
+ */
 import { Command, Option } from 'commander';
-import { createCompiler, simulate, type Simulation } from '../../compile/index.js';
-import type { RouteMatch, StringMatcher } from '../../protocol/snapshot.js';
+import { createCompiler, simulate, type Compiler, type Simulation } from '../../compile/index.js';
+import { simulateOutboundRateLimits, simulateRateLimits, type SimulatedLimit } from '../../compile/rate-limit-simulate.js';
+import type { ConfigSet } from '../../api/config-set.js';
+import { normalizePath } from '../../policy/path-normalize.js';
+import type { Registry } from '../../registry/types.js';
+import type { RouteMatch, Snapshot, StringMatcher } from '../../protocol/snapshot.js';
 import { CliError, loadMesh, report } from '../mesh-input.js';
 import { splitWorkload } from '../workload-arg.js';
 
@@ -36,15 +48,21 @@ export function explainCommand(): Command {
       }
       const { config, registry, diagnostics } = loadMesh(paths);
       report(diagnostics, { quiet: true });
-      const snap = createCompiler().compile(config, registry, splitWorkload(opts.from));
+      const compiler = createCompiler();
+      const snap = compiler.compile(config, registry, splitWorkload(opts.from));
       const sim = simulate(snap, { url, method, headers });
+      const limits = explainRateLimits(compiler, config, registry, snap, sim, headers);
       if (opts.output === 'json') {
         const { clusters, ...rest } = sim;
-        const out = { ...rest, from: snap.node.id, identity: snap.node.identity, snapshotVersion: snap.version, clusters: clusters.map(({ cluster, ...c }) => ({ ...c, lb: cluster?.lb.policy, tls: cluster?.tls.mode })) };
+        const out = {
+          ...rest, from: snap.node.id, identity: snap.node.identity, snapshotVersion: snap.version,
+          clusters: clusters.map(({ cluster, ...c }) => ({ ...c, lb: cluster?.lb.policy, tls: cluster?.tls.mode })),
+          rateLimits: limits,
+        };
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
         return;
       }
-      process.stdout.write(formatSimulation(sim, `${snap.node.id} (${snap.node.identity})`));
+      process.stdout.write(formatSimulation(sim, `${snap.node.id} (${snap.node.identity})`, limits));
     });
 }
 
@@ -67,7 +85,57 @@ function describeMatch(m: RouteMatch): string {
   return parts.join(', ') || 'anything';
 }
 
-export function formatSimulation(sim: Simulation, from: string): string {
+/** A limit that would apply, and where: the destination service, and the workload that enforces it. */
+export interface ExplainedLimit {
+  readonly service: string;
+  /** `workload.namespace` of the enforcing proxy: the caller's for the outbound side, a destination workload's for the inbound side. */
+  readonly at: string;
+  readonly side: SimulatedLimit['side'];
+  readonly policy: string;
+  readonly limit: string;
+  readonly scope: SimulatedLimit['scope'];
+  /** The bucket the request would take a token from (`""`: the shared one). */
+  readonly key: string;
+  readonly description: string;
+  /** The compiled limit (src/protocol/rate-limit.ts). */
+  readonly rule: SimulatedLimit['config'];
+}
+
+/**
+ * The rate limits a forwarded request would meet: per destination service of
+ * the chosen clusters, the caller's outbound limits (only when every cluster
+ * is that one service, as the proxy applies them) and the inbound limits of
+ * the first workload behind each cluster (the policies of a service are the
+ * same for every workload it selects). The caller is known to the destination
+ * by its principal only over the mesh's mTLS (ISTIO_MUTUAL).
+ */
+function explainRateLimits(compiler: Compiler, config: ConfigSet, registry: Registry, snap: Snapshot, sim: Simulation, headers: Readonly<Record<string, string>>): ExplainedLimit[] {
+  if (sim.outcome !== 'FORWARD') return [];
+  const n = normalizePath(sim.request.path, snap.mesh.pathNormalization);
+  const path = n.ok ? n.path : sim.request.path;
+  const method = sim.request.method;
+  const principal = snap.node.identity.startsWith('spiffe://') ? snap.node.identity.slice('spiffe://'.length) : undefined;
+  const out: ExplainedLimit[] = [];
+  const add = (service: string, at: string, ls: readonly SimulatedLimit[]) => {
+    for (const l of ls) out.push({ service, at, side: l.side, policy: l.policy, limit: l.limit, scope: l.scope, key: l.key, description: l.description, rule: l.config });
+  };
+  const services = [...new Set(sim.clusters.map((c) => c.cluster?.service ?? c.name.slice(c.name.lastIndexOf('|') + 1)))];
+  if (services.length === 1) add(services[0]!, snap.node.id, simulateOutboundRateLimits(snap, { service: services[0]!, method, path, headers }));
+  const seen = new Set<string>();
+  for (const c of sim.clusters) {
+    const e = c.endpoints[0];
+    if (!c.cluster || !e) continue;
+    const at = `${e.workload}.${e.namespace}`;
+    if (seen.has(`${c.cluster.service}|${at}`)) continue;
+    seen.add(`${c.cluster.service}|${at}`);
+    const dest = compiler.compile(config, registry, { workload: e.workload, namespace: e.namespace });
+    const mtls = c.cluster.tls.mode === 'ISTIO_MUTUAL';
+    add(c.cluster.service, at, simulateRateLimits(dest, { service: c.cluster.service, method, path, headers, ...(mtls && principal ? { principal } : {}) }));
+  }
+  return out;
+}
+
+export function formatSimulation(sim: Simulation, from: string, limits: readonly ExplainedLimit[] = []): string {
   const r = sim.request;
   const lines = [`${r.method} ${r.scheme}://${r.host}${r.path} from ${from}`];
   const row = (k: string, v: string) => lines.push(`  ${k.padEnd(10)} ${v}`);
@@ -92,6 +160,10 @@ export function formatSimulation(sim: Simulation, from: string): string {
       const loc = [e.locality.region, e.locality.zone, e.locality.subzone].filter(Boolean).join('/') || '-';
       lines.push(`  ${''.padEnd(10)}   ${e.instance.padEnd(28)} ${(e.address ? `${e.address}:${e.port}` : `(not running):${e.port}`).padEnd(22)} ${loc.padEnd(16)} ${e.health}`);
     }
+  }
+  if (sim.outcome === 'FORWARD') {
+    if (limits.length === 0) row('ratelimit', 'none applies');
+    for (const l of limits) row('ratelimit', `${l.description}  (${l.side === 'outbound' ? 'outbound, at the caller' : 'inbound'} ${l.at})`);
   }
   row('result', `${sim.outcome}${sim.status ? ` ${sim.status}` : ''}${sim.responseFlag ? ` ${sim.responseFlag}` : ''}`);
   row('why', sim.reason);

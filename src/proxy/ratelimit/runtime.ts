@@ -1,17 +1,21 @@
 /**
  * The rate-limit state of one data plane, which outlives its snapshots: the
- * local buckets of each limit (by `policy/limit`, reconfigured in place when
- * a new snapshot changes the limit, dropped when a snapshot no longer has
- * it), the Redis clients of the global stores (by address, closed with the
- * data plane), and the bounded set of caller names metrics may use.
+ * local buckets of each limit (by side and `policy/limit`, reconfigured in
+ * place when a new snapshot changes the limit, dropped when a snapshot no
+ * longer has it), the Redis clients of the global stores (by address, closed
+ * with the data plane), and the bounded set of caller names metrics may use.
+ *
+ * The two sides never share state: a caller's outbound limits (it sheds load
+ * early, `snapshot.outboundRateLimits`) have buckets of their own, apart from
+ * the inbound ones the same proxy keeps as a destination.
  */
-import type { WorkloadRateLimits } from '../../protocol/rate-limit.js';
+import type { RateLimitSide, WorkloadRateLimits } from '../../protocol/rate-limit.js';
 import { LocalLimit } from './local.js';
 import { RedisStore } from './redis-store.js';
 
 /** Where decisions are counted (ProxyMetrics.rateLimited). */
 export interface RateLimitCounter {
-  rateLimited(policy: string, limit: string, caller: string, decision: string): void;
+  rateLimited(policy: string, limit: string, caller: string, decision: string, side: RateLimitSide): void;
 }
 
 /** Distinct callers that get their own metric label; the rest are `other`. */
@@ -29,31 +33,35 @@ export class RateLimitRuntime {
   }
 
   /**
-   * Prepares the state for a snapshot's limits (called once per snapshot,
-   * before its chains are built): local limits it keeps are reconfigured,
-   * those it dropped are forgotten, stores it names are connected.
+   * Prepares the state for a snapshot's limits, inbound and outbound (called
+   * once per snapshot, before its chains are built): local limits it keeps
+   * are reconfigured, those it dropped are forgotten, stores it names are
+   * connected.
    */
-  prepare(limits: WorkloadRateLimits | undefined): void {
+  prepare(inbound: WorkloadRateLimits | undefined, outbound?: WorkloadRateLimits): void {
     const keep = new Set<string>();
-    for (const p of limits?.policies ?? []) {
-      for (const l of p.limits) {
-        if (l.scope === 'local') {
-          const id = `${p.name}/${l.name}`;
-          keep.add(id);
-          const cur = this.#local.get(id);
-          if (cur) cur.reconfigure(l.algorithm);
-          else this.#local.set(id, new LocalLimit(l.algorithm));
-        } else if (p.store) {
-          this.store(p.store.redis, p.store.timeoutMs);
+    const sides: [RateLimitSide, WorkloadRateLimits | undefined][] = [['inbound', inbound], ['outbound', outbound]];
+    for (const [side, limits] of sides) {
+      for (const p of limits?.policies ?? []) {
+        for (const l of p.limits) {
+          if (l.scope === 'local') {
+            const id = localId(side, p.name, l.name);
+            keep.add(id);
+            const cur = this.#local.get(id);
+            if (cur) cur.reconfigure(l.algorithm);
+            else this.#local.set(id, new LocalLimit(l.algorithm));
+          } else if (p.store) {
+            this.store(p.store.redis, p.store.timeoutMs);
+          }
         }
       }
     }
     for (const id of this.#local.keys()) if (!keep.has(id)) this.#local.delete(id);
   }
 
-  /** The local state of a limit (made by `prepare`, or now). */
-  local(policy: string, limit: string, make: () => LocalLimit): LocalLimit {
-    const id = `${policy}/${limit}`;
+  /** The local state of a limit on one side (made by `prepare`, or now). */
+  local(policy: string, limit: string, make: () => LocalLimit, side: RateLimitSide = 'inbound'): LocalLimit {
+    const id = localId(side, policy, limit);
     let l = this.#local.get(id);
     if (!l) this.#local.set(id, (l = make()));
     return l;
@@ -78,8 +86,8 @@ export class RateLimitRuntime {
     return principal;
   }
 
-  count(policy: string, limit: string, principal: string | undefined, decision: string): void {
-    this.#metrics?.rateLimited(policy, limit, this.callerLabel(principal), decision);
+  count(policy: string, limit: string, principal: string | undefined, decision: string, side: RateLimitSide = 'inbound'): void {
+    this.#metrics?.rateLimited(policy, limit, this.callerLabel(principal), decision, side);
   }
 
   /** Closes the Redis clients (with the data plane). */
@@ -88,4 +96,9 @@ export class RateLimitRuntime {
     for (const s of this.#stores.values()) s.close();
     this.#stores.clear();
   }
+}
+
+/** Inbound limits keep the ids they always had (`policy/limit`); outbound ones are apart (`out:policy/limit`). */
+function localId(side: RateLimitSide, policy: string, limit: string): string {
+  return side === 'inbound' ? `${policy}/${limit}` : `out:${policy}/${limit}`;
 }
