@@ -26,6 +26,7 @@ import type {
   AuthzAction, AuthzCondition, AuthzNote, AuthzNoteKind, AuthzOperation, AuthzPolicy, AuthzRule, AuthzSource, CallerGroup, WorkloadAuthz,
 } from '../protocol/authz.js';
 import type { Registry } from '../registry/types.js';
+import { deepFreeze } from '../api/validate.js';
 
 export type AuthorizationPolicyResource = ResourceOf<'AuthorizationPolicy'>;
 
@@ -247,12 +248,4 @@ function unique<T>(xs: readonly T[]): T[] {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    for (const x of Object.values(v as object)) deepFreeze(x);
-    Object.freeze(v);
-  }
-  return v;
 }

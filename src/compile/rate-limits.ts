@@ -30,6 +30,7 @@ import { parseWindow, type RateLimitSpec } from '../api/kinds/rate-limit-policy.
 import { labelsMatch } from '../policy/route-match.js';
 import type { RateLimitAlgorithm, RateLimitCallers, RateLimitConfig, RateLimitPolicyConfig, RateLimitStore, WorkloadRateLimits } from '../protocol/rate-limit.js';
 import type { Registry, Service } from '../registry/types.js';
+import { deepFreeze } from '../api/validate.js';
 
 export type RateLimitPolicyResource = ResourceOf<'RateLimitPolicy'>;
 
@@ -184,12 +185,4 @@ export function rateLimitIssues(policies: readonly RateLimitPolicyResource[], re
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    for (const x of Object.values(v as object)) deepFreeze(x);
-    Object.freeze(v);
-  }
-  return v;
 }
