@@ -128,6 +128,14 @@ const meshConfig: Row[] = [
   { name: 'two providers of one name', spec: { extensionProviders: [{ name: 'p', prometheus: {} }, { name: 'p', prometheus: {} }] }, code: 'TRL0106', field: 'spec.extensionProviders[1].name' },
 ];
 
+const retry = (retries: unknown) => ({ hosts: ['reviews'], http: [{ retries, route: [{ destination: { host: 'reviews' } }] }] });
+const virtualService: Row[] = [
+  { name: "Envoy's retry conditions and status codes", spec: retry({ attempts: 3, retryOn: 'gateway-error, connect-failure,refused-stream,reset-before-request,retriable-status-codes,503,unavailable' }) },
+  { name: 'a retry condition Envoy does not have', spec: retry({ attempts: 3, retryOn: '5xx,server-error' }), code: 'TRL0106', field: 'spec.http[0].retries.retryOn' },
+  { name: 'a status code out of range', spec: retry({ attempts: 3, retryOn: '5xx,999' }), code: 'TRL0106', field: 'spec.http[0].retries.retryOn' },
+];
+
+runTable(NET, 'VirtualService', virtualService);
 runTable(NET, 'DestinationRule', destinationRule);
 runTable(NET, 'Gateway', gateway);
 runTable(NET, 'Sidecar', sidecar);

@@ -74,10 +74,25 @@ const rewrite = z.strictObject({
   uriRegexRewrite: z.strictObject({ match: re2(), rewrite: z.string() }).optional(),
 }).superRefine((r, ctx) => atMostOne(r, ['uri', 'uriRegexRewrite'], ctx, 'a rewrite'));
 
+/** Envoy's retry conditions Istio accepts in `retryOn` (besides HTTP status codes). */
+const RETRY_ON = new Set([
+  '5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx', 'refused-stream',
+  'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure',
+  'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable',
+]);
+
+const retryOn = z.string().superRefine((v, ctx) => {
+  for (const raw of v.split(',')) {
+    const c = raw.trim();
+    if (RETRY_ON.has(c) || (/^\d{3}$/.test(c) && Number(c) >= 100 && Number(c) <= 599)) continue;
+    ctx.addIssue({ code: 'custom', message: `"${c}" is not a retry condition: use Envoy's (${[...RETRY_ON].join(', ')}) or an HTTP status code` });
+  }
+});
+
 const retries = z.strictObject({
   attempts: z.number().int().min(0, { message: 'attempts must not be negative' }).optional(),
   perTryTimeout: duration({ min: 1 }).optional(),
-  retryOn: z.string().optional(),
+  retryOn: retryOn.optional(),
   retryRemoteLocalities: z.boolean().optional(),
   retryIgnorePreviousHosts: z.boolean().optional(),
   backoff: duration({ min: 1 }).optional(),
