@@ -208,7 +208,11 @@ test('web\'s sidecar restarted on the same admin port: counts go on from zero, n
   await waitFor('web sees the three api instances', async () => usableApiEndpoints(await mesh.configDump('web.shop')).length === 3 || undefined, 5000);
   // The new process's counters start below the old ones' and then pass them (test/controlplane/topology.test.ts checks a restart caught only by its start time).
   await send(URL_OK, 60, 200);
-  const doc = await waitFor('the topology to count 110 requests', async () => { const d = await topology(); return apiEdge(d)?.requests === 110 ? d : undefined; }, 5000, 100);
+  // Both sides: web's scrape (the edge) and the api sidecars' (its inbound signals) may land in different rounds.
+  const doc = await waitFor('the topology to count 110 requests on the edge and at api', async () => {
+    const d = await topology();
+    return apiEdge(d)?.requests === 110 && node(d, 'service:api.shop')?.inbound?.requests === 110 ? d : undefined;
+  }, 5000, 100);
   assert.deepEqual(apiEdge(doc)!.responseCodes, { 200: 100, 500: 10 });
   assert.equal(node(doc, 'service:api.shop')?.inbound?.requests, 110);
   const rates = [...doc.edges.map((e) => e.rps), ...doc.nodes.flatMap((n) => (n.kind === 'service' && n.inbound ? [n.inbound.rps] : []))];
