@@ -24,6 +24,131 @@ const table = {
     template: '{detail}',
     docs: 'A field breaks a rule of its kind: wrong type, value out of range, missing required field, bad enum, malformed duration or regex, or fields that may not be set together. Fix the field named.',
   },
+  Deprecated: {
+    code: 'TRL0002', level: 'warning',
+    template: '{field} is deprecated: {instead}',
+    docs: 'The configuration uses a field Istio has deprecated; it still works in Trellis, but move to the replacement named in the message.',
+  },
+  ReferencedResourceNotFound: {
+    code: 'TRL0101', level: 'error',
+    template: '{what} {name} does not exist{hint}',
+    docs: 'A field names another resource (a destination host, a subset, a gateway, a namespace, a selected workload) that the configuration and the registry do not have. Traffic that depends on it fails; fix the reference or add the resource.',
+  },
+  ConflictingMeshGatewayVirtualServiceHosts: {
+    code: 'TRL0109', level: 'error',
+    template: 'host {host} is also routed for the mesh by {others}; sidecars apply one VirtualService per host: merge them or delegate',
+    docs: 'Two or more VirtualServices bound to the mesh claim the same host where both are visible; only one of them applies to sidecars, so the other one\'s routes are silently lost.',
+  },
+  ConflictingSidecarWorkloadSelectors: {
+    code: 'TRL0110', level: 'error',
+    template: 'selects workload {workload}, which {others} selects too; a workload takes one Sidecar: make the selectors disjoint',
+    docs: 'Two Sidecar resources of one namespace select the same workload; which one applies is undefined.',
+  },
+  MultipleSidecarsWithoutWorkloadSelectors: {
+    code: 'TRL0111', level: 'error',
+    template: 'namespace {namespace} has more than one Sidecar without a workloadSelector ({others}); only one namespace-wide Sidecar applies: merge them',
+    docs: 'A namespace may have one Sidecar without a workloadSelector; with several, which one applies is undefined.',
+  },
+  VirtualServiceDestinationPortSelectorRequired: {
+    code: 'TRL0112', level: 'error',
+    template: 'destination {host} has more than one port ({ports}) and the route does not say which: set destination.port.number',
+    docs: 'A route to a service with several ports must name the port; otherwise the proxy cannot tell where to send the traffic.',
+  },
+  PortNameIsNotUnderNamingConvention: {
+    code: 'TRL0118', level: 'info',
+    template: 'port {port} of {service} is named "{portName}", which is not <protocol>[-suffix], and has no appProtocol: Trellis treats it as {assumed}',
+    docs: 'A service port names its protocol by a name prefix (http, http2, grpc, tcp, tls, …) or appProtocol; without either the protocol is guessed. Name the port or set appProtocol.',
+  },
+  NoMatchingWorkloadsFound: {
+    code: 'TRL0127', level: 'warning',
+    template: 'no workload {scope} carries the labels {labels}: the policy applies to nothing',
+    docs: 'A policy\'s selector (or its namespace) matches no workload of the registry, so it has no effect. A typo in the labels or the namespace, or workloads not declared yet.',
+  },
+  NoServerCertificateVerificationDestinationLevel: {
+    code: 'TRL0128', level: 'warning',
+    template: 'tls mode {mode} to {host} has no caCertificates: the server\'s certificate is not verified; set caCertificates, or credentialName with a workloadSelector',
+    docs: 'A DestinationRule originates TLS without a CA to verify the server with, so any certificate is accepted and the connection can be intercepted.',
+  },
+  NoServerCertificateVerificationPortLevel: {
+    code: 'TRL0129', level: 'warning',
+    template: 'tls mode {mode} to {host} port {port} has no caCertificates: the server\'s certificate is not verified; set caCertificates, or credentialName with a workloadSelector',
+    docs: 'As TRL0128, for one port\'s TLS settings (portLevelSettings[].tls).',
+  },
+  VirtualServiceUnreachableRule: {
+    code: 'TRL0130', level: 'warning',
+    template: '{rule} never matches: {reason}',
+    docs: 'A VirtualService rule comes after a rule that matches everything it matches (the same match, or no match at all), so it is never used. Reorder or remove it.',
+  },
+  VirtualServiceIneffectiveMatch: {
+    code: 'TRL0131', level: 'info',
+    template: 'match {match} of {rule} repeats {earlier}: requests it matches are taken by the earlier rule',
+    docs: 'One match condition of a rule duplicates a match of an earlier rule; the rule is still reachable through its other matches, but this one never takes effect.',
+  },
+  VirtualServiceHostNotFoundInGateway: {
+    code: 'TRL0132', level: 'warning',
+    template: 'none of the hosts {hosts} is admitted by gateway {gateway}: the gateway never routes to this VirtualService',
+    docs: 'A VirtualService bound to a Gateway must share a host with one of the Gateway\'s servers (namespace/host syntax honoured); otherwise its routes never apply at that gateway.',
+  },
+  ServiceEntryAddressesRequired: {
+    code: 'TRL0134', level: 'warning',
+    template: 'port {port} ({protocol}) of {host} carries TCP but the ServiceEntry has no addresses: a sidecar cannot tell its connections from other TCP traffic on that port; set spec.addresses or an HTTP/TLS protocol',
+    docs: 'TCP traffic is told apart by destination address only; a ServiceEntry with a TCP (or unnamed) port needs virtual IPs, unless DNS auto-allocation gives it some.',
+  },
+  GatewayDuplicateCertificate: {
+    code: 'TRL0138', level: 'warning',
+    template: 'uses the same certificate as {others} on the same gateway workloads: HTTP/2 clients that reuse a connection across hosts can get 404; serve those hosts from one server or use distinct certificates',
+    docs: 'Two Gateways on the same workloads present the same certificate; browsers reuse an HTTP/2 connection for every host the certificate covers, and the second Gateway\'s hosts then answer 404.',
+  },
+  IngressRouteRulesNotAffected: {
+    code: 'TRL0140', level: 'warning',
+    template: 'routes gateway traffic to {host} without a subset, while {other} splits {host} by subset for sidecars: the split does not apply to requests from the gateway',
+    docs: 'A VirtualService bound to a gateway sends traffic straight to a host whose mesh VirtualService splits it by subset; gateway traffic bypasses that split. Add the subsets to the gateway route as well.',
+  },
+  ConflictingGateways: {
+    code: 'TRL0145', level: 'error',
+    template: 'port {port} for hosts {hosts} on the workloads {selector} is also served by {others}: one of the servers is ignored',
+    docs: 'Two Gateways select the same workloads and serve overlapping hosts on the same port; only one server can own a host and port.',
+  },
+  JwtClaimBasedRoutingWithoutRequestAuthN: {
+    code: 'TRL0149', level: 'error',
+    template: '{field} matches the JWT claim {claim}, but no RequestAuthentication applies to {workloads}: the claim is never set and the rule never matches',
+    docs: 'Routing on @request.auth.claims needs a RequestAuthentication that validates the token on the same workloads (the gateway); without it the match never succeeds.',
+  },
+  ExternalNameServiceTypeInvalidPortName: {
+    code: 'TRL0150', level: 'warning',
+    template: 'port {port} of ExternalName service {service} is named "{portName}": {effect}; name it with an HTTP or TLS protocol',
+    docs: 'An ExternalName service port named tcp (or unnamed) makes the proxy treat all traffic on the port as opaque TCP to the external name, which can capture unrelated traffic.',
+  },
+  GatewayPortNotDefinedOnService: {
+    code: 'TRL0162', level: 'warning',
+    template: 'port {port} is not a target port of any service in front of the workloads {selector}: nothing reaches this server',
+    docs: 'A Gateway server listens on a port that no Service fronting the gateway workloads forwards to, so no client can reach it.',
+  },
+  ReferencedInternalGateway: {
+    code: 'TRL0165', level: 'warning',
+    template: 'gateway {gateway} is generated internally; refer to the Gateway resource it was made from',
+    docs: 'A VirtualService names a Gateway that an implementation generates (such as one ending in -istio-autogenerated-k8s-gateway); refer to the user-written Gateway instead.',
+  },
+  IneffectivePolicy: {
+    code: 'TRL0167', level: 'warning',
+    template: 'the policy has no effect: {reason}',
+    docs: 'A policy is written so that it never changes anything (it selects workloads it cannot apply to, or repeats what another policy already decides).',
+  },
+  DestinationRuleSubsetNotSelectPods: {
+    code: 'TRL0173', level: 'error',
+    template: 'subset {subset} selects no workload of {host}: requests routed to it fail with 503 (no healthy upstream)',
+    docs: 'A DestinationRule subset\'s labels (with the ServiceEntry\'s workloadSelector) match no endpoint of its host. A typo in the labels, or workloads not declared yet.',
+  },
+  UnknownDestinationRuleHost: {
+    code: 'TRL0174', level: 'warning',
+    template: 'host {host} matches no service visible from namespace {namespace}: the rule applies to nothing',
+    docs: 'A DestinationRule\'s host resolves to no Service or ServiceEntry the rule\'s namespace can see, so its policies never apply.',
+  },
+  ConflictingServiceEntryProtocol: {
+    code: 'TRL0177', level: 'warning',
+    template: 'host {host} port {port} is {protocol} here but {otherProtocol} in {other}: which protocol applies is undefined',
+    docs: 'Two ServiceEntries visible in the same namespaces declare one host and port with different protocols.',
+  },
   YamlSyntaxError: {
     code: 'TRL1001', level: 'error',
     template: 'YAML syntax error: {detail}',
@@ -163,6 +288,11 @@ const table = {
     code: 'TRL1306', level: 'warning',
     template: 'Trellis has no external authorizer for provider "{provider}": the requests this CUSTOM policy matches are denied',
     docs: 'Trellis does not call external authorizers (Istio\'s CUSTOM action with an extension provider). It fails closed: what a CUSTOM policy matches is denied (403). Express the decision with ALLOW and DENY policies instead.',
+  },
+  AnalyzerFailed: {
+    code: 'TRL1401', level: 'error',
+    template: 'analyzer {analyzer} failed: {detail}; this is a Trellis bug, please report it with the configuration',
+    docs: 'An analyzer threw instead of reporting; its checks did not run. The other analyzers still ran.',
   },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 

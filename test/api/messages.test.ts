@@ -14,6 +14,31 @@ import { ROOT } from './kind-table.js';
  */
 const ISTIO_CODES: Readonly<Record<string, { readonly name: string; readonly level: 'error' | 'warning' | 'info' }>> = {
   IST0106: { name: 'SchemaValidationError', level: 'error' },
+  IST0002: { name: 'Deprecated', level: 'warning' },
+  IST0101: { name: 'ReferencedResourceNotFound', level: 'error' },
+  IST0109: { name: 'ConflictingMeshGatewayVirtualServiceHosts', level: 'error' },
+  IST0110: { name: 'ConflictingSidecarWorkloadSelectors', level: 'error' },
+  IST0111: { name: 'MultipleSidecarsWithoutWorkloadSelectors', level: 'error' },
+  IST0112: { name: 'VirtualServiceDestinationPortSelectorRequired', level: 'error' },
+  IST0118: { name: 'PortNameIsNotUnderNamingConvention', level: 'info' },
+  IST0127: { name: 'NoMatchingWorkloadsFound', level: 'warning' },
+  IST0128: { name: 'NoServerCertificateVerificationDestinationLevel', level: 'warning' },
+  IST0129: { name: 'NoServerCertificateVerificationPortLevel', level: 'warning' },
+  IST0130: { name: 'VirtualServiceUnreachableRule', level: 'warning' },
+  IST0131: { name: 'VirtualServiceIneffectiveMatch', level: 'info' },
+  IST0132: { name: 'VirtualServiceHostNotFoundInGateway', level: 'warning' },
+  IST0134: { name: 'ServiceEntryAddressesRequired', level: 'warning' },
+  IST0138: { name: 'GatewayDuplicateCertificate', level: 'warning' },
+  IST0140: { name: 'IngressRouteRulesNotAffected', level: 'warning' },
+  IST0145: { name: 'ConflictingGateways', level: 'error' },
+  IST0149: { name: 'JwtClaimBasedRoutingWithoutRequestAuthN', level: 'error' },
+  IST0150: { name: 'ExternalNameServiceTypeInvalidPortName', level: 'warning' },
+  IST0162: { name: 'GatewayPortNotDefinedOnService', level: 'warning' },
+  IST0165: { name: 'ReferencedInternalGateway', level: 'warning' },
+  IST0167: { name: 'IneffectivePolicy', level: 'warning' },
+  IST0173: { name: 'DestinationRuleSubsetNotSelectPods', level: 'error' },
+  IST0174: { name: 'UnknownDestinationRuleHost', level: 'warning' },
+  IST0177: { name: 'ConflictingServiceEntryProtocol', level: 'warning' },
 };
 
 const all = Object.entries(messages);

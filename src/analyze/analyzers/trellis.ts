@@ -1,0 +1,3 @@
+import type { Analyzer } from '../analyzer.js';
+
+export const trellisAnalyzers: readonly Analyzer[] = [];
