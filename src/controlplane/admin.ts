@@ -1,6 +1,9 @@
 /**
  * The admin API (docs/running-mesh.md), HTTP and JSON:
  * `/ready`, `/services`, `/endpoints`, `/proxies`, `/config/errors`,
+ * `/config/files` (the text of the files in force) and `/registry` (services,
+ * workloads, endpoints and namespaces as the registry holds them, dump.ts), which
+ * `trellis analyze --live` reads,
  * `/api/topology` (topology.ts), `/metrics` in Prometheus text
  * (OpenMetrics when asked), and the CA: `GET /ca` (roots, which root each
  * instance's certificate came from), `POST /ca/rotate` (a new root signs,
@@ -13,6 +16,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Diagnostic } from '../api/diagnostic.js';
 import type { ProxyListeners } from '../protocol/stream.js';
+import { registryDump } from '../registry/dump.js';
 import type { Registry } from '../registry/types.js';
 import type { Exposition } from '../telemetry/exposition.js';
 import { syncState, type ProxySession, type SyncState } from './proxy-sessions.js';
@@ -23,6 +27,8 @@ export interface AdminSource {
   registry(): Registry;
   sessions(): readonly ProxySession[];
   configErrors(): readonly Diagnostic[];
+  /** The text of the configuration files in force (`/config/files`), for `trellis analyze --live`. */
+  configFiles?(): readonly { readonly file: string; readonly text: string }[];
   /** The exposition for a scrape, in the format the Accept header asks for. */
   metrics(accept: string | undefined): Promise<Exposition>;
   /** `/api/topology?window=…`: status and JSON body (topology.ts `topologyAnswer`). */
@@ -141,6 +147,10 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
           return json(200, src.configErrors().map((d) => ({
             code: d.code, level: d.level, message: d.message, resource: d.resource ?? null, position: d.position ?? null, field: d.field ?? null,
           })));
+        case '/config/files':
+          return json(200, { files: src.configFiles?.() ?? [] });
+        case '/registry':
+          return json(200, registryDump(src.registry()));
         case '/api/topology': {
           const a = src.topology(new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('window'));
           return json(a.status, a.body);
@@ -151,7 +161,7 @@ export async function startAdminServer(src: AdminSource, opts: { host?: string; 
           return res.end(m.body);
         }
         default:
-          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/api/topology', '/metrics', '/ca'] });
+          return json(404, { error: `no such page ${path}`, pages: ['/ready', '/services', '/endpoints', '/proxies', '/config/errors', '/config/files', '/registry', '/api/topology', '/metrics', '/ca'] });
       }
     } catch (e) {
       return json(500, { error: (e as Error).message });

@@ -17,6 +17,7 @@ import type { Resource } from '../api/resource.js';
 interface FileVersion {
   readonly file: string;
   readonly hash: string;
+  readonly text: string;
   readonly resources: readonly Resource[];
   readonly diagnostics: readonly Diagnostic[];
 }
@@ -46,6 +47,11 @@ export class ConfigStore {
   /** The configuration in force. */
   get config(): ConfigSet {
     return this.#config;
+  }
+
+  /** The text of every file version in force, in load order: what `trellis analyze --live` reads. */
+  sources(): readonly { readonly file: string; readonly text: string }[] {
+    return this.#inForce.map((v) => ({ file: v.file, text: v.text }));
   }
 
   /**
@@ -116,7 +122,7 @@ export class ConfigStore {
     if (good && good.hash === hash) return good;
     const r = parseYaml(text, file);
     const own = ConfigSet.of(r.resources);
-    const v: FileVersion = Object.freeze({ file, hash, resources: own.resources, diagnostics: [...r.diagnostics, ...own.diagnostics] });
+    const v: FileVersion = Object.freeze({ file, hash, text, resources: own.resources, diagnostics: [...r.diagnostics, ...own.diagnostics] });
     this.#parsed.set(file, v);
     return v;
   }

@@ -29,6 +29,8 @@ export interface ConfigWatcher {
   start(): ConfigUpdate;
   /** Reloads now (used by tests and on SIGHUP). */
   reload(): ConfigUpdate;
+  /** The text of every file version in force (ConfigStore.sources). */
+  sources(): readonly { readonly file: string; readonly text: string }[];
   close(): void;
 }
 
@@ -102,6 +104,7 @@ export function watchConfig(opts: ConfigWatcherOptions): ConfigWatcher {
       return u;
     },
     reload,
+    sources: () => store.sources(),
     close() {
       if (poll) clearInterval(poll);
       if (debounce) clearTimeout(debounce);

@@ -281,6 +281,7 @@ export function createControlPlane(opts: ControlPlaneOptions): ControlPlane {
           registry: () => state.registry,
           sessions: () => sessions.all(),
           configErrors,
+          configFiles: () => watcher?.sources() ?? [],
           metrics: (accept) => metrics.render(accept),
           topology: (window) => topologyAnswer(topology, window),
           ca: () => ({

@@ -81,3 +81,24 @@ test('unknown pages answer 404 with the list of pages; other methods 405', async
   assert.equal(post.status, 405);
   await post.text();
 });
+
+test('/config/files serves the text of the files in force: a rejected file is not among them', async () => {
+  const r = await t.get<{ files: { file: string; text: string }[] }>('/config/files');
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.files.map((f) => f.file), ['app.yaml']);
+  assert.equal(r.body.files[0]!.text, SHOP);
+});
+
+test('/registry serves a dump that rebuilds the same registry: services, workloads, endpoints, namespaces', async () => {
+  const { registryFromDump } = await import('../../src/registry/dump.js');
+  const r = await t.get<Parameters<typeof registryFromDump>[0]>('/registry');
+  assert.equal(r.status, 200);
+  const reg = registryFromDump(r.body);
+  assert.equal(reg.trustDomain, 'cluster.local');
+  assert.deepEqual(reg.services().map((s) => s.hostname), (await t.get<ServiceRow[]>('/services')).body.map((s) => s.hostname));
+  assert.ok(reg.workload('web', 'shop'));
+  assert.ok(reg.namespaces().includes('ops'));
+  const web = reg.endpoints('web.shop.svc.cluster.local', 8080);
+  assert.deepEqual(web.map((e) => [e.instance, e.address, e.port]), [['web.shop', '127.0.0.1', 43001]]);
+  assert.throws(() => registryFromDump({} as never), /not a registry dump/);
+});
