@@ -102,3 +102,24 @@ test('MeshConfig accessLogFile in the snapshot\'s mesh settings turns the log on
   assert.deepEqual(lines(meshFile).map((l) => l['path']), ['/one']);
   assert.deepEqual(lines(fallback).map((l) => l['path']), ['/fallback']);
 });
+
+test('JSON lines escape what a request or the configuration can put in a string: quotes, backslashes, control characters, non-ASCII', async () => {
+  const file = join(dir, 'escape.log');
+  const log = new AccessLog({ file });
+  const nasty = '/a"b\\c\n\u0001d/é/☃/"},"response_code":999';
+  const r: RequestRecord = {
+    direction: 'inbound', proxy: 'web."shop"', requestId: 'id\\"x', method: 'GET', authority: 'h"ost:80', path: nasty, protocol: 'HTTP/1.1',
+    status: 200, responseFlags: [], route: 'r\u2028oute', startTime: Date.now(), durationMs: 1, bytesReceived: 0, bytesSent: 2,
+  };
+  log.log(r);
+  await log.close();
+  const [l] = lines(file);
+  assert.equal(l!['path'], nasty);
+  assert.equal(l!['response_code'], 200);
+  assert.equal(l!['authority'], 'h"ost:80');
+  assert.equal(l!['proxy'], 'web."shop"');
+  assert.equal(l!['request_id'], 'id\\"x');
+  assert.equal(l!['route_name'], 'r\u2028oute');
+  assert.equal(l!['upstream_host'], null);
+  assert.equal(l!['grpc_status'], null);
+});
