@@ -36,8 +36,8 @@ const table = {
   },
   ConflictingMeshGatewayVirtualServiceHosts: {
     code: 'TRL0109', level: 'error',
-    template: 'host {host} is also routed for the mesh by {others}; sidecars apply one VirtualService per host: merge them or delegate',
-    docs: 'Two or more VirtualServices bound to the mesh claim the same host where both are visible; only one of them applies to sidecars, so the other one\'s routes are silently lost.',
+    template: 'conflicts with {others} on {host}: all are bound to the mesh and some namespace sees them together, but a sidecar uses one VirtualService per host (the one loaded first), so the others\' routes for it are lost; merge them into one VirtualService, or narrow exportTo so no namespace sees two',
+    docs: 'Two or more VirtualServices bound to the mesh claim the same host (or overlapping wildcard hosts) where a namespace sees both; sidecars apply only one of them, so the other one\'s routes are silently lost.',
   },
   ConflictingSidecarWorkloadSelectors: {
     code: 'TRL0110', level: 'error',
@@ -51,13 +51,13 @@ const table = {
   },
   VirtualServiceDestinationPortSelectorRequired: {
     code: 'TRL0112', level: 'error',
-    template: 'destination {host} has more than one port ({ports}) and the route does not say which: set destination.port.number',
-    docs: 'A route to a service with several ports must name the port; otherwise the proxy cannot tell where to send the traffic.',
+    template: 'destination {host} has more than one port ({ports}) and the route does not say which: the proxy then uses the port the request came in on, which the destination may not have; set destination.port.number',
+    docs: 'A route to a service with several ports should name the port; without it the proxy sends to the port the request arrived on, which breaks as soon as the ports differ (a gateway on 80 in front of a service on 9080).',
   },
   PortNameIsNotUnderNamingConvention: {
     code: 'TRL0118', level: 'info',
-    template: 'port {port} of {service} is named "{portName}", which is not <protocol>[-suffix], and has no appProtocol: Trellis treats it as {assumed}',
-    docs: 'A service port names its protocol by a name prefix (http, http2, grpc, tcp, tls, …) or appProtocol; without either the protocol is guessed. Name the port or set appProtocol.',
+    template: 'port {port} of {service} {naming}: Trellis carries it as {assumed}; name it <protocol>[-suffix] (http-web, grpc-api, tcp-db) or set appProtocol',
+    docs: 'A Service port says its protocol by appProtocol or a name prefix (http, http2, grpc, tcp, tls, …); without either Istio sniffs it and Trellis carries it as HTTP/1.1. Name the port or set appProtocol.',
   },
   NoMatchingWorkloadsFound: {
     code: 'TRL0127', level: 'warning',
@@ -66,12 +66,12 @@ const table = {
   },
   NoServerCertificateVerificationDestinationLevel: {
     code: 'TRL0128', level: 'warning',
-    template: 'tls mode {mode} to {host} has no caCertificates: the server\'s certificate is not verified; set caCertificates, or credentialName with a workloadSelector',
-    docs: 'A DestinationRule originates TLS without a CA to verify the server with, so any certificate is accepted and the connection can be intercepted.',
+    template: 'tls mode {mode} to {host} sets no caCertificates: {effect}; set caCertificates to the file of the CA that signs the server\'s certificate',
+    docs: 'A DestinationRule originates TLS (SIMPLE or MUTUAL) without caCertificates: Trellis then trusts any certificate a public root CA issued for the name (none at all with insecureSkipVerify). Pin the server\'s CA with caCertificates.',
   },
   NoServerCertificateVerificationPortLevel: {
     code: 'TRL0129', level: 'warning',
-    template: 'tls mode {mode} to {host} port {port} has no caCertificates: the server\'s certificate is not verified; set caCertificates, or credentialName with a workloadSelector',
+    template: 'tls mode {mode} to {host} port {port} sets no caCertificates: {effect}; set caCertificates to the file of the CA that signs the server\'s certificate',
     docs: 'As TRL0128, for one port\'s TLS settings (portLevelSettings[].tls).',
   },
   VirtualServiceUnreachableRule: {
@@ -81,18 +81,18 @@ const table = {
   },
   VirtualServiceIneffectiveMatch: {
     code: 'TRL0131', level: 'info',
-    template: 'match {match} of {rule} repeats {earlier}: requests it matches are taken by the earlier rule',
-    docs: 'One match condition of a rule duplicates a match of an earlier rule; the rule is still reachable through its other matches, but this one never takes effect.',
+    template: '{match} of {rule} never takes effect: {earlier} comes before it and takes every request it matches; remove it, or reorder the matches',
+    docs: 'A match of a rule is covered by an earlier match (the same conditions, or wider ones such as a shorter URI prefix); the rule may still be reached through its other matches, but this one never decides anything.',
   },
   VirtualServiceHostNotFoundInGateway: {
     code: 'TRL0132', level: 'warning',
-    template: 'none of the hosts {hosts} is admitted by gateway {gateway}: the gateway never routes to this VirtualService',
+    template: 'none of the hosts {hosts} is admitted by a server of gateway {gateway}: the gateway never routes to this VirtualService; add the host to the Gateway\'s servers[].hosts (namespace/host allowed) or fix spec.hosts',
     docs: 'A VirtualService bound to a Gateway must share a host with one of the Gateway\'s servers (namespace/host syntax honoured); otherwise its routes never apply at that gateway.',
   },
   ServiceEntryAddressesRequired: {
     code: 'TRL0134', level: 'warning',
-    template: 'port {port} ({protocol}) of {host} carries TCP but the ServiceEntry has no addresses: a sidecar cannot tell its connections from other TCP traffic on that port; set spec.addresses or an HTTP/TLS protocol',
-    docs: 'TCP traffic is told apart by destination address only; a ServiceEntry with a TCP (or unnamed) port needs virtual IPs, unless DNS auto-allocation gives it some.',
+    template: 'port {port} of {host} {protocol} and the ServiceEntry has no addresses: TCP carries no host name, so a proxy that captures connections by address cannot route it (Trellis reaches it only by name, through a CONNECT tunnel or a per-upstream port); set spec.addresses, or give the port an HTTP or TLS protocol',
+    docs: 'TCP connections are told apart by destination address only; a ServiceEntry with a TCP (or protocol-less) port needs addresses (virtual IPs), unless DNS capture with auto-allocation gives it some.',
   },
   GatewayDuplicateCertificate: {
     code: 'TRL0138', level: 'warning',
@@ -106,28 +106,28 @@ const table = {
   },
   ConflictingGateways: {
     code: 'TRL0145', level: 'error',
-    template: 'port {port} for hosts {hosts} on the workloads {selector} is also served by {others}: one of the servers is ignored',
-    docs: 'Two Gateways select the same workloads and serve overlapping hosts on the same port; only one server can own a host and port.',
+    template: 'port {port} for hosts {hosts} on the workloads {selector} is also served by {others}: one of the servers is ignored; serve these hosts from one Gateway or use distinct ports',
+    docs: 'Two Gateways select the same workloads (equal selectors, or selectors that pick a common workload) and serve overlapping hosts on the same port; only one server can own a host and port.',
   },
   JwtClaimBasedRoutingWithoutRequestAuthN: {
     code: 'TRL0149', level: 'error',
-    template: '{field} matches the JWT claim {claim}, but no RequestAuthentication applies to {workloads}: the claim is never set and the rule never matches',
+    template: 'routes on the JWT claim {claim} at gateway {gateway}, but no RequestAuthentication applies to its workloads {workloads}: no token is validated there, so the claim is never known and the match never holds; add a RequestAuthentication that selects them',
     docs: 'Routing on @request.auth.claims needs a RequestAuthentication that validates the token on the same workloads (the gateway); without it the match never succeeds.',
   },
   ExternalNameServiceTypeInvalidPortName: {
     code: 'TRL0150', level: 'warning',
-    template: 'port {port} of ExternalName service {service} is named "{portName}": {effect}; name it with an HTTP or TLS protocol',
-    docs: 'An ExternalName service port named tcp (or unnamed) makes the proxy treat all traffic on the port as opaque TCP to the external name, which can capture unrelated traffic.',
+    template: 'port {port} of ExternalName service {service} {naming}: {effect}; name it with an HTTP or TLS protocol (http-…, https-…, tls-…)',
+    docs: 'An ExternalName service port that is TCP (or has no protocol) is opaque TCP to the external name; a proxy that captures by address sends every connection on that port there. Name it with an HTTP or TLS protocol.',
   },
   GatewayPortNotDefinedOnService: {
     code: 'TRL0162', level: 'warning',
-    template: 'port {port} is not a target port of any service in front of the workloads {selector}: nothing reaches this server',
-    docs: 'A Gateway server listens on a port that no Service fronting the gateway workloads forwards to, so no client can reach it.',
+    template: 'port {port} is not exposed by the services in front of the workloads {selector} ({services}): no client reaches this server; add the port to a Service or use a port the Service exposes',
+    docs: 'A Gateway server listens on a port that no Kubernetes Service fronting the gateway workloads exposes, as its port or its targetPort; gateway workloads declared without a Service (WorkloadEntry, App) are reached directly and not checked.',
   },
   ReferencedInternalGateway: {
     code: 'TRL0165', level: 'warning',
-    template: 'gateway {gateway} is generated internally; refer to the Gateway resource it was made from',
-    docs: 'A VirtualService names a Gateway that an implementation generates (such as one ending in -istio-autogenerated-k8s-gateway); refer to the user-written Gateway instead.',
+    template: 'gateway {gateway} is a name Istio generates for a Kubernetes Gateway API gateway, not a Gateway of this configuration; bind to a networking.istio.io Gateway by its own name',
+    docs: 'A VirtualService names a Gateway that Istio generates from a Kubernetes Gateway API gateway (the name contains istio-autogenerated-k8s-gateway); such names are internal and may change, and Trellis has no such Gateways.',
   },
   IneffectivePolicy: {
     code: 'TRL0167', level: 'warning',
@@ -136,18 +136,18 @@ const table = {
   },
   DestinationRuleSubsetNotSelectPods: {
     code: 'TRL0173', level: 'error',
-    template: 'subset {subset} selects no workload of {host}: requests routed to it fail with 503 (no healthy upstream)',
-    docs: 'A DestinationRule subset\'s labels (with the ServiceEntry\'s workloadSelector) match no endpoint of its host. A typo in the labels, or workloads not declared yet.',
+    template: 'subset {subset} ({labels}) selects no endpoint of {host}: requests routed to it fail with 503 (no healthy upstream); fix the labels or declare the workloads that carry them',
+    docs: 'A DestinationRule subset\'s labels match no endpoint (or selected workload) of its host. A typo in the labels, or workloads not declared yet.',
   },
   UnknownDestinationRuleHost: {
     code: 'TRL0174', level: 'warning',
-    template: 'host {host} matches no service visible from namespace {namespace}: the rule applies to nothing',
-    docs: 'A DestinationRule\'s host resolves to no Service or ServiceEntry the rule\'s namespace can see, so its policies never apply.',
+    template: 'host {host} matches no service visible from namespace {namespace} (or the namespaces the rule is exported to): the rule applies to nothing; fix the host (a short name resolves in the rule\'s namespace) or declare the Service or ServiceEntry',
+    docs: 'A DestinationRule\'s host resolves to no Service or ServiceEntry that a namespace the rule applies in can see, so its policies never apply.',
   },
   ConflictingServiceEntryProtocol: {
     code: 'TRL0177', level: 'warning',
-    template: 'host {host} port {port} is {protocol} here but {otherProtocol} in {other}: which protocol applies is undefined',
-    docs: 'Two ServiceEntries visible in the same namespaces declare one host and port with different protocols.',
+    template: 'host {host} port {port} is {protocol} here but {otherProtocol} in {other}, both visible in {where}: {effect}; give the port one protocol, or declare the host once',
+    docs: 'Two ServiceEntries visible in the same namespaces declare one host and port with different protocols; only one definition of the host is in force, so one of the protocols is silently not used.',
   },
   YamlSyntaxError: {
     code: 'TRL1001', level: 'error',
@@ -289,10 +289,40 @@ const table = {
     template: 'Trellis has no external authorizer for provider "{provider}": the requests this CUSTOM policy matches are denied',
     docs: 'Trellis does not call external authorizers (Istio\'s CUSTOM action with an extension provider). It fails closed: what a CUSTOM policy matches is denied (403). Express the decision with ALLOW and DENY policies instead.',
   },
+  GatewayWithoutSelector: {
+    code: 'TRL1430', level: 'warning',
+    template: 'the Gateway has no selector: Trellis applies a Gateway only to the workloads its selector picks, so no proxy serves it; add spec.selector (such as istio: ingressgateway)',
+    docs: 'Istio applies a Gateway without a selector to every gateway workload; Trellis decides which workloads are gateways by Gateway selectors and applies such a Gateway to none. Name the gateway workloads in spec.selector.',
+  },
+  JwtClaimRouteNotEnforced: {
+    code: 'TRL1410', level: 'warning',
+    template: 'routes on the JWT claim {claim}, which Trellis does not evaluate in route matches yet: it reads the key as a request header, which no request can carry, so {effect}',
+    docs: 'VirtualService header matches on @request.auth.claims.* are accepted but not enforced: Trellis validates tokens (RequestAuthentication) and authorizes on claims (AuthorizationPolicy), but its route matcher does not see claims. Route on a header the client sends, or decide with an AuthorizationPolicy on request.auth.claims.',
+  },
   AnalyzerFailed: {
     code: 'TRL1401', level: 'error',
     template: 'analyzer {analyzer} failed: {detail}; this is a Trellis bug, please report it with the configuration',
     docs: 'An analyzer threw instead of reporting; its checks did not run. The other analyzers still ran.',
+  },
+  ClientTlsRefusedByStrictMtls: {
+    code: 'TRL1440', level: 'error',
+    template: '{client} uses tls mode {mode} for {host} port {port}, but {policy} makes {workloads} accept mesh mTLS only (STRICT): every such call is refused; {fix}',
+    docs: 'A caller sends plaintext (DISABLE, or no auto mTLS) or TLS with certificates of its own (SIMPLE, MUTUAL) to workloads whose PeerAuthentication is STRICT, which accept only peers with a mesh certificate. Use tls mode ISTIO_MUTUAL for the host (or leave the mode out and keep MeshConfig enableAutoMtls on), or make the PeerAuthentication PERMISSIVE for that port.',
+  },
+  MtlsRefusedByDisabledMtls: {
+    code: 'TRL1441', level: 'error',
+    template: '{client} sends mesh mTLS (ISTIO_MUTUAL) to {host} port {port}, but {policy} sets DISABLE on {workloads}, which then take plaintext only: every such call is refused; {fix}',
+    docs: 'A caller originates mesh mTLS (an explicit ISTIO_MUTUAL, or auto mTLS, which in Trellis does not look at the server\'s PeerAuthentication) to workloads whose PeerAuthentication is DISABLE. Set tls mode DISABLE for that host and port in a DestinationRule, or make the PeerAuthentication PERMISSIVE.',
+  },
+  AllowRuleEmptyAmongRules: {
+    code: 'TRL1442', level: 'warning',
+    template: 'rule {rule} is empty, so it allows every request and {others} of this ALLOW policy never decide anything; remove the empty rule (an indentation slip in the YAML?), or, if every request should be allowed, keep it alone',
+    docs: 'An ALLOW policy has an empty rule ({}) next to other rules. An empty rule matches every request, caller and port, so the policy allows everything and its other rules are dead. Remove the empty rule; an intended allow-all is written as a policy whose only rule is {}.',
+  },
+  AllowRuleOnlyExclusions: {
+    code: 'TRL1443', level: 'warning',
+    template: 'rule {rule} only excludes ({fields}): it allows every other request, callers without an mTLS identity included; to refuse what it names, write a DENY policy with the positive fields; to admit only some callers or operations, list them (principals, namespaces, paths, …)',
+    docs: 'An ALLOW rule whose sources, operations and conditions only say what is not matched (notPrincipals, notNamespaces, notPaths, notValues, …) matches nearly all traffic, plaintext callers included, so the policy restricts almost nothing. A DENY policy is the way to refuse some requests; an ALLOW rule should name who or what it admits.',
   },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 

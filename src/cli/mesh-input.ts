@@ -5,10 +5,7 @@
 import type { ConfigSet } from '../api/config-set.js';
 import { formatDiagnostic, type Diagnostic } from '../api/diagnostic.js';
 import { loadConfig } from '../api/load.js';
-import { meshSettings } from '../compile/mesh.js';
-import { rateLimitIssues } from '../compile/rate-limits.js';
-import { createRegistry } from '../registry/registry.js';
-import { configSource } from '../registry/sources/config-source.js';
+import { meshOf } from '../analyze/analyze.js';
 import type { Registry } from '../registry/types.js';
 
 export interface MeshInput {
@@ -18,13 +15,7 @@ export interface MeshInput {
 }
 
 export function loadMesh(paths: readonly string[]): MeshInput {
-  const config = loadConfig(paths);
-  const mesh = meshSettings(config);
-  const { registry, diagnostics } = createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], {
-    trustDomain: mesh.trustDomain,
-    domainSuffix: mesh.domainSuffix,
-  });
-  return { config, registry, diagnostics: [...config.diagnostics, ...diagnostics, ...rateLimitIssues(config.ofKind('RateLimitPolicy'), registry)] };
+  return meshOf(loadConfig(paths));
 }
 
 /** Prints diagnostics to stderr; returns the number of errors among them. */
