@@ -61,7 +61,7 @@ const table = {
   },
   NoMatchingWorkloadsFound: {
     code: 'TRL0127', level: 'warning',
-    template: 'no workload {scope} carries the labels {labels}: the policy applies to nothing',
+    template: 'no workload {scope} {labels}: the policy applies to nothing; fix the selector or the namespace, or remove the policy',
     docs: 'A policy\'s selector (or its namespace) matches no workload of the registry, so it has no effect. A typo in the labels or the namespace, or workloads not declared yet.',
   },
   NoServerCertificateVerificationDestinationLevel: {

@@ -228,11 +228,11 @@ function outlierDetection(od: Fields['outlierDetection']): OutlierDetection | un
   });
 }
 
-function upstreamTls(tls: Fields['tls'], service: Service | undefined, autoMtls: boolean, identities: readonly string[]): UpstreamTls {
+function upstreamTls(tls: Fields['tls'], service: Service | undefined, autoMtls: boolean, identities: readonly string[], plaintextPeers: boolean): UpstreamTls {
   const explicit = tls?.mode;
   const mode: UpstreamTls['mode'] = explicit === 'DISABLE' || explicit === 'SIMPLE' || explicit === 'MUTUAL' || explicit === 'ISTIO_MUTUAL'
     ? explicit
-    : service && service.location === 'MESH_INTERNAL' && autoMtls ? DEFAULTS.tlsMode : 'DISABLE';
+    : service && service.location === 'MESH_INTERNAL' && autoMtls && !plaintextPeers ? DEFAULTS.tlsMode : 'DISABLE';
   const sans = tls?.subjectAltNames?.length ? [...tls.subjectAltNames] : mode === 'ISTIO_MUTUAL' ? [...identities] : [];
   const external = mode === 'SIMPLE' || mode === 'MUTUAL';
   return Object.freeze({
@@ -256,6 +256,12 @@ export interface ClusterInput {
   readonly autoMtls: boolean;
   /** Identities of the cluster's endpoints, for secure naming. */
   readonly identities: readonly string[];
+  /**
+   * Every endpoint of the cluster takes plaintext only (its PeerAuthentication
+   * is DISABLE on the target port): auto mTLS then sends plaintext, as
+   * Istio's does, instead of a handshake the server refuses.
+   */
+  readonly plaintextPeers?: boolean;
 }
 
 export function buildCluster(c: ClusterInput): Cluster {
@@ -271,7 +277,7 @@ export function buildCluster(c: ClusterInput): Cluster {
     lb: loadBalancer(p.loadBalancer, outlier !== undefined),
     connectionPool: connectionPool(p.connectionPool, c.connectTimeoutMs, p.retryBudget),
     ...(outlier ? { outlierDetection: outlier } : {}),
-    tls: upstreamTls(p.tls, c.service, c.autoMtls, c.identities),
+    tls: upstreamTls(p.tls, c.service, c.autoMtls, c.identities, c.plaintextPeers === true),
     ...(c.drRef ? { source: c.drRef } : {}),
   });
 }

@@ -3,6 +3,7 @@
  * port gets the virtual hosts of the VirtualServices bound to that Gateway
  * whose hosts the server admits.
  */
+import { protocolKind } from '../api/kinds/gateway.js';
 import { labelsMatch } from '../policy/route-match.js';
 import type { ProxyNode, VirtualHost } from '../protocol/snapshot.js';
 import type { Registry } from '../registry/types.js';
@@ -30,6 +31,8 @@ export function gatewayRoutes(memo: SliceMemos, index: ConfigIndex, registry: Re
     const gwNs = gw.metadata.namespace;
     const gwKey = `${gwNs}/${gw.metadata.name}`;
     for (const server of spec.servers ?? []) {
+      // TLS is not terminated at gateways yet: an HTTPS or TLS server is left out rather than served in plaintext (the loader warns, TRL1011).
+      if (protocolKind(server.port.protocol) === 'tls') continue;
       const port = server.port.number;
       const onPort = gatewaysByPort.get(port) ?? [];
       if (!onPort.includes(gwKey)) onPort.push(gwKey);

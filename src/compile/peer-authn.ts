@@ -11,6 +11,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import type { MutualTlsMode, PeerAuthenticationSpec } from '../api/kinds/peer-authentication.js';
 import type { InboundListener, PeerAuthnMode } from '../protocol/snapshot.js';
 import { labelsMatch } from '../policy/route-match.js';
+import type { Endpoint } from '../registry/types.js';
 
 /** Istio's default when no policy says anything. */
 export const DEFAULT_PEER_AUTHN: PeerAuthnMode = 'PERMISSIVE';
@@ -48,6 +49,16 @@ export function peerAuthnMode(config: ConfigSet, rootNamespace: string, namespac
   const [workload, ns, mesh] = levels(config, rootNamespace, namespace, labels);
   return set(workload?.spec.portLevelMtls?.[String(targetPort)]?.mode)
     ?? set(workload?.spec.mtls?.mode) ?? set(ns?.spec.mtls?.mode) ?? set(mesh?.spec.mtls?.mode) ?? DEFAULT_PEER_AUTHN;
+}
+
+/**
+ * Whether every endpoint of a cluster takes plaintext only (PeerAuthentication
+ * DISABLE on its target port): auto mTLS then sends plaintext (Istio infers
+ * the same from the destination's policy). Endpoints without a mesh identity
+ * do not count; no endpoints: false.
+ */
+export function allPeersPlaintext(config: ConfigSet, rootNamespace: string, endpoints: readonly Endpoint[]): boolean {
+  return endpoints.length > 0 && endpoints.every((e) => e.identity !== '' && peerAuthnMode(config, rootNamespace, e.namespace, e.labels, e.port) === 'DISABLE');
 }
 
 /** The listeners with their `mtls` mode set (new frozen objects only where the mode differs from what they carry). */

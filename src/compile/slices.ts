@@ -8,6 +8,7 @@ import type { Cluster, ClusterEndpoints, ProxyNode, Route, TcpRoute, TlsRoute, V
 import { isHttpProtocol, isTlsProtocol } from '../registry/protocol.js';
 import type { Registry, Service } from '../registry/types.js';
 import { buildCluster, type DestinationRuleInput } from './clusters.js';
+import { allPeersPlaintext, peerAuthnSignature } from './peer-authn.js';
 import { drFor, meshVsFor, type ConfigIndex, type IndexedVs } from './config-index.js';
 import { withHash } from './hash.js';
 import type { GenerationalMemo } from './memo.js';
@@ -54,7 +55,7 @@ export function destinationDeps(index: ConfigIndex, ivs: IndexedVs | undefined, 
 export function clusterSlice(memo: SliceMemos, index: ConfigIndex, registry: Registry, svc: Service, node: ProxyNode): ClusterSlice {
   const idr = drFor(index, svc.hostname, node.namespace, svc.namespace, node.labels);
   const dr = idr?.res.body.spec as DestinationRuleInput | undefined;
-  let deps = `${svc.hash}|${idr?.res.hash ?? '-'}|${index.meshHash}`;
+  let deps = `${svc.hash}|${idr?.res.hash ?? '-'}|${index.meshHash}|${peerAuthnSignature(index.config)}`;
   for (const sp of svc.ports) deps += `|${registry.endpointsHash(svc.hostname, sp.port)}`;
   return memo.clusters.get(svc.hostname, deps, () => {
     const cs: Cluster[] = [];
@@ -68,10 +69,11 @@ export function clusterSlice(memo: SliceMemos, index: ConfigIndex, registry: Reg
         const name = clusterName(sp.port, subset, svc.hostname);
         const labels = subset !== undefined ? dr?.subsets?.find((x) => x.name === subset)?.labels : undefined;
         const endpoints = subset === undefined ? eps : Object.freeze(eps.filter((e) => labelsMatch(labels ?? {}, e.labels)));
+        const plaintextPeers = allPeersPlaintext(index.config, index.mesh.rootNamespace, endpoints);
         cs.push(buildCluster({
           name, host: svc.hostname, port: sp.port, ...(subset !== undefined ? { subset } : {}), service: svc,
           ...(dr ? { dr } : {}), ...(idr ? { drRef: idr.res.ref } : {}),
-          connectTimeoutMs: index.mesh.connectTimeoutMs, autoMtls: index.mesh.enableAutoMtls, identities,
+          connectTimeoutMs: index.mesh.connectTimeoutMs, autoMtls: index.mesh.enableAutoMtls, identities, plaintextPeers,
         }));
         es.push(Object.freeze({ cluster: name, endpoints }));
       }

@@ -282,8 +282,15 @@ spec: {selector: {app: ${name}}, ports: [{name: http, port: ${port}, targetPort:
 
 const MTLS = `${SERVICE('ledger', 'bank')}${pod('ledger-1', 'bank', 'app: ledger, version: v1')}${pod('ledger-2', 'bank', 'app: ledger, version: v2')}
 ${SERVICE('audit', 'bank')}${pod('audit-1', 'bank', 'app: audit')}
-${SERVICE('legacy', 'old')}${pod('legacy-1', 'old', 'app: legacy')}
+${SERVICE('legacy', 'old')}${pod('legacy-1', 'old', 'app: legacy')}${pod('legacy-2', 'old', 'app: legacy, tier: new')}
 ${SERVICE('web', 'shop')}${pod('web-1', 'shop', 'app: web')}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: legacy-new, namespace: old}
+spec:
+  selector: {matchLabels: {tier: new}}
+  mtls: {mode: PERMISSIVE}
 ---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -350,6 +357,7 @@ test('mtls: DISABLE to STRICT workloads, ISTIO_MUTUAL (explicit or auto) to DISA
     `TRL1440 DestinationRule bank/ledger spec.trafficPolicy.tls.mode @${lineOf(MTLS, 'mode: DISABLE', 'kind: DestinationRule')}`,
     `TRL1441 PeerAuthentication old/old-off spec.mtls.mode @${lineOf(MTLS, 'mode: DISABLE', 'old-off')}`,
   ]);
+  // legacy mixes a DISABLE pod with a PERMISSIVE one: auto mTLS keeps mTLS for the service (only an all-DISABLE cluster goes plaintext), which legacy-1 refuses.
   // Without a subset both pods get plaintext; subset v2 sets ISTIO_MUTUAL for port 80 and is not reported, nor is subset everyone, which inherits the rule's DISABLE (no finding of its own above).
   assert.match(ds[1]!.message, /^this rule uses tls mode DISABLE for ledger\.bank\.svc\.cluster\.local port 80, but PeerAuthentication bank\/ledger-strict makes ledger-1\.bank and ledger-2\.bank accept mesh mTLS only \(STRICT\): every such call is refused; set the mode to ISTIO_MUTUAL/);
   assert.match(ds[0]!.message, /PeerAuthentication bank\/audit-port for port 8080 sets DISABLE on audit-1\.bank.*set the mode to DISABLE for this port/);
@@ -609,4 +617,17 @@ ${SERVICE('web', 'default')}${pod('web-1', 'default', 'app: web')}`;
   assert.deepEqual(found.filter((d) => d.code === 'TRL1401'), []);
   // The bare PeerAuthentication and AuthorizationPolicy cover namespace default, which has a workload: nothing to say.
   assert.deepEqual(found.map(brief), []);
+});
+
+test('mtls: auto mTLS to a service whose every workload is DISABLE goes plaintext, as the compiler builds it: no finding', () => {
+  const yaml = `${SERVICE('legacy', 'old')}${pod('legacy-1', 'old', 'app: legacy')}${pod('legacy-2', 'old', 'app: legacy')}
+${SERVICE('web', 'shop')}${pod('web-1', 'shop', 'app: web')}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: old-off, namespace: old}
+spec:
+  mtls: {mode: DISABLE}
+`;
+  assert.deepEqual(run('security.mtls-contradictions', yaml).map(brief), []);
 });

@@ -61,3 +61,28 @@ spec:
   assert.equal(simulate(snap, { url: 'http://shop.example.com:8080/' }).route?.name, 'partners-only');
   assert.equal(simulate(snap, { url: 'http://shop.example.com:80/' }).route?.name, 'everyone');
 });
+
+test('an HTTPS or TLS Gateway server is not served (gateways do not terminate TLS yet): no listener on its port, rather than plaintext', () => {
+  const m = meshFromYaml(`
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: public, namespace: web }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - { port: { number: 80, name: http, protocol: HTTP }, hosts: ["*"] }
+  - { port: { number: 443, name: https, protocol: HTTPS }, hosts: ["*"], tls: { mode: SIMPLE, credentialName: site-cert } }
+  - { port: { number: 8443, name: tls, protocol: TLS }, hosts: ["*"], tls: { mode: PASSTHROUGH } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: site, namespace: web }
+spec:
+  hosts: ["*"]
+  gateways: [public]
+  http:
+  - route: [{ destination: { host: details.default.svc.cluster.local, port: { number: 9080 } } }]
+`, join(SAMPLES, 'bookinfo/platform/kube/bookinfo.yaml'), join(SAMPLES, '..', 'ingress-gateway.yaml'));
+  const snap = compile(m.config, m.registry, { workload: 'istio-ingressgateway', namespace: 'istio-system' });
+  assert.deepEqual(snap.outbound.http.map((t) => t.port), [80]);
+});

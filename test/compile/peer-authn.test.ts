@@ -65,3 +65,37 @@ test('one compiler: changing only a PeerAuthentication changes the inbound mode 
   assert.deepEqual([before.inbound[0]!.mtls, after.inbound[0]!.mtls], ['PERMISSIVE', 'STRICT']);
   assert.notEqual(before.version, after.version);
 });
+
+/** The caller's TLS mode to each cluster of the api service, from web-v1's snapshot. */
+const upstreamModes = (yaml: string): Record<string, string> => {
+  const m = meshFromYaml(TWO_SERVICES + yaml);
+  assert.deepEqual(m.diagnostics.filter((d) => d.level === 'error'), []);
+  const s = compile(m.config, m.registry, { workload: 'web-v1', namespace: 'shop' });
+  return Object.fromEntries(s.clusters.filter((c) => c.service.startsWith('api.')).map((c) => [c.subset ?? '-', c.tls.mode]));
+};
+
+test('auto mTLS sends plaintext to a cluster whose every endpoint is DISABLE, as Istio infers from the destination\'s policy; mixed clusters keep mTLS', () => {
+  assert.deepEqual(upstreamModes(''), { '-': 'ISTIO_MUTUAL', v1: 'ISTIO_MUTUAL', v2: 'ISTIO_MUTUAL' });
+  // Only v2 is DISABLE: its subset goes plaintext, the whole service (v1 and v2 together) stays mTLS.
+  assert.deepEqual(upstreamModes(pa('api-v2', 'shop', '{ selector: { matchLabels: { version: v2 } }, mtls: { mode: DISABLE } }')), { '-': 'ISTIO_MUTUAL', v1: 'ISTIO_MUTUAL', v2: 'DISABLE' });
+  // The whole namespace DISABLE: every cluster plaintext.
+  assert.deepEqual(upstreamModes(pa('shop', 'shop', '{ mtls: { mode: DISABLE } }')), { '-': 'DISABLE', v1: 'DISABLE', v2: 'DISABLE' });
+  // Port-level: DISABLE on the workload port (9000) counts; on another port it does not.
+  assert.deepEqual(upstreamModes(pa('api', 'shop', '{ selector: { matchLabels: { app: api } }, portLevelMtls: { "9000": { mode: DISABLE } } }'))['-'], 'DISABLE');
+  assert.deepEqual(upstreamModes(pa('api', 'shop', '{ selector: { matchLabels: { app: api } }, portLevelMtls: { "80": { mode: DISABLE } } }'))['-'], 'ISTIO_MUTUAL');
+});
+
+test('a DestinationRule tls mode wins over what auto mTLS infers from a DISABLE PeerAuthentication', () => {
+  const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api-tls, namespace: shop }
+spec:
+  host: api
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+`;
+  // The shop DestinationRule of TWO_SERVICES names the same host; a second one in the same namespace is ignored by Istio, so replace it.
+  const m = meshFromYaml(TWO_SERVICES.replace(/---\napiVersion: networking.istio.io\/v1\nkind: DestinationRule[\s\S]*$/, '') + dr + pa('shop', 'shop', '{ mtls: { mode: DISABLE } }'));
+  const s = compile(m.config, m.registry, { workload: 'web-v1', namespace: 'shop' });
+  assert.equal(s.clusters.find((c) => c.service.startsWith('api.') && c.subset === undefined)!.tls.mode, 'ISTIO_MUTUAL');
+});

@@ -47,16 +47,16 @@ function noWorkloads(ctx: AnalysisContext, p: AuthorizationPolicyResource): void
   const sel = spec.selector?.matchLabels;
   const refs = spec.targetRefs ?? (spec.targetRef ? [spec.targetRef] : undefined);
   if (sel && Object.keys(sel).length > 0) {
-    ctx.report('NoMatchingWorkloadsFound', { scope: meshWide ? 'in the mesh' : `in namespace ${ns}`, labels: labelsText(sel) }, {
+    ctx.report('NoMatchingWorkloadsFound', { scope: meshWide ? 'in the mesh' : `in namespace ${ns}`, labels: `carries the labels ${labelsText(sel)}` }, {
       resource: p, field: ['spec', 'selector', 'matchLabels'],
     });
   } else if (refs && refs.length > 0) {
     const names = refs.map((r) => `${r.kind} ${r.name}`).join(', ');
-    ctx.report('NoMatchingWorkloadsFound', { scope: `behind the targets (${names})`, labels: 'of their selectors' }, {
+    ctx.report('NoMatchingWorkloadsFound', { scope: `behind the targets (${names})`, labels: 'carries the labels of their selectors' }, {
       resource: p, field: spec.targetRefs ? ['spec', 'targetRefs'] : ['spec', 'targetRef'],
     });
   } else if (!meshWide) {
-    ctx.report('NoMatchingWorkloadsFound', { scope: `in namespace ${ns}`, labels: 'of any kind (the policy has no selector)' }, {
+    ctx.report('NoMatchingWorkloadsFound', { scope: `in namespace ${ns}`, labels: 'exists (the policy has no selector, so it takes the whole namespace)' }, {
       resource: p, field: ['metadata', 'namespace'],
     });
   }

@@ -12,9 +12,10 @@
  *
  * - STRICT refuses plaintext and TLS without a mesh certificate: callers in
  *   DISABLE, SIMPLE or MUTUAL fail (TRL1440);
- * - DISABLE refuses any TLS: callers in ISTIO_MUTUAL fail (TRL1441). Trellis's
- *   auto mTLS does not look at the server's policy, so this holds for the
- *   default as well.
+ * - DISABLE refuses any TLS: callers in ISTIO_MUTUAL fail (TRL1441). Auto
+ *   mTLS sends plaintext when every endpoint of the cluster is DISABLE
+ *   (allPeersPlaintext), so the default fails only where a service mixes
+ *   DISABLE endpoints with others.
  *
  * An explicit mode is reported on the DestinationRule field that sets it; the
  * default is reported on the PeerAuthentication field that refuses it. A
@@ -25,7 +26,7 @@ import type { MessageName } from '../../api/messages.js';
 import type { Resource } from '../../api/resource.js';
 import { buildCluster, effectivePolicy, type DestinationRuleInput, type TrafficPolicyInput } from '../../compile/clusters.js';
 import { buildIndex, drFor, type ConfigIndex, type IndexedDr } from '../../compile/config-index.js';
-import { peerAuthnMode } from '../../compile/peer-authn.js';
+import { allPeersPlaintext, peerAuthnMode } from '../../compile/peer-authn.js';
 import { labelsMatch } from '../../policy/route-match.js';
 import type { Endpoint, Service, Workload } from '../../registry/types.js';
 import type { Analyzer, AnalysisContext } from '../analyzer.js';
@@ -80,8 +81,11 @@ class Check {
 
   /** The caller's TLS mode for a port (and subset) of `svc`, as the compiler builds the cluster. */
   mode(svc: Service, port: number, dr: DestinationRuleInput | undefined, subset: string | undefined): ClientMode {
+    const eps = this.ctx.registry.endpoints(svc.hostname, port);
+    const labels = subset !== undefined ? dr?.subsets?.find((s) => s.name === subset)?.labels ?? {} : {};
+    const plaintextPeers = allPeersPlaintext(this.ctx.config, this.ctx.mesh.rootNamespace, eps.filter((e) => labelsMatch(labels, e.labels)));
     return buildCluster({
-      name: 'analyze', host: svc.hostname, port, service: svc, identities: [],
+      name: 'analyze', host: svc.hostname, port, service: svc, identities: [], plaintextPeers,
       ...(subset !== undefined ? { subset } : {}), ...(dr ? { dr } : {}),
       connectTimeoutMs: this.ctx.mesh.connectTimeoutMs, autoMtls: this.ctx.mesh.enableAutoMtls,
     }).tls.mode;

@@ -28,7 +28,7 @@ function peerAuthentications(ctx: AnalysisContext): void {
     if (workloadsSelected(ctx, hasSelector ? sel : {}, meshWide ? undefined : ns).length > 0) continue;
     ctx.report('NoMatchingWorkloadsFound', {
       scope: meshWide ? 'in the mesh' : `in namespace ${ns}`,
-      labels: hasSelector ? labelsText(sel) : 'of any kind (the policy has no selector)',
+      labels: hasSelector ? `carries the labels ${labelsText(sel)}` : 'exists (the policy has no selector, so it takes the whole namespace)',
     }, { resource: p, field: hasSelector ? ['spec', 'selector', 'matchLabels'] : ['metadata', 'namespace'] });
   }
 }
@@ -43,7 +43,7 @@ function requestAuthentications(ctx: AnalysisContext): void {
     // targetRefs are accepted but not enforced for RequestAuthentication; the loader already says so.
     if (spec.targetRefs?.length || spec.targetRef) continue;
     const any = sel === undefined || Object.keys(sel).length === 0;
-    ctx.report('NoMatchingWorkloadsFound', { scope: ns === root ? 'in the mesh' : `in namespace ${ns}`, labels: any ? 'of any kind (the policy has no selector)' : labelsText(sel) }, {
+    ctx.report('NoMatchingWorkloadsFound', { scope: ns === root ? 'in the mesh' : `in namespace ${ns}`, labels: any ? 'exists (the policy has no selector, so it takes the whole namespace)' : `carries the labels ${labelsText(sel)}` }, {
       resource: p, field: any ? ['metadata', 'namespace'] : ['spec', 'selector', 'matchLabels'],
     });
   }
@@ -58,7 +58,7 @@ function rateLimitPolicies(ctx: AnalysisContext): void {
     if (applies) continue;
     ctx.report('NoMatchingWorkloadsFound', {
       scope: `behind Service ${svc.name}.${svc.namespace}`,
-      labels: svc.selector ? `${labelsText(svc.selector)} (the Service's selector)` : '(the Service has no selector)',
+      labels: svc.selector ? `carries the labels ${labelsText(svc.selector)} (the Service's selector)` : 'is selected (the Service has no selector)',
     }, { resource: p, field: ['spec', 'targetRef', 'name'] });
   }
 }

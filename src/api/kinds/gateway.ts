@@ -125,17 +125,26 @@ export const gatewaySpec = z.strictObject({
 });
 
 /** TLS modes a server accepts that Trellis does not act on yet, with what is missing. */
-const UNENFORCED_TLS_MODES: Readonly<Record<string, string>> = {
-  PASSTHROUGH: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; passing TLS through to the backend unterminated, routed by SNI, is not supported yet',
-  AUTO_PASSTHROUGH: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; routing TLS by SNI to mesh services without terminating it is not supported yet',
-  ISTIO_MUTUAL: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; accepting the mesh\'s own mTLS certificates on a server is not supported yet (use MUTUAL with caCertificates or a credentialName)',
-  OPTIONAL_MUTUAL: 'Trellis gateways terminate TLS only in SIMPLE and MUTUAL mode; an optional client certificate is not supported yet (use MUTUAL to require one, SIMPLE to ask for none)',
+/**
+ * Trellis gateways do not terminate or pass through TLS yet (DESIGN §9: ingress
+ * TLS termination comes later). Rather than serve an HTTPS or TLS server's
+ * port in plaintext, the gateway leaves such servers out: their port is not
+ * opened. Each mode says so at its value.
+ */
+const TLS_NOT_SERVED = 'Trellis gateways do not terminate or pass through TLS yet, so this server is not served: its port is not opened (a plaintext HTTP server on the port would defeat the TLS you asked for)';
+const TLS_MODE_DETAIL: Readonly<Record<string, string>> = {
+  SIMPLE: TLS_NOT_SERVED,
+  MUTUAL: TLS_NOT_SERVED,
+  PASSTHROUGH: `${TLS_NOT_SERVED}; passing TLS through to the backend by SNI is not supported at gateways either`,
+  AUTO_PASSTHROUGH: `${TLS_NOT_SERVED}; routing TLS by SNI to mesh services without terminating it is not supported either`,
+  ISTIO_MUTUAL: `${TLS_NOT_SERVED}; accepting the mesh's own mTLS certificates on a gateway server is not supported either`,
+  OPTIONAL_MUTUAL: `${TLS_NOT_SERVED}; an optional client certificate is not supported either`,
 };
 
 /** The TLS mode of each HTTPS or TLS server whose mode Trellis does not enforce yet. */
 function tlsModeWarnings(spec: z.infer<typeof gatewaySpec>): ValueWarning[] {
   return spec.servers.flatMap((s, i) => {
-    const why = s.tls?.mode === undefined || protocolKind(s.port.protocol) !== 'tls' ? undefined : UNENFORCED_TLS_MODES[s.tls.mode];
+    const why = s.tls?.mode === undefined || protocolKind(s.port.protocol) !== 'tls' ? undefined : TLS_MODE_DETAIL[s.tls.mode];
     return why ? [{ path: ['spec', 'servers', i, 'tls', 'mode'], message: why }] : [];
   });
 }
