@@ -220,7 +220,7 @@ class Context {
 function note(kind: AuthzNoteKind, name: 'CallerIdentityShared' | 'CallerGroupEmpty' | 'CustomActionNotSupported',
   args: Readonly<Record<string, string>>, p: AuthorizationPolicyResource, field: string): AuthzNote {
   const d = diagnostic(name, args);
-  return { kind, code: d.code, resource: p.ref, field, message: d.message };
+  return { kind, code: d.code, resource: p.ref, field, message: d.message, args };
 }
 
 function operation(o: AuthorizationOperation): AuthzOperation {

@@ -7,8 +7,8 @@
  * several policies of one level the first loaded wins (Istio: the oldest).
  * Port-level keys name the workload's (target) port, as in Istio.
  */
-import type { ConfigSet } from '../api/config-set.js';
-import type { MutualTlsMode, PeerAuthenticationSpec } from '../api/kinds/peer-authentication.js';
+import type { ConfigSet, ResourceOf } from '../api/config-set.js';
+import type { MutualTlsMode } from '../api/kinds/peer-authentication.js';
 import type { InboundListener, PeerAuthnMode } from '../protocol/snapshot.js';
 import { labelsMatch } from '../policy/route-match.js';
 import type { Endpoint } from '../registry/types.js';
@@ -16,39 +16,64 @@ import type { Endpoint } from '../registry/types.js';
 /** Istio's default when no policy says anything. */
 export const DEFAULT_PEER_AUTHN: PeerAuthnMode = 'PERMISSIVE';
 
-interface Scoped {
-  readonly spec: PeerAuthenticationSpec;
-  readonly source: string;
-}
+type PeerAuthenticationResource = ResourceOf<'PeerAuthentication'>;
 
 /** The policies that apply to a workload, most specific first: [workload, namespace, mesh]. */
-function levels(config: ConfigSet, rootNamespace: string, namespace: string, labels: Readonly<Record<string, string>>): (Scoped | undefined)[] {
-  let workload: Scoped | undefined;
-  let ns: Scoped | undefined;
-  let mesh: Scoped | undefined;
+function levels(config: ConfigSet, rootNamespace: string, namespace: string, labels: Readonly<Record<string, string>>): (PeerAuthenticationResource | undefined)[] {
+  let workload: PeerAuthenticationResource | undefined;
+  let ns: PeerAuthenticationResource | undefined;
+  let mesh: PeerAuthenticationResource | undefined;
   for (const r of config.ofKind('PeerAuthentication')) {
-    const spec = r.body.spec as PeerAuthenticationSpec;
     const at = r.metadata.namespace;
-    const sel = spec.selector?.matchLabels;
-    const scoped = { spec, source: `PeerAuthentication ${at}/${r.metadata.name}` };
+    const sel = r.body.spec.selector?.matchLabels;
     if (sel && Object.keys(sel).length > 0) {
-      if (at === namespace && !workload && labelsMatch(sel, labels)) workload = scoped;
-    } else if (at === namespace && at !== rootNamespace) ns ??= scoped;
+      if (at === namespace && !workload && labelsMatch(sel, labels)) workload = r;
+    } else if (at === namespace && at !== rootNamespace) ns ??= r;
     else if (at === rootNamespace) {
-      if (namespace === rootNamespace) ns ??= scoped;
-      else mesh ??= scoped;
+      if (namespace === rootNamespace) ns ??= r;
+      else mesh ??= r;
     }
   }
   return [workload, ns, mesh];
 }
 
+/** Which PeerAuthentication, and which field of it, sets a workload port's mode: what a message points at. */
+export interface PeerAuthnOrigin {
+  readonly resource: PeerAuthenticationResource;
+  /** `['spec', 'mtls', 'mode']` or `['spec', 'portLevelMtls', '8080', 'mode']`. */
+  readonly field: readonly (string | number)[];
+  readonly mode: PeerAuthnMode;
+}
+
 const set = (m: MutualTlsMode | undefined): PeerAuthnMode | undefined => (m === undefined || m === 'UNSET' ? undefined : m);
+
+/**
+ * The policy and field that decide the mode of one target port, with Istio's
+ * precedence: the workload policy's port-level setting, the workload policy,
+ * the namespace's, the mesh's (UNSET passes on; the first loaded policy of a
+ * level wins). Undefined when none does (the default, PERMISSIVE).
+ */
+export function peerAuthnOrigin(
+  config: ConfigSet, rootNamespace: string, namespace: string, labels: Readonly<Record<string, string>>, targetPort: number,
+): PeerAuthnOrigin | undefined {
+  const [workload, ns, mesh] = levels(config, rootNamespace, namespace, labels);
+  const port = String(targetPort);
+  const steps: [PeerAuthenticationResource | undefined, readonly (string | number)[], (r: PeerAuthenticationResource) => MutualTlsMode | undefined][] = [
+    [workload, ['spec', 'portLevelMtls', port, 'mode'], (r) => r.body.spec.portLevelMtls?.[port]?.mode],
+    [workload, ['spec', 'mtls', 'mode'], (r) => r.body.spec.mtls?.mode],
+    [ns, ['spec', 'mtls', 'mode'], (r) => r.body.spec.mtls?.mode],
+    [mesh, ['spec', 'mtls', 'mode'], (r) => r.body.spec.mtls?.mode],
+  ];
+  for (const [r, field, modeOf] of steps) {
+    const mode = r ? set(modeOf(r)) : undefined;
+    if (r && mode) return { resource: r, field, mode };
+  }
+  return undefined;
+}
 
 /** The mode of one target port. */
 export function peerAuthnMode(config: ConfigSet, rootNamespace: string, namespace: string, labels: Readonly<Record<string, string>>, targetPort: number): PeerAuthnMode {
-  const [workload, ns, mesh] = levels(config, rootNamespace, namespace, labels);
-  return set(workload?.spec.portLevelMtls?.[String(targetPort)]?.mode)
-    ?? set(workload?.spec.mtls?.mode) ?? set(ns?.spec.mtls?.mode) ?? set(mesh?.spec.mtls?.mode) ?? DEFAULT_PEER_AUTHN;
+  return peerAuthnOrigin(config, rootNamespace, namespace, labels, targetPort)?.mode ?? DEFAULT_PEER_AUTHN;
 }
 
 /**

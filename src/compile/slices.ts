@@ -3,8 +3,8 @@
  * TCP routes (routeSlice) and its clusters with endpoint lists (clusterSlice),
  * each memoized on the hashes of exactly what it is built from.
  */
-import { labelsMatch } from '../policy/route-match.js';
 import type { Cluster, ClusterEndpoints, ProxyNode, Route, TcpRoute, TlsRoute, VirtualHost } from '../protocol/snapshot.js';
+import { selectsEndpoint } from '../registry/endpoints.js';
 import { isHttpProtocol, isTlsProtocol } from '../registry/protocol.js';
 import type { Registry, Service } from '../registry/types.js';
 import { buildCluster, type DestinationRuleInput } from './clusters.js';
@@ -68,7 +68,7 @@ export function clusterSlice(memo: SliceMemos, index: ConfigIndex, registry: Reg
       for (const subset of subsets) {
         const name = clusterName(sp.port, subset, svc.hostname);
         const labels = subset !== undefined ? dr?.subsets?.find((x) => x.name === subset)?.labels : undefined;
-        const endpoints = subset === undefined ? eps : Object.freeze(eps.filter((e) => labelsMatch(labels ?? {}, e.labels)));
+        const endpoints = subset === undefined ? eps : Object.freeze(eps.filter((e) => selectsEndpoint(labels ?? {}, e)));
         const plaintextPeers = allPeersPlaintext(index.config, index.mesh.rootNamespace, endpoints);
         cs.push(buildCluster({
           name, host: svc.hostname, port: sp.port, ...(subset !== undefined ? { subset } : {}), service: svc,

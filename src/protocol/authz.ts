@@ -130,6 +130,8 @@ export interface AuthzNote {
   /** Field path inside the resource, e.g. `spec.rules[0].from[1].source.labels`. */
   readonly field: string;
   readonly message: string;
+  /** The arguments the message was rendered from (its catalogue template's placeholders). */
+  readonly args: Readonly<Record<string, string>>;
   /** The identities concerned (SPIFFE IDs), sorted. */
   readonly identities?: readonly string[];
 }

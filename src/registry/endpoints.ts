@@ -87,3 +87,30 @@ export function compareEndpoints(a: Endpoint, b: Endpoint): number {
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** The node topology labels Istio's registry puts on every endpoint, read from its locality. */
+const TOPOLOGY_LABELS: readonly [label: string, part: keyof Locality][] = [
+  ['topology.kubernetes.io/region', 'region'],
+  ['topology.kubernetes.io/zone', 'zone'],
+  ['topology.istio.io/subzone', 'subzone'],
+];
+
+/**
+ * Whether a selector (a DestinationRule subset's labels) picks an endpoint:
+ * its own labels, plus the topology labels of its locality where the locality
+ * is known and the endpoint does not carry the label itself (Istio's
+ * registry adds them, so `topology.kubernetes.io/zone: z1` picks the
+ * endpoints in zone z1).
+ */
+export function selectsEndpoint(selector: Readonly<Record<string, string>>, e: Pick<Endpoint, 'labels' | 'locality'>): boolean {
+  for (const [k, v] of Object.entries(selector)) {
+    const own = e.labels[k];
+    if (own !== undefined) {
+      if (own !== v) return false;
+      continue;
+    }
+    const topo = TOPOLOGY_LABELS.find(([label]) => label === k);
+    if (!topo || v === '' || e.locality[topo[1]] !== v) return false;
+  }
+  return true;
+}

@@ -8,33 +8,15 @@
  * says is what the proxies were given.
  */
 import type { MessageName } from '../../api/messages.js';
-import { messages, render } from '../../api/messages.js';
 import type { AuthzNote } from '../../protocol/authz.js';
 import type { Analyzer } from '../analyzer.js';
-import { compileAlone, labelsText, parseFieldPath } from './sec-common.js';
+import { compileAlone, parseFieldPath } from './sec-common.js';
 
 const NOTES: Readonly<Partial<Record<AuthzNote['kind'], MessageName>>> = {
   'caller-identity-shared': 'CallerIdentityShared',
   'caller-group-empty': 'CallerGroupEmpty',
 };
 
-/**
- * The arguments that render `name`'s template as `text` (the compiler's
- * note carries the rendered message only). Undefined when the text is not
- * a rendering of the template.
- */
-export function argsOf(name: MessageName, text: string): Record<string, string> | undefined {
-  const template = messages[name].template;
-  const keys: string[] = [];
-  const source = template.split(/\{(\w+)\}/).map((part, i) => {
-    if (i % 2 === 1) { keys.push(part); return '([\\s\\S]*)'; }
-    return part.replace(/[\\^$.*+?()[\]{}|/-]/g, (c) => `\\${c}`);
-  }).join('');
-  const m = new RegExp(`^${source}$`).exec(text);
-  if (!m) return undefined;
-  const args = Object.fromEntries(keys.map((k, i) => [k, m[i + 1]!]));
-  return render(template, args) === text ? args : undefined;
-}
 
 export const callerGroupsAnalyzer: Analyzer = {
   name: 'authorizationpolicy.caller-groups',
@@ -51,18 +33,8 @@ export const callerGroupsAnalyzer: Analyzer = {
         if (!name || note.resource !== p.ref || seen.has(`${note.kind}|${note.field}`)) continue;
         seen.add(`${note.kind}|${note.field}`);
         const field = parseFieldPath(note.field);
-        const args = argsOf(name, note.message) ?? {
-          labels: labelsText(labelsAt(p.body, field)), shared: (note.identities ?? []).join(', '), effect: 'see the compiled configuration',
-        };
-        ctx.report(name, args, { resource: p, field });
+        ctx.report(name, note.args, { resource: p, field });
       }
     }
   },
 };
-
-/** The label map at `field` (a path from the resource's top, `spec…`) of the body. */
-function labelsAt(body: unknown, field: readonly (string | number)[]): Readonly<Record<string, string>> | undefined {
-  let v: unknown = body;
-  for (const k of field) v = v && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined;
-  return v && typeof v === 'object' ? (v as Record<string, string>) : undefined;
-}

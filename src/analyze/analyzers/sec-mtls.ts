@@ -26,12 +26,11 @@ import type { MessageName } from '../../api/messages.js';
 import type { Resource } from '../../api/resource.js';
 import { buildCluster, effectivePolicy, type DestinationRuleInput, type TrafficPolicyInput } from '../../compile/clusters.js';
 import { buildIndex, drFor, type ConfigIndex, type IndexedDr } from '../../compile/config-index.js';
-import { allPeersPlaintext, peerAuthnMode } from '../../compile/peer-authn.js';
-import { labelsMatch } from '../../policy/route-match.js';
+import { allPeersPlaintext, peerAuthnMode, peerAuthnOrigin } from '../../compile/peer-authn.js';
+import { selectsEndpoint } from '../../registry/endpoints.js';
 import type { Endpoint, Service, Workload } from '../../registry/types.js';
 import type { Analyzer, AnalysisContext } from '../analyzer.js';
 import { shortList } from './sec-common.js';
-import { peerAuthnOrigin } from './sec-peer-origin.js';
 
 type Path = readonly (string | number)[];
 type ClientMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
@@ -83,7 +82,7 @@ class Check {
   mode(svc: Service, port: number, dr: DestinationRuleInput | undefined, subset: string | undefined): ClientMode {
     const eps = this.ctx.registry.endpoints(svc.hostname, port);
     const labels = subset !== undefined ? dr?.subsets?.find((s) => s.name === subset)?.labels ?? {} : {};
-    const plaintextPeers = allPeersPlaintext(this.ctx.config, this.ctx.mesh.rootNamespace, eps.filter((e) => labelsMatch(labels, e.labels)));
+    const plaintextPeers = allPeersPlaintext(this.ctx.config, this.ctx.mesh.rootNamespace, eps.filter((e) => selectsEndpoint(labels, e)));
     return buildCluster({
       name: 'analyze', host: svc.hostname, port, service: svc, identities: [], plaintextPeers,
       ...(subset !== undefined ? { subset } : {}), ...(dr ? { dr } : {}),
@@ -121,7 +120,7 @@ class Check {
           const labels = subset !== undefined ? dr.subsets?.find((s) => s.name === subset)?.labels ?? {} : {};
           const client = subset !== undefined ? `subset ${subset} of this rule` : 'this rule';
           for (const e of strictOrOff) {
-            if (labelsMatch(labels, e.labels)) this.endpoint(e, svc, sp.port, this.mode(svc, sp.port, dr, subset), { resource: idr.res, field, client });
+            if (selectsEndpoint(labels, e)) this.endpoint(e, svc, sp.port, this.mode(svc, sp.port, dr, subset), { resource: idr.res, field, client });
           }
         }
       }
