@@ -172,6 +172,8 @@ export const MeshConfig = defineKind({
   namespaced: false,
   body: z.strictObject({ spec: meshConfigSpec, status: z.unknown().optional() }),
   notEnforced: [
+    // Istio's agent reads these (DNS capture, address auto-allocation); Trellis has no such agent.
+    'spec.defaultConfig.proxyMetadata',
     'spec.extensionProviders[*].envoyExtAuthzHttp',
     'spec.extensionProviders[*].envoyExtAuthzGrpc',
     'spec.extensionProviders[*].zipkin',
