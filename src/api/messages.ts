@@ -296,8 +296,8 @@ const table = {
   },
   JwtClaimRouteNotEnforced: {
     code: 'TRL1410', level: 'warning',
-    template: 'routes on the JWT claim {claim}, which Trellis does not evaluate in route matches yet: it reads the key as a request header, which no request can carry, so {effect}',
-    docs: 'VirtualService header matches on @request.auth.claims.* are accepted but not enforced: Trellis validates tokens (RequestAuthentication) and authorizes on claims (AuthorizationPolicy), but its route matcher does not see claims. Route on a header the client sends, or decide with an AuthorizationPolicy on request.auth.claims.',
+    template: 'matches on the JWT claim {claim} in a rule that applies to sidecars (mesh), which never know claims: a sidecar routes its app\'s calls before any token is validated (RequestAuthentication validates at the destination\'s inbound), so {effect}; route on claims at a gateway (bind the rule to it with gateways), or decide at the destination with an AuthorizationPolicy on request.auth.claims',
+    docs: 'Route matches on @request.auth.claims.* are evaluated where the token is validated before routing: at gateways with a RequestAuthentication (as in Istio). Sidecars route outbound calls, and tokens are validated at the destination\'s inbound, so in a rule that applies to the mesh a claim match never holds and a claim in withoutHeaders always holds. Bind claim routing to a gateway, or decide with an AuthorizationPolicy on request.auth.claims at the destination.',
   },
   AnalyzerFailed: {
     code: 'TRL1401', level: 'error',
@@ -312,7 +312,7 @@ const table = {
   MtlsRefusedByDisabledMtls: {
     code: 'TRL1441', level: 'error',
     template: '{client} sends mesh mTLS (ISTIO_MUTUAL) to {host} port {port}, but {policy} sets DISABLE on {workloads}, which then take plaintext only: every such call is refused; {fix}',
-    docs: 'A caller originates mesh mTLS (an explicit ISTIO_MUTUAL, or auto mTLS, which in Trellis does not look at the server\'s PeerAuthentication) to workloads whose PeerAuthentication is DISABLE. Set tls mode DISABLE for that host and port in a DestinationRule, or make the PeerAuthentication PERMISSIVE.',
+    docs: 'A caller originates mesh mTLS (an explicit ISTIO_MUTUAL, or auto mTLS to a service whose workloads are not all DISABLE) to workloads whose PeerAuthentication is DISABLE. Set tls mode DISABLE for that host and port in a DestinationRule, or make the PeerAuthentication PERMISSIVE.',
   },
   AllowRuleEmptyAmongRules: {
     code: 'TRL1442', level: 'warning',
@@ -323,6 +323,96 @@ const table = {
     code: 'TRL1443', level: 'warning',
     template: 'rule {rule} only excludes ({fields}): it allows every other request, callers without an mTLS identity included; to refuse what it names, write a DENY policy with the positive fields; to admit only some callers or operations, list them (principals, namespaces, paths, …)',
     docs: 'An ALLOW rule whose sources, operations and conditions only say what is not matched (notPrincipals, notNamespaces, notPaths, notValues, …) matches nearly all traffic, plaintext callers included, so the policy restricts almost nothing. A DENY policy is the way to refuse some requests; an ALLOW rule should name who or what it admits.',
+  },
+  ServiceNotRedundant: {
+    code: 'TRL1501', level: 'error',
+    template: '{service} has {instances} instance{s} ({detail}); {policy} asks for at least {min}: one failure takes it down; run more replicas (Deployment replicas, App replicas, another WorkloadEntry)',
+    docs: 'Compliance, redundancy: a service has fewer instances (registry endpoints: Deployment or App replicas, Pods, WorkloadEntries) than its CompliancePolicy asks for (2 by default), so the failure of one instance or its host is an outage. Run more instances, or state a lower minimum in a CompliancePolicy.',
+  },
+  ServiceInTooFewZones: {
+    code: 'TRL1502', level: 'error',
+    template: '{service} runs in {zones} zone{s} ({detail}); {policy} asks for at least {min}, so a zone outage takes it down; place instances in more zones (App placement, WorkloadEntry locality, node topology labels)',
+    docs: 'Compliance, high availability: the instances of a service run in fewer distinct zones than its CompliancePolicy asks for (2 by default). Instances whose locality the registry does not know count in no zone. Spread the instances over zones and make their locality known.',
+  },
+  NoZoneFailover: {
+    code: 'TRL1503', level: 'error',
+    template: 'callers of {service} in {callers} use {cluster}, which {problem}, so a zone outage is not survived; {fix}',
+    docs: 'Compliance, high availability: the DestinationRule callers use for a service does not fail over out of a failed zone. That needs outlier detection (to eject the dead instances) and locality load balancing left on (localityLbSetting.enabled not false); Trellis compiles locality failover only with both, as Istio does. Add outlierDetection to the DestinationRule, or turn the requirement off with highAvailability.requireFailover: false.',
+  },
+  ZoneNotEjectable: {
+    code: 'TRL1504', level: 'warning',
+    template: 'callers of {service} in {callers} use {cluster}, whose outlierDetection.maxEjectionPercent {max} lets the proxy eject fewer instances than zone {zone} holds ({inZone} of {total}): after a zone outage part of the traffic still goes to dead instances; set maxEjectionPercent to at least {needed}',
+    docs: 'Compliance, high availability: outlier detection ejects a host only while the ejected share of the cluster is below maxEjectionPercent (10 by default), so it cannot eject all the instances of a failed zone, and part of the traffic keeps going there. Raise maxEjectionPercent above the share of the largest zone.',
+  },
+  ServiceInTooFewRegions: {
+    code: 'TRL1505', level: 'error',
+    template: '{service} runs in {regions} region{s} ({detail}); {policy} asks for at least {min}, so losing a region takes it down; run instances in another region',
+    docs: 'Compliance, disaster recovery: the instances of a service run in fewer distinct regions than its CompliancePolicy asks for. This check is off unless a CompliancePolicy states disasterRecovery. Instances whose region the registry does not know count in no region.',
+  },
+  TenantReachable: {
+    code: 'TRL1506', level: 'error',
+    template: '{service} of tenant {tenant} can be called by {callers} of tenant {other} ({how}), and it does not authorize them in particular: {why}; give {workloads} an ALLOW AuthorizationPolicy that names the callers tenant {tenant} admits, or keep the service from the other tenant with exportTo',
+    docs: 'Compliance, partitioning: a workload of one tenant can call a service of another tenant, and the service\'s authorization would let any caller in (no ALLOW policy, or one whose rule admits a caller from outside the mesh too), so the tenant never decided to admit it. Decided with the proxies\' authorization engine (src/policy/authorize.ts). Authorize the callers by principal, namespace or label, or narrow the service\'s exportTo.',
+  },
+  MtlsNotStrict: {
+    code: 'TRL1507', level: 'error',
+    template: '{workload} accepts plaintext on port {port} (mTLS mode {mode}{origin}); {policy} asks for STRICT mTLS everywhere; {fix}',
+    docs: 'Compliance, security: a workload port is PeerAuthentication PERMISSIVE (Trellis\'s and Istio\'s default) or DISABLE, so it takes plaintext from anyone who can reach it, without an identity to authorize. Set a mesh-wide PeerAuthentication in the root namespace with mtls.mode STRICT, and remove the exceptions.',
+  },
+  NoAllowPolicy: {
+    code: 'TRL1508', level: 'error',
+    template: '{workload} serves {services} and no ALLOW AuthorizationPolicy selects it, so every caller that reaches it is allowed; {policy} asks for an ALLOW policy on every workload; write one that names its callers',
+    docs: 'Compliance, security: no ALLOW AuthorizationPolicy selects a workload that serves a service, so the proxy allows every request (zero trust asks for "deny unless allowed"). Add an ALLOW policy for the workload that names its callers (principals, namespaces, source.labels).',
+  },
+  AllowPolicyAdmitsAnyone: {
+    code: 'TRL1509', level: 'warning',
+    template: '{workload} is under an ALLOW policy, but {decision} lets a caller from outside the mesh in ({request}); {policy} asks that every workload authorize its callers; name the callers in the rule\'s from',
+    docs: 'Compliance, security: a workload has an ALLOW AuthorizationPolicy, but one of its rules admits any caller (no from, or only exclusions), as the authorization engine decides for a made-up identity that belongs to no workload of the mesh. Name the callers the rule is for.',
+  },
+  PlaintextEgress: {
+    code: 'TRL1510', level: 'error',
+    template: 'port {port} ({protocol}) of external host {host} is reached in plaintext by callers in {callers}: {why}; {policy} forbids plaintext egress; {fix}',
+    docs: 'Compliance, security: traffic to a MESH_EXTERNAL ServiceEntry port leaves the mesh unencrypted: the port is not TLS or HTTPS (which the app encrypts itself), and the DestinationRule callers use for it does not originate TLS (tls.mode SIMPLE or MUTUAL). Originate TLS in a DestinationRule, or let the app speak TLS on a TLS/HTTPS port.',
+  },
+  EgressUnrestricted: {
+    code: 'TRL1511', level: 'error',
+    template: 'outboundTrafficPolicy is ALLOW_ANY{where}: workloads can send traffic, plaintext included, to any host the mesh does not know; {policy} asks for REGISTRY_ONLY; set MeshConfig spec.outboundTrafficPolicy.mode: REGISTRY_ONLY and declare external hosts as ServiceEntries',
+    docs: 'Compliance, security: with MeshConfig outboundTrafficPolicy ALLOW_ANY (the default) the sidecars pass traffic to unknown hosts through, unencrypted and unchecked. Set REGISTRY_ONLY and declare each external host the mesh may reach as a ServiceEntry.',
+  },
+  RouteWithoutTimeout: {
+    code: 'TRL1512', level: 'error',
+    template: '{route} has no timeout{bound}: a slow or hung upstream holds the caller as long as it likes; {policy} asks for a timeout on every route; {fix}',
+    docs: 'Compliance, runtime limits: an HTTP route has no timeout (Istio\'s default is none), so one slow upstream can hold callers, their connections and their callers in turn. Set http[].timeout in the VirtualService (for a service without one, add a VirtualService with a timeout).',
+  },
+  RouteTimeoutAboveLimit: {
+    code: 'TRL1513', level: 'error',
+    template: '{route} times out after {timeout}, longer than the upper latency limit {limit} of {policy}; lower the timeout to at most {limit}',
+    docs: 'Compliance, runtime limits: an HTTP route\'s timeout is longer than the upper latency limit (runtimeLimits.maxTimeout) its CompliancePolicy states. Lower the timeout, or change the limit.',
+  },
+  RetriesAboveLimit: {
+    code: 'TRL1514', level: 'error',
+    template: '{route} retries up to {attempts} times{implicit}, more than the {max} {policy} allows: retries multiply the load on a failing upstream; set retries.attempts to at most {max}',
+    docs: 'Compliance, runtime limits: an HTTP route may retry more often than its CompliancePolicy allows (runtimeLimits.maxRetries, 3 by default). A route without retries settings retries twice (Istio\'s default). Lower retries.attempts.',
+  },
+  RetriesExceedTimeout: {
+    code: 'TRL1515', level: 'warning',
+    template: '{route} makes up to {tries} tries of {perTry} each ({total}), more than its {limitName} {limit}: the last tries are cut off and never answer; lower retries.attempts or retries.perTryTimeout so that (attempts + 1) × perTryTimeout ≤ {limit}',
+    docs: 'Compliance, runtime limits: the tries of a route (the first and each retry, each bounded by perTryTimeout) do not fit in the route timeout (or the upper latency limit), so the retries configured cannot all happen. Make (attempts + 1) × perTryTimeout fit.',
+  },
+  CompliancePolicyMatchesNothing: {
+    code: 'TRL1516', level: 'warning',
+    template: '{what} matches no {kind} of the registry, so this part of the policy checks nothing; a typo, or {kind}s not declared yet',
+    docs: 'A CompliancePolicy\'s services, selector or tenant namespaces name nothing the registry has, so that part of it checks nothing. Fix the names or labels.',
+  },
+  CompliancePolicyShadowed: {
+    code: 'TRL1517', level: 'warning',
+    template: 'covers the same services as {other}, which was loaded first and decides {sections} for them; this policy\'s {sections} never apply; merge the two policies',
+    docs: 'Two CompliancePolicies of one namespace cover the same services at the same level (both namespace-wide, or both naming a service) and state the same check; the first loaded decides, the other is never used.',
+  },
+  CompliancePolicyMisplaced: {
+    code: 'TRL1518', level: 'warning',
+    template: 'partitioning is read from the mesh-wide CompliancePolicy only (namespace {root}, no selector or services); here it defines no tenants; move it there',
+    docs: 'Tenants are defined once for the whole mesh: partitioning is read only from a CompliancePolicy in the root namespace without selector or services. Elsewhere it is ignored.',
   },
 } as const satisfies Record<string, Omit<MessageType, 'name'>>;
 

@@ -5,10 +5,11 @@
  * (src/policy/route-table.ts), so what `trellis explain` says is what the
  * data plane does.
  */
-import type { Cluster, ClusterEndpoints, Route, RouteMatch, Snapshot, SnapshotEndpoint } from '../protocol/snapshot.js';
+import type { Cluster, ClusterEndpoints, Route, RouteMatch, Snapshot, SnapshotEndpoint, VirtualHost } from '../protocol/snapshot.js';
 import { buildL4Router, type L4Router } from '../policy/l4-routes.js';
 import { buildRouter, hostOnly, type Router } from '../policy/route-table.js';
 import type { RouteRequest } from '../policy/request.js';
+import { routeClaimPath } from '../policy/route-match.js';
 
 export interface SimulateRequest {
   /** An absolute URL, `http://reviews:9080/path?x=1`; the port defaults from the scheme. */
@@ -16,6 +17,13 @@ export interface SimulateRequest {
   readonly method?: string;
   /** Header names are compared case-insensitively. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * The payload of a valid JWT the request carries, for route matches on
+   * `@request.auth.claims.*`; without it the request has no valid token. Only
+   * a gateway's routing sees claims (a sidecar routes before any token is
+   * validated), so a sidecar's simulation ignores them.
+   */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 export type Outcome = 'FORWARD' | 'TCP_PROXY' | 'REDIRECT' | 'DIRECT_RESPONSE' | 'NO_ROUTE' | 'PASSTHROUGH' | 'BLACKHOLE';
@@ -82,7 +90,16 @@ export function toRouteRequest(req: SimulateRequest): RouteRequest {
   headers[':authority'] ??= host;
   // Keep the path exactly as given (no URL normalization): routing sees the raw path.
   const raw = req.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/';
-  return { port, host, path: raw, method: (req.method ?? 'GET').toUpperCase(), scheme, headers };
+  return { port, host, path: raw, method: (req.method ?? 'GET').toUpperCase(), scheme, headers, ...(req.claims ? { claims: req.claims } : {}) };
+}
+
+/** What the reason adds when routes of the virtual host match on JWT claims: that the outcome depends on the token. */
+function claimNote(snapshot: Snapshot, req: RouteRequest, vh: VirtualHost | undefined): string {
+  if (!vh || !vh.routes.some((r) => r.match.some((m) => [...m.headers, ...m.withoutHeaders].some((h) => routeClaimPath(h.name))))) return '';
+  if (snapshot.node.kind === 'sidecar') return '; routes of this host match on JWT claims, which a sidecar never knows (tokens are validated at the destination, after routing): those matches never hold here';
+  return req.claims
+    ? '; routes of this host match on JWT claims, evaluated with the claims given (as of a valid token)'
+    : '; routes of this host match on JWT claims, evaluated as for a request without a valid token (give claims to see the route a token takes)';
 }
 
 export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteRequest): Simulation {
@@ -110,7 +127,7 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   }
   if (!decision.ok) {
     if (decision.reason === 'NO_ROUTE') {
-      return { request: req, outcome: 'NO_ROUTE', status: 404, responseFlag: 'NR', listener, ...(decision.virtualHost ? { virtualHost: decision.virtualHost.name } : {}), clusters: [], reason: `${decision.detail}: the proxy answers 404 (NR)` };
+      return { request: req, outcome: 'NO_ROUTE', status: 404, responseFlag: 'NR', listener, ...(decision.virtualHost ? { virtualHost: decision.virtualHost.name } : {}), clusters: [], reason: `${decision.detail}: the proxy answers 404 (NR)${claimNote(snapshot, req, decision.virtualHost)}` };
     }
     const host = hostOnly(req.host);
     if (snapshot.mesh.outboundTrafficPolicy === 'ALLOW_ANY') {
@@ -119,6 +136,7 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
     return { request: req, outcome: 'BLACKHOLE', status: 502, responseFlag: 'NR', listener, clusters: [], reason: `${decision.detail}; outboundTrafficPolicy is REGISTRY_ONLY, so the proxy refuses it with 502` };
   }
   const { route, virtualHost } = decision;
+  const note = claimNote(snapshot, req, virtualHost);
   const routeInfo = {
     name: route.name, index: decision.routeIndex, matchIndex: decision.matchIndex,
     ...(decision.matchIndex >= 0 ? { matched: route.match[decision.matchIndex]! } : {}),
@@ -128,16 +146,16 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
   const via = `${virtualHost.name}, route "${route.name}"${matched}${virtualHost.source ? ` of ${virtualHost.source}` : ''}`;
   const a = route.action;
   if (a.kind === 'direct') {
-    return { request: req, outcome: 'DIRECT_RESPONSE', status: a.status, listener, virtualHost: virtualHost.name, route: routeInfo, clusters: [], reason: `${via} answers directly with ${a.status}` };
+    return { request: req, outcome: 'DIRECT_RESPONSE', status: a.status, listener, virtualHost: virtualHost.name, route: routeInfo, clusters: [], reason: `${via} answers directly with ${a.status}${note}` };
   }
   if (a.kind === 'redirect') {
-    return { request: req, outcome: 'REDIRECT', status: a.status, listener, virtualHost: virtualHost.name, route: routeInfo, clusters: [], reason: `${via} redirects with ${a.status}${a.uri ? ` to ${a.uri}` : ''}${a.authority ? ` on ${a.authority}` : ''}` };
+    return { request: req, outcome: 'REDIRECT', status: a.status, listener, virtualHost: virtualHost.name, route: routeInfo, clusters: [], reason: `${via} redirects with ${a.status}${a.uri ? ` to ${a.uri}` : ''}${a.authority ? ` on ${a.authority}` : ''}${note}` };
   }
   const clusters = simulatedClusters(snapshot, a.clusters);
   const live = clusters.filter((c) => c.percent > 0);
   const missing = live.filter((c) => !c.found);
   if (missing.length === live.length && live.length > 0) {
-    return { request: req, outcome: 'FORWARD', status: 503, responseFlag: 'NC', listener, virtualHost: virtualHost.name, route: routeInfo, clusters, reason: `${via} sends to ${missing.map((c) => c.name).join(', ')}, which the mesh does not have: 503 (NC)` };
+    return { request: req, outcome: 'FORWARD', status: 503, responseFlag: 'NC', listener, virtualHost: virtualHost.name, route: routeInfo, clusters, reason: `${via} sends to ${missing.map((c) => c.name).join(', ')}, which the mesh does not have: 503 (NC)${note}` };
   }
   const split = describeSplit(clusters);
   const none = live.every((c) => c.healthyEndpoints === 0);
@@ -148,7 +166,7 @@ export function simulate(snapshot: Snapshot, request: SimulateRequest | RouteReq
     request: req, outcome: 'FORWARD', listener, virtualHost: virtualHost.name, route: routeInfo, clusters,
     ...(none ? { status: 503, responseFlag: 'UH' as const } : {}),
     reason: `${via} forwards to ${split}${none ? '; no healthy endpoint: 503 (UH)' : ''}` +
-      (notRunning ? '; none of these instances runs yet (no address): a live proxy would answer 503 (UH) until they register' : ''),
+      (notRunning ? '; none of these instances runs yet (no address): a live proxy would answer 503 (UH) until they register' : '') + note,
   };
 }
 

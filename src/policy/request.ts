@@ -17,6 +17,13 @@ export interface RouteRequest {
   readonly sourceNamespace?: string;
   /** For gateways: the Gateway (`ns/name`) the request arrived through. */
   readonly gateway?: string;
+  /**
+   * The payload of the JWT that this proxy's RequestAuthentication verified
+   * before routing (gateways), as the authn stage left it (space-delimited
+   * claims as lists); absent when the request carried no valid token. Route
+   * matches on `@request.auth.claims.*` read only this, never a header.
+   */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export function headerValue(req: RouteRequest, name: string): string | undefined {

@@ -2,10 +2,36 @@
  * Route matches from snapshot data to predicates, built once per snapshot.
  * Conditions that depend only on the proxy itself (sourceLabels, and for
  * sidecars sourceNamespace) are decided at build time.
+ *
+ * A `headers` / `withoutHeaders` key on a JWT claim (`@request.auth.claims.a.b`
+ * or `@request.auth.claims[a][b]`, Istio's forms) is no header: it reads
+ * `RouteRequest.claims`, the payload the proxy's RequestAuthentication
+ * verified before routing — only a gateway has one (a sidecar routes the
+ * app's outbound calls, and tokens are validated at the destination's
+ * inbound). At a sidecar such a condition is decided when the snapshot is
+ * applied: a claim match never holds, a claim in `withoutHeaders` always
+ * does. A route without claim conditions gets no claim test at all.
  */
 import type { NamedMatcher, ProxyNode, RouteMatch } from '../protocol/snapshot.js';
 import { headerValue, pathOnly, queryParam, type RouteRequest } from './request.js';
 import { compileStringMatcher, type StringTest } from './string-match.js';
+
+const CLAIM_KEY = '@request.auth.claims';
+
+/**
+ * The claim path of a match key on a JWT claim, read as Istio reads it: the
+ * prefix `@request.auth.claims` (any case), then `.a.b` (`.` separates nested
+ * claims) or `[a][b]` (for claim names with dots). `undefined` for any other
+ * key, which is a header name. Examples: `@request.auth.claims.group` →
+ * `['group']`; `@request.auth.claims[iss.example][role]` → `['iss.example', 'role']`.
+ */
+export function routeClaimPath(key: string): readonly string[] | undefined {
+  if (key.length <= CLAIM_KEY.length || key.slice(0, CLAIM_KEY.length).toLowerCase() !== CLAIM_KEY) return undefined;
+  const rest = key.slice(CLAIM_KEY.length);
+  if (rest[0] === '.' && rest.length > 1) return rest.slice(1).split('.');
+  if (rest[0] === '[' && rest.endsWith(']') && rest.length > 2) return rest.slice(1, -1).split('][');
+  return undefined;
+}
 
 export type RequestTest = (req: RouteRequest) => boolean;
 
@@ -42,8 +68,18 @@ export function compileRouteMatch(m: RouteMatch, node: ProxyNode, tableGateways?
       tests.push((r) => r.gateway !== undefined && gws.has(r.gateway));
     }
   }
-  for (const h of m.headers) tests.push(named(h, (r, n) => headerValue(r, n)));
-  for (const h of m.withoutHeaders) { const t = named(h, (r, n) => headerValue(r, n)); tests.push((r) => !t(r)); }
+  for (const h of m.headers) {
+    const claim = routeClaimPath(h.name);
+    if (!claim) tests.push(named(h, (r, n) => headerValue(r, n)));
+    else if (sidecar) return undefined; // no token is validated before a sidecar routes
+    else tests.push(claimTest(claim, h));
+  }
+  for (const h of m.withoutHeaders) {
+    const claim = routeClaimPath(h.name);
+    if (claim && sidecar) continue; // holds: a sidecar never knows claims
+    const t = claim ? claimTest(claim, h) : named(h, (r, n) => headerValue(r, n));
+    tests.push((r) => !t(r));
+  }
   for (const q of m.queryParams) tests.push(named(q, (r, n) => queryParam(r.path, n)));
   if (tests.length === 0) return always;
   if (tests.length === 1) return tests[0];
@@ -61,6 +97,37 @@ function named(n: NamedMatcher, read: (r: RouteRequest, name: string) => string 
     if (v === undefined) return false;
     return t ? t(v) : true;
   };
+}
+
+/**
+ * A claim condition, as Envoy's metadata matcher on the JWT payload that
+ * Istio generates: a string claim matches when the string does, a list claim
+ * when one of its strings does; `{}` holds when the claim is there. No
+ * claims (no valid token) or no such claim: false. Numbers, booleans and
+ * objects match no string.
+ */
+function claimTest(path: readonly string[], n: NamedMatcher): RequestTest {
+  const t: StringTest | undefined = n.match ? compileStringMatcher(n.match) : undefined;
+  return (r) => {
+    const v = claimAt(r.claims, path);
+    if (v === undefined || v === null) return false;
+    if (!t) return true;
+    if (typeof v === 'string') return t(v);
+    if (Array.isArray(v)) {
+      for (const x of v) if (typeof x === 'string' && t(x)) return true;
+    }
+    return false;
+  };
+}
+
+/** The value at a claim path; own properties only, so `__proto__` or `constructor` find nothing a token did not carry. */
+function claimAt(claims: Readonly<Record<string, unknown>> | undefined, path: readonly string[]): unknown {
+  let v: unknown = claims;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, p)) return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
 }
 
 /**

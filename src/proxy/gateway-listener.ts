@@ -4,7 +4,9 @@
  * the snapshot's route table of the server port (the Host header picks the
  * virtual host) and forwarded like outbound traffic. What no route takes is
  * 404 NR: a gateway passes nothing through. With tracing on, a trace starts
- * here unless the request brings a context (trace-context.ts).
+ * here unless the request brings a context (trace-context.ts). The chain's
+ * authn stage runs before routing, so route matches on JWT claims see the
+ * claims of the token it verified (none without a valid token).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { RouteRequest } from '../policy/request.js';
@@ -46,6 +48,8 @@ export function gatewayHandler(ctx: ListenerContext, serverPort: number): Reques
       const rr: RouteRequest = {
         port: serverPort, host: t.authority, path: t.path, method: ex.method, scheme: t.scheme,
         headers: state.pseudoHeaders ? { ...req.headers, ':authority': t.authority } : req.headers,
+        // The payload the authn stage verified (no second parse); only claim matches read it.
+        claims: ex.requestAuth?.claims,
       };
       const d = state.router.route(rr);
       if (d.virtualHost) ex.virtualHost = d.virtualHost.name;

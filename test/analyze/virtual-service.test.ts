@@ -638,29 +638,46 @@ spec:
 `;
   const run = (more = '') => analyze('virtualservice.jwt-claim-routes', BASE + more);
 
-  test('reports claim routing at a gateway whose workloads no RequestAuthentication covers, and that Trellis does not route on claims', () => {
+  test('reports claim routing at a gateway whose workloads no RequestAuthentication covers', () => {
     const ds = run();
     // The position is the claim condition's value (the line after its key).
     const line = lineOf(BASE, 'exact: admins');
-    assert.deepEqual(ds.map((d) => `${d.code} ${d.resource} ${d.position?.line}`), [
-      `TRL1410 VirtualService default/by-claim ${line}`,
-      `TRL0149 VirtualService default/by-claim ${line}`,
-    ]);
-    assert.equal(ds[1]!.field, 'spec.http[0].match[0].headers.@request.auth.claims.group');
-    assert.match(ds[1]!.message, /claim group at gateway default\/public, but no RequestAuthentication applies to its workloads istio-system\/ingress-1.*add a RequestAuthentication that selects them/);
-    assert.match(ds[0]!.message, /does not evaluate in route matches yet.*this match never holds/);
+    assert.deepEqual(ds.map((d) => `${d.code} ${d.resource} ${d.position?.line}`), [`TRL0149 VirtualService default/by-claim ${line}`]);
+    assert.equal(ds[0]!.field, 'spec.http[0].match[0].headers.@request.auth.claims.group');
+    assert.match(ds[0]!.message, /claim group at gateway default\/public, but no RequestAuthentication applies to its workloads istio-system\/ingress-1.*add a RequestAuthentication that selects them/);
   });
 
-  test('a RequestAuthentication of the root namespace on the gateway workloads satisfies it', () => {
-    const ds = run(`---
+  const RA = `---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: { name: jwt, namespace: istio-system }
 spec:
   selector: { matchLabels: { istio: ingressgateway } }
   jwtRules: [{ issuer: "https://issuer.example.com", jwksUri: "https://issuer.example.com/jwks" }]
-`);
-    assert.deepEqual(ds.map((d) => d.code), ['TRL1410']);
+`;
+
+  test('a RequestAuthentication of the root namespace on the gateway workloads satisfies it: claim routing at a gateway is enforced, nothing to report', () => {
+    assert.deepEqual(run(RA), []);
+  });
+
+  test('claim conditions in rules that apply to sidecars are reported (never holds / always holds), each at its field', () => {
+    const yaml = BASE.replace('gateways: [public]', 'gateways: [public, mesh]').replace(`    route: [{ destination: { host: admin } }]`, `      withoutHeaders:
+        "@request.auth.claims[realm.example][role]": { prefix: guest }
+    route: [{ destination: { host: admin } }]`) + RA;
+    const ds = analyze('virtualservice.jwt-claim-routes', yaml);
+    assert.deepEqual(where(ds), [
+      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].headers.@request.auth.claims.group ${FILE}:${lineOf(yaml, 'exact: admins')}`,
+      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].withoutHeaders.@request.auth.claims[realm.example][role] ${FILE}:${lineOf(yaml, 'prefix: guest')}`,
+    ]);
+    assert.match(ds[0]!.message, /JWT claim group in a rule that applies to sidecars \(mesh\).*at sidecars this match never holds.*route on claims at a gateway/);
+    assert.match(ds[1]!.message, /JWT claim realm\.example\.role .*at sidecars this withoutHeaders condition always holds/);
+  });
+
+  test('a VirtualService without gateways applies to sidecars only: TRL1410, and no TRL0149 (no gateway); a match bound to a gateway is not reported', () => {
+    const mesh = BASE.replace('  gateways: [public]\n', '');
+    assert.deepEqual(analyze('virtualservice.jwt-claim-routes', mesh).map((d) => d.code), ['TRL1410']);
+    const matchAtGateway = BASE.replace('gateways: [public]', 'gateways: [public, mesh]').replace('    - headers:\n', '    - gateways: [public]\n      headers:\n') + RA;
+    assert.deepEqual(analyze('virtualservice.jwt-claim-routes', matchAtGateway), []);
   });
 
   test('no claim match, nothing reported', () => {

@@ -133,6 +133,8 @@ const virtualService: Row[] = [
   { name: "Envoy's retry conditions and status codes", spec: retry({ attempts: 3, retryOn: 'gateway-error, connect-failure,refused-stream,reset-before-request,retriable-status-codes,503,unavailable' }) },
   { name: 'a retry condition Envoy does not have', spec: retry({ attempts: 3, retryOn: '5xx,server-error' }), code: 'TRL0106', field: 'spec.http[0].retries.retryOn' },
   { name: 'a status code out of range', spec: retry({ attempts: 3, retryOn: '5xx,999' }), code: 'TRL0106', field: 'spec.http[0].retries.retryOn' },
+  { name: 'a JWT claim key keeps its case', spec: { hosts: ['reviews'], http: [{ match: [{ headers: { '@request.auth.claims.userId': { exact: 'u1' } } }], route: [{ destination: { host: 'reviews' } }] }] } },
+  { name: 'a header name must be lowercase', spec: { hosts: ['reviews'], http: [{ match: [{ headers: { 'X-User': { exact: 'u1' } } }], route: [{ destination: { host: 'reviews' } }] }] }, code: 'TRL0106', field: 'spec.http[0].match[0].headers.X-User' },
 ];
 
 runTable(NET, 'VirtualService', virtualService);

@@ -36,7 +36,8 @@ const matchRequest = z.strictObject({
 }).superRefine((m, ctx) => {
   for (const field of ['headers', 'withoutHeaders'] as const) {
     for (const name of Object.keys(m[field] ?? {})) {
-      if (name !== name.toLowerCase()) ctx.addIssue({ code: 'custom', path: [field, name], message: `header name "${name}" must be lowercase` });
+      // A JWT claim (`@request.auth.claims.userId`) keeps the claim's own case, as Istio accepts it.
+      if (name !== name.toLowerCase() && !/^@request\.auth\.claims[.[]/i.test(name)) ctx.addIssue({ code: 'custom', path: [field, name], message: `header name "${name}" must be lowercase` });
     }
   }
 });
