@@ -96,3 +96,47 @@ test('trellis validate rejects a RateLimitPolicy whose target Service does not e
   const good = trellis('validate', 'examples/bank', dir);
   assert.equal(good.code, 0, good.err);
 });
+
+test('trellis explain --claims: a gateway routes on JWT claims as a valid token would give them; bad JSON is a usage error', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  writeFileSync(join(dir, 'mesh.yaml'), `apiVersion: v1
+kind: Service
+metadata: { name: admin, namespace: default }
+spec: { selector: { app: admin }, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: admin-v1, namespace: default }
+spec: { selector: { matchLabels: { app: admin } }, template: { metadata: { labels: { app: admin } }, spec: { containers: [{ name: app, image: admin }] } } }
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: public, namespace: default }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ["*"] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: shop, namespace: default }
+spec:
+  hosts: [shop.example.com]
+  gateways: [public]
+  http:
+  - name: by-group
+    match: [{ headers: { "@request.auth.claims.group": { exact: admins } } }]
+    route: [{ destination: { host: admin.default.svc.cluster.local } }]
+  - name: rest
+    directResponse: { status: 404 }
+`);
+  const args = (...more: string[]) => ['explain', dir, join(ROOT, 'test/fixtures/ingress-gateway.yaml'), '--from', 'istio-ingressgateway.istio-system', ...more, '-o', 'json', 'GET', 'http://shop.example.com:8080/'];
+  const none = trellis(...args());
+  assert.equal(none.code, 0, none.err);
+  assert.equal((JSON.parse(none.out) as { route: { name: string } }).route.name, 'rest');
+  const admins = trellis(...args('--claims', '{"group":"admins"}'));
+  assert.equal(admins.code, 0, admins.err);
+  assert.equal((JSON.parse(admins.out) as { route: { name: string } }).route.name, 'by-group');
+  const bad = trellis(...args('--claims', '{group'));
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--claims must be a JSON object/);
+});

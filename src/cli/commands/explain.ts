@@ -32,8 +32,9 @@ export function explainCommand(): Command {
     .argument('<args...>', 'paths (files or directories), then METHOD and URL')
     .requiredOption('--from <workload>', 'the calling workload (name or name.namespace)')
     .option('-H, --header <name:value>', 'a request header (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--claims <json>', 'the claims of a valid JWT the request carries, as JSON (e.g. \'{"group":"admins"}\'): gateways route on @request.auth.claims.* with them; without it the request has no valid token')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action((args: string[], opts: { from: string; header: string[]; output: 'text' | 'json' }) => {
+    .action((args: string[], opts: { from: string; header: string[]; claims?: string; output: 'text' | 'json' }) => {
       const at = args.findIndex((a, i) => METHOD.test(a) && i === args.length - 2);
       if (at < 1) throw new CliError('usage: trellis explain <paths...> --from <workload> <METHOD> <url>  (e.g. GET http://reviews:9080/)', 2);
       const paths = args.slice(0, at);
@@ -46,11 +47,20 @@ export function explainCommand(): Command {
         if (c <= 0) throw new CliError(`header "${h}" must be name:value`, 2);
         headers[h.slice(0, c).trim().toLowerCase()] = h.slice(c + 1).trim();
       }
+      let claims: Record<string, unknown> | undefined;
+      if (opts.claims !== undefined) {
+        try {
+          claims = JSON.parse(opts.claims) as Record<string, unknown>;
+        } catch (e) {
+          throw new CliError(`--claims must be a JSON object: ${(e as Error).message}`, 2);
+        }
+        if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) throw new CliError('--claims must be a JSON object, e.g. \'{"group":"admins"}\'', 2);
+      }
       const { config, registry, diagnostics } = loadMesh(paths);
       report(diagnostics, { quiet: true });
       const compiler = createCompiler();
       const snap = compiler.compile(config, registry, splitWorkload(opts.from));
-      const sim = simulate(snap, { url, method, headers });
+      const sim = simulate(snap, { url, method, headers, ...(claims ? { claims } : {}) });
       const limits = explainRateLimits(compiler, config, registry, snap, sim, headers);
       if (opts.output === 'json') {
         const { clusters, ...rest } = sim;
