@@ -20,6 +20,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   defaults: async () => (await import('./commands/defaults.js')).defaultsCommand(),
   codes: async () => (await import('./commands/codes.js')).codesCommand(),
   analyze: async () => (await import('./commands/analyze.js')).analyzeCommand(),
+  reach: async () => (await import('./commands/reach.js')).reachCommand(),
   up: async () => (await import('./commands/up.js')).upCommand(),
   status: async () => (await import('./commands/status.js')).statusCommand(),
   logs: async () => (await import('./commands/logs.js')).logsCommand(),
