@@ -21,6 +21,7 @@ import { createRegistry } from '../registry/registry.js';
 import { configSource } from '../registry/sources/config-source.js';
 import type { Registry } from '../registry/types.js';
 import type { Analyzer } from './analyzer.js';
+import { complianceAnalyzers } from './compliance/index.js';
 import { analyzers as registered } from './registry.js';
 import { runAnalyzers, type Finding } from './run.js';
 import { Suppressions, type Suppression } from './suppress.js';
@@ -56,9 +57,13 @@ export const schemaValidation: AnalyzerInfo = Object.freeze({
   ] satisfies MessageName[],
 });
 
-/** Every analyzer `--analyzer` can name: schema.validation first, then registry.ts's, in their order. */
-export function analyzerCatalogue(): readonly AnalyzerInfo[] {
-  return [schemaValidation, ...registered];
+/**
+ * Every analyzer `--analyzer` can name: schema.validation first, then
+ * registry.ts's, in their order; with `compliance` (`--compliance`), the
+ * compliance analyzers of src/analyze/compliance/ instead of registry.ts's.
+ */
+export function analyzerCatalogue(compliance = false): readonly AnalyzerInfo[] {
+  return [schemaValidation, ...(compliance ? complianceAnalyzers : registered)];
 }
 
 /**
@@ -66,12 +71,13 @@ export function analyzerCatalogue(): readonly AnalyzerInfo[] {
  * every analyzer when `names` is empty. Names that pick nothing are returned
  * in `unknown`.
  */
-export function selectAnalyzers(names: readonly string[]): { schema: boolean; analyzers: Analyzer[]; unknown: string[] } {
-  if (!names.length) return { schema: true, analyzers: [...registered], unknown: [] };
+export function selectAnalyzers(names: readonly string[], compliance = false): { schema: boolean; analyzers: Analyzer[]; unknown: string[] } {
+  const pool = compliance ? complianceAnalyzers : registered;
+  if (!names.length) return { schema: true, analyzers: [...pool], unknown: [] };
   const res = names.map((n) => ({ n, re: new RegExp(`^${n.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`) }));
-  const unknown = res.filter(({ re }) => !analyzerCatalogue().some((a) => re.test(a.name))).map(({ n }) => n);
+  const unknown = res.filter(({ re }) => !analyzerCatalogue(compliance).some((a) => re.test(a.name))).map(({ n }) => n);
   const picked = (name: string) => res.some(({ re }) => re.test(name));
-  return { schema: picked(SCHEMA_VALIDATION), analyzers: registered.filter((a) => picked(a.name)), unknown };
+  return { schema: picked(SCHEMA_VALIDATION), analyzers: pool.filter((a) => picked(a.name)), unknown };
 }
 
 /** The catalogue entries of every code the given analyzers (schema.validation included) can report, plus TRL1401 AnalyzerFailed; by code. */
@@ -102,11 +108,13 @@ export interface AnalysisOptions {
   /** `--analyzer` names (wildcards allowed); all when absent or empty. Unknown names are ignored here; the CLI refuses them first. */
   readonly analyzers?: readonly string[];
   readonly suppressions?: Suppressions;
+  /** `--compliance`: the compliance analyzers (docs/compliance.md) run instead of the configuration analyzers; schema.validation still does. */
+  readonly compliance?: boolean;
 }
 
 /** Runs the analysis. */
 export function analyze(mesh: MeshUnderAnalysis, opts: AnalysisOptions = {}): AnalysisReport {
-  const pick = selectAnalyzers(opts.analyzers ?? []);
+  const pick = selectAnalyzers(opts.analyzers ?? [], opts.compliance);
   const raw: Finding[] = [
     ...(pick.schema ? mesh.diagnostics.map((diagnostic) => ({ diagnostic, analyzer: SCHEMA_VALIDATION })) : []),
     ...runAnalyzers(mesh.config, mesh.registry, { analyzers: pick.analyzers }),

@@ -7,6 +7,7 @@ import type { DeepReadonly } from '../schema.js';
 import type { z } from 'zod';
 import { App } from './app.js';
 import { AuthorizationPolicy } from './authorization-policy.js';
+import { CompliancePolicy } from './compliance-policy.js';
 import { DestinationRule } from './destination-rule.js';
 import { Gateway } from './gateway.js';
 import { Deployment } from './k8s-deployment.js';
@@ -28,7 +29,7 @@ const defs = {
   VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar,
   PeerAuthentication, AuthorizationPolicy, RequestAuthentication,
   Service, Pod, Deployment, Namespace, ServiceAccount,
-  MeshConfig, App, RateLimitPolicy,
+  MeshConfig, App, RateLimitPolicy, CompliancePolicy,
 } as const;
 
 type BodyOf<D> = D extends KindDef<infer B> ? DeepReadonly<B> : never;

@@ -30,6 +30,7 @@ interface Opts {
   live?: boolean;
   admin?: string;
   stateDir?: string;
+  compliance?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -75,7 +76,9 @@ Examples:
   trellis analyze config/ --fail-on warning -o sarif > trellis.sarif
   trellis analyze config/ --analyzer 'virtualservice.*' --suppress TRL1007
   trellis analyze --live                 the mesh "trellis up" runs
-  trellis analyze --live change.yaml     a pending change laid over it`;
+  trellis analyze --live change.yaml     a pending change laid over it
+  trellis analyze --compliance config/   redundancy, zones, tenants, mTLS, timeouts
+                                         (docs/compliance.md; CompliancePolicy)`;
 
 export function analyzeCommand(): Command {
   return new AnalyzeCommand('analyze')
@@ -90,6 +93,7 @@ export function analyzeCommand(): Command {
     .option('--suppressions <file>', `read suppression rules from a YAML file (repeatable; ${DEFAULT_SUPPRESSIONS} is read when present)`, repeat)
     .option('--srcroot <dir>', 'SARIF: the directory result URIs are relative to, normally the repository root (default: the working directory)')
     .option('--docs-url <url>', 'SARIF: where docs/analyze.md is published; rules get helpUri <url>#trl0101')
+    .option('--compliance', 'run the compliance checks (docs/compliance.md: redundancy, zones, regions, tenants, mTLS and authorization coverage, timeouts) instead of the configuration analyzers')
     .option('--live', 'analyse the configuration of the running mesh (its control plane\'s admin API)')
     .option('--admin <url>', 'with --live: the control plane\'s admin API, host:port or http://host:port (default: the mesh trellis up runs)')
     .option('--state-dir <dir>', 'with --live: the state dir of the mesh trellis up runs (default: as trellis status finds it)')
@@ -101,14 +105,18 @@ export function analyzeCommand(): Command {
 async function run(paths: string[], opts: Opts): Promise<number> {
   if (opts.listAnalyzers) {
     if (opts.output === 'sarif') throw new CliError('--list-analyzers prints text, json or markdown, not sarif', 2);
-    process.stdout.write(formatAnalyzerList(analyzerCatalogue(), opts.output));
+    process.stdout.write(formatAnalyzerList(analyzerCatalogue(opts.compliance), opts.output));
     return 0;
   }
   if (opts.output === 'markdown') throw new CliError('-o markdown is for --list-analyzers; analysis results are text, json or sarif', 2);
   if (!opts.live && (opts.admin || opts.stateDir)) throw new CliError('--admin and --state-dir go with --live', 2);
   if (!opts.live && !paths.length) throw new CliError('name the YAML files or directories to analyse (trellis analyze <paths...>), or analyse the running mesh with --live', 2);
-  const picked = selectAnalyzers(opts.analyzer ?? []);
-  if (picked.unknown.length) throw new CliError(`no analyzer ${picked.unknown.map((n) => `"${n}"`).join(', ')}; run "trellis analyze --list-analyzers" for the list`, 2);
+  const picked = selectAnalyzers(opts.analyzer ?? [], opts.compliance);
+  if (picked.unknown.length) {
+    const other = selectAnalyzers(picked.unknown, !opts.compliance).unknown.length === 0;
+    const hint = other ? (opts.compliance ? '; it is a configuration analyzer: run it without --compliance' : '; it is a compliance analyzer: add --compliance') : '';
+    throw new CliError(`no analyzer ${picked.unknown.map((n) => `"${n}"`).join(', ')}${opts.compliance ? ' among the compliance analyzers' : ''}${hint}; run "trellis analyze --list-analyzers${opts.compliance ? ' --compliance' : ''}" for the list`, 2);
+  }
   const rules = readRules(opts);
 
   let mesh: MeshUnderAnalysis;
@@ -124,12 +132,12 @@ async function run(paths: string[], opts: Opts): Promise<number> {
   const notRead = unreadable(mesh);
   if (notRead.length) throw new CliError(notRead.map((d) => d.message).join('\n'), 2);
 
-  const report = analyze(mesh, { analyzers: opts.analyzer ?? [], suppressions: rules });
+  const report = analyze(mesh, { analyzers: opts.analyzer ?? [], suppressions: rules, ...(opts.compliance ? { compliance: true } : {}) });
   for (const r of report.unusedSuppressions) process.stderr.write(`trellis: note: suppression ${r.code}=${r.resource} (${r.source}) matched no finding\n`);
   if (opts.output === 'json') {
     process.stdout.write(JSON.stringify(toJson(report, { input, failOn: opts.failOn }), null, 2) + '\n');
   } else if (opts.output === 'sarif') {
-    const ran = analyzerCatalogue().filter((a) => report.analyzers.includes(a.name));
+    const ran = analyzerCatalogue(opts.compliance).filter((a) => report.analyzers.includes(a.name));
     const sarif = toSarif(report, { analyzers: ran, version: trellisVersion(), cwd: process.cwd(), ...(opts.srcroot ? { srcroot: opts.srcroot } : {}), ...(opts.docsUrl ? { docsUrl: opts.docsUrl } : {}) });
     process.stdout.write(JSON.stringify(sarif, null, 2) + '\n');
   } else {
