@@ -28,6 +28,8 @@ export interface AnalysisContext {
   ofKind<K extends keyof KindBodies>(kind: K): readonly ResourceOf<K>[];
   /** Records one message about a resource, with the file position of its field. */
   report(name: MessageName, args: Readonly<Record<string, string | number>>, at: Target): void;
+  /** Records one message about the mesh as a whole, when no resource says it (a default nobody wrote down). */
+  reportMesh(name: MessageName, args: Readonly<Record<string, string | number>>): void;
 }
 
 export interface Analyzer {
@@ -69,5 +71,9 @@ export class Context implements AnalysisContext {
       ...(field ? { field: formatPath(field) } : {}),
     });
     this.diagnostics.push(d);
+  }
+
+  reportMesh(name: MessageName, args: Readonly<Record<string, string | number>>): void {
+    this.diagnostics.push(diagnostic(name, args));
   }
 }

@@ -11,9 +11,7 @@
  * The mesh-wide setting is checked against the mesh-wide CompliancePolicy
  * (root namespace); a ServiceEntry port against each caller's namespace.
  */
-import { diagnostic } from '../../api/diagnostic.js';
 import type { AnalysisContext, Analyzer, Target } from '../analyzer.js';
-import { Context } from '../analyzer.js';
 import { clustersOf, listSome, proxyViews, reportAt, resourceByRef, serviceTarget } from './mesh.js';
 import { decide, sectionTarget } from './policy.js';
 
@@ -70,5 +68,5 @@ function unrestricted(ctx: AnalysisContext): void {
   const at = mc ? { resource: mc, field: ['spec', 'outboundTrafficPolicy', 'mode'] } : sectionTarget(d, 'security');
   if (at) ctx.report('EgressUnrestricted', args, at);
   // No resource to point at: a finding about the mesh (the text output's "(the mesh)").
-  else if (ctx instanceof Context) ctx.diagnostics.push(diagnostic('EgressUnrestricted', args));
+  else ctx.reportMesh('EgressUnrestricted', args);
 }
