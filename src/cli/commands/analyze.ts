@@ -77,8 +77,8 @@ Examples:
   trellis analyze config/ --analyzer 'virtualservice.*' --suppress TRL1007
   trellis analyze --live                 the mesh "trellis up" runs
   trellis analyze --live change.yaml     a pending change laid over it
-  trellis analyze --compliance config/   redundancy, zones, tenants, mTLS, timeouts
-                                         (docs/compliance.md; CompliancePolicy)`;
+  trellis analyze --compliance config/   redundancy, zones, tenants, mTLS and
+                                         timeouts (docs/compliance.md)`;
 
 export function analyzeCommand(): Command {
   return new AnalyzeCommand('analyze')
