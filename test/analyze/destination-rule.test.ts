@@ -6,46 +6,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigSet } from '../../src/api/config-set.js';
-import type { Diagnostic } from '../../src/api/diagnostic.js';
-import { parseYaml } from '../../src/api/load.js';
-import type { Analyzer } from '../../src/analyze/analyzer.js';
+import { analyzerIn, lineOf, runOne, where } from './helpers.js';
 import { destinationRuleAnalyzers } from '../../src/analyze/analyzers/destination-rule.js';
 import { analyzerNamed } from '../../src/analyze/registry.js';
-import { runAnalyzers } from '../../src/analyze/run.js';
-import { meshSettings } from '../../src/compile/mesh.js';
-import { createRegistry } from '../../src/registry/registry.js';
-import { configSource } from '../../src/registry/sources/config-source.js';
 
 const FILE = 'mesh.yaml';
 
-function analyzer(name: string): Analyzer {
-  const a = destinationRuleAnalyzers.find((x) => x.name === name);
-  assert.ok(a, `analyzer ${name} exists`);
-  return a;
-}
-
-/** Loads the YAML (which must load without errors), builds its registry and runs one analyzer. */
-function analyze(name: string, yaml: string): Diagnostic[] {
-  const { resources, diagnostics } = parseYaml(yaml, FILE);
-  assert.deepEqual(diagnostics.filter((d) => d.level === 'error'), [], 'the test YAML loads');
-  const config = ConfigSet.of(resources, diagnostics);
-  const mesh = meshSettings(config);
-  const { registry } = createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], { trustDomain: mesh.trustDomain, domainSuffix: mesh.domainSuffix });
-  return runAnalyzers(config, registry, { analyzers: [analyzer(name)] }).map((f) => f.diagnostic);
-}
-
-/** The 1-based line of the first line containing `text`, at or after line `from`. */
-function lineOf(yaml: string, text: string, from = 1): number {
-  const lines = yaml.split('\n');
-  for (let i = from - 1; i < lines.length; i++) if (lines[i]!.includes(text)) return i + 1;
-  throw new Error(`"${text}" is not in the YAML`);
-}
-
-/** Code, resource, field and line of each diagnostic, for exact comparison. */
-function where(ds: readonly Diagnostic[]): string[] {
-  return ds.map((d) => `${d.code} ${d.resource} ${d.field ?? '-'} ${d.position?.file}:${d.position?.line}`);
-}
+const analyzer = (name: string) => analyzerIn(destinationRuleAnalyzers, name);
+const analyze = (name: string, yaml: string) => runOne(analyzer(name), yaml, { file: FILE });
 
 test('the five analyzers are registered under stable names, each with its Istio counterpart', () => {
   const expected: Record<string, string> = {

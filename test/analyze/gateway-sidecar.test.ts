@@ -6,25 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigSet } from '../../src/api/config-set.js';
 import type { Diagnostic } from '../../src/api/diagnostic.js';
-import { parseYaml } from '../../src/api/load.js';
 import { analyzerNamed } from '../../src/analyze/registry.js';
-import { runAnalyzers } from '../../src/analyze/run.js';
-import { meshSettings } from '../../src/compile/mesh.js';
-import { createRegistry } from '../../src/registry/registry.js';
-import { configSource } from '../../src/registry/sources/config-source.js';
+import { runOne } from './helpers.js';
 
 /** Runs one registered analyzer over the YAML; the YAML itself must load without errors. */
 function analyze(yaml: string, analyzer: string): Diagnostic[] {
-  const loaded = parseYaml(yaml, 'mesh.yaml');
-  assert.deepEqual(loaded.diagnostics.filter((d) => d.level === 'error').map((d) => d.message), [], 'the test YAML loads');
-  const config = ConfigSet.of(loaded.resources, loaded.diagnostics);
-  const mesh = meshSettings(config);
-  const { registry } = createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], { trustDomain: mesh.trustDomain, domainSuffix: mesh.domainSuffix });
   const a = analyzerNamed(analyzer);
   assert.ok(a, `${analyzer} is registered`);
-  return runAnalyzers(config, registry, { analyzers: [a] }).map((f) => f.diagnostic);
+  return runOne(a, yaml);
 }
 
 /** The line (from 1) of the one line holding `# @marker`. */

@@ -6,48 +6,15 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigSet } from '../../src/api/config-set.js';
-import type { Diagnostic } from '../../src/api/diagnostic.js';
-import { parseYaml } from '../../src/api/load.js';
-import type { Analyzer } from '../../src/analyze/analyzer.js';
+import { analyzerIn, lineOf, runOne, where } from './helpers.js';
 import { virtualServiceAnalyzers } from '../../src/analyze/analyzers/virtual-service.js';
 import { stringCovers } from '../../src/analyze/analyzers/vs-match-cover.js';
 import { analyzerNamed } from '../../src/analyze/registry.js';
-import { runAnalyzers } from '../../src/analyze/run.js';
-import { meshSettings } from '../../src/compile/mesh.js';
-import { createRegistry } from '../../src/registry/registry.js';
-import { configSource } from '../../src/registry/sources/config-source.js';
 
 const FILE = 'mesh.yaml';
 
-function analyzer(name: string): Analyzer {
-  const a = virtualServiceAnalyzers.find((x) => x.name === name);
-  assert.ok(a, `analyzer ${name} exists`);
-  return a;
-}
-
-/** Loads `yaml` (plus `extra`, loaded as they are), builds the registry and runs one analyzer. */
-function analyze(name: string, yaml: string, extra: { rejected?: string } = {}): Diagnostic[] {
-  const { resources, diagnostics } = parseYaml(yaml, FILE);
-  assert.deepEqual(diagnostics.filter((d) => d.level === 'error'), [], 'the test YAML loads');
-  const more = extra.rejected ? parseYaml(extra.rejected, 'rejected.yaml') : { resources: [], diagnostics: [] };
-  const config = ConfigSet.of([...resources, ...more.resources], [...diagnostics, ...more.diagnostics]);
-  const mesh = meshSettings(config);
-  const { registry } = createRegistry([configSource(config, { trustDomain: mesh.trustDomain })], { trustDomain: mesh.trustDomain, domainSuffix: mesh.domainSuffix });
-  return runAnalyzers(config, registry, { analyzers: [analyzer(name)] }).map((f) => f.diagnostic);
-}
-
-/** The 1-based line of the first line containing `text`, at or after line `from`. */
-function lineOf(yaml: string, text: string, from = 1): number {
-  const lines = yaml.split('\n');
-  for (let i = from - 1; i < lines.length; i++) if (lines[i]!.includes(text)) return i + 1;
-  throw new Error(`"${text}" is not in the YAML`);
-}
-
-/** Code, resource, field and line of each diagnostic, for exact comparison. */
-function where(ds: readonly Diagnostic[]): string[] {
-  return ds.map((d) => `${d.code} ${d.resource} ${d.field ?? '-'} ${d.position?.file}:${d.position?.line}`);
-}
+const analyzer = (name: string) => analyzerIn(virtualServiceAnalyzers, name);
+const analyze = (name: string, yaml: string, extra: { rejected?: string } = {}) => runOne(analyzer(name), yaml, { file: FILE, ...extra });
 
 const SERVICES = `
 apiVersion: v1

@@ -1,0 +1,40 @@
+/** What the analyzer unit tests share: run one analyzer over YAML, find a line, list findings for exact comparison. */
+import assert from 'node:assert/strict';
+import { ConfigSet } from '../../src/api/config-set.js';
+import type { Diagnostic } from '../../src/api/diagnostic.js';
+import { parseYaml } from '../../src/api/load.js';
+import type { Analyzer } from '../../src/analyze/analyzer.js';
+import { meshOf } from '../../src/analyze/analyze.js';
+import { runAnalyzers } from '../../src/analyze/run.js';
+
+/** The analyzer of this name among `list`; fails the test when there is none. */
+export function analyzerIn(list: readonly Analyzer[], name: string): Analyzer {
+  const a = list.find((x) => x.name === name);
+  assert.ok(a, `analyzer ${name} exists`);
+  return a;
+}
+
+/**
+ * Loads `yaml` as `file` (it must load without errors), plus `rejected` as it
+ * loads (errors allowed: what the loader refuses), builds the registry and
+ * runs one analyzer; its findings.
+ */
+export function runOne(a: Analyzer, yaml: string, opts: { file?: string; rejected?: string } = {}): Diagnostic[] {
+  const { resources, diagnostics } = parseYaml(yaml, opts.file ?? 'mesh.yaml');
+  assert.deepEqual(diagnostics.filter((d) => d.level === 'error'), [], 'the test YAML loads');
+  const more = opts.rejected ? parseYaml(opts.rejected, 'rejected.yaml') : { resources: [], diagnostics: [] };
+  const { config, registry } = meshOf(ConfigSet.of([...resources, ...more.resources], [...diagnostics, ...more.diagnostics]));
+  return runAnalyzers(config, registry, { analyzers: [a] }).map((f) => f.diagnostic);
+}
+
+/** The 1-based line of the first line containing `text`, at or after line `from`. */
+export function lineOf(yaml: string, text: string, from = 1): number {
+  const lines = yaml.split('\n');
+  for (let i = from - 1; i < lines.length; i++) if (lines[i]!.includes(text)) return i + 1;
+  throw new Error(`"${text}" is not in the YAML`);
+}
+
+/** Code, resource, field and line of each diagnostic, for exact comparison. */
+export function where(ds: readonly Diagnostic[]): string[] {
+  return ds.map((d) => `${d.code} ${d.resource} ${d.field ?? '-'} ${d.position?.file}:${d.position?.line}`);
+}
