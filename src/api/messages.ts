@@ -294,6 +294,11 @@ const table = {
     template: 'the Gateway has no selector: Trellis applies a Gateway only to the workloads its selector picks, so no proxy serves it; add spec.selector (such as istio: ingressgateway)',
     docs: 'Istio applies a Gateway without a selector to every gateway workload; Trellis decides which workloads are gateways by Gateway selectors and applies such a Gateway to none. Name the gateway workloads in spec.selector.',
   },
+  VirtualServiceHostNotAService: {
+    code: 'TRL1411', level: 'warning',
+    template: 'host {host} is not the host of a service: {why}; sidecars apply a VirtualService only to hosts of services, so these rules shape no traffic there. Add a ServiceEntry for {host}, or bind the VirtualService to a gateway',
+    docs: 'Trellis builds a sidecar\'s routes from the registry\'s services and gives each the VirtualService for its hostname; a mesh-bound VirtualService host that is no service\'s hostname (or a wildcard that covers none) is never applied, where Istio would make a virtual host for it. Declare the host with a ServiceEntry, or bind the VirtualService to a gateway.',
+  },
   JwtClaimRouteNotEnforced: {
     code: 'TRL1410', level: 'warning',
     template: 'matches on the JWT claim {claim} in a rule that applies to sidecars (mesh), which never know claims: a sidecar routes its app\'s calls before any token is validated (RequestAuthentication validates at the destination\'s inbound), so {effect}; route on claims at a gateway (bind the rule to it with gateways), or decide at the destination with an AuthorizationPolicy on request.auth.claims',

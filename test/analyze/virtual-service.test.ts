@@ -51,8 +51,9 @@ spec:
   ports: [{ number: 443, name: tls, protocol: TLS }]
 `;
 
-test('the seven analyzers are registered under stable names, each with its Istio counterpart', () => {
-  const expected: Record<string, string> = {
+test('the VirtualService analyzers are registered under stable names, each with its Istio counterpart (or none: Trellis-only)', () => {
+  const expected: Record<string, string | undefined> = {
+    'virtualservice.hosts-without-service': undefined,
     'virtualservice.destination-hosts': 'virtualservice.DestinationHostAnalyzer',
     'virtualservice.destination-subsets': 'virtualservice.DestinationRuleAnalyzer',
     'virtualservice.gateways': 'virtualservice.GatewayAnalyzer',
@@ -65,9 +66,43 @@ test('the seven analyzers are registered under stable names, each with its Istio
   for (const [name, istio] of Object.entries(expected)) {
     const a = analyzerNamed(name);
     assert.ok(a, `${name} is in the registry`);
-    assert.deepEqual(a.istio, [istio]);
+    assert.deepEqual(a.istio, istio === undefined ? undefined : [istio]);
     assert.ok(a.description.length > 20 && a.reads.includes(name === 'deprecation.fields' ? 'Sidecar' : 'VirtualService'));
   }
+});
+
+describe('virtualservice.hosts-without-service', () => {
+  const run = (yaml: string) => analyze('virtualservice.hosts-without-service', SERVICES + yaml);
+  const vs = (name: string, hosts: string, extra = '') => `---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: ${hosts}${extra}
+  http:
+  - route: [{ destination: { host: reviews } }]
+`;
+
+  test('a mesh host no service has, one only a wildcard ServiceEntry covers, and a wildcard covering none are reported at the host', () => {
+    const yaml = vs('typo', '[reviewz]') + vs('covered', '[api.eu.example.com]') + vs('nothing', '["*.nowhere.example.com"]');
+    const ds = run(yaml);
+    const all = SERVICES + yaml;
+    assert.deepEqual(where(ds), [
+      `TRL1411 VirtualService default/typo spec.hosts[0] mesh.yaml:${lineOf(all, '[reviewz]')}`,
+      `TRL1411 VirtualService default/covered spec.hosts[0] mesh.yaml:${lineOf(all, '[api.eu.example.com]')}`,
+      `TRL1411 VirtualService default/nothing spec.hosts[0] mesh.yaml:${lineOf(all, '*.nowhere.example.com')}`,
+    ]);
+    assert.match(ds[0]!.message, /^host reviewz\.default\.svc\.cluster\.local is not the host of a service: no Service or ServiceEntry has that hostname; .*Add a ServiceEntry for/);
+    assert.match(ds[1]!.message, /only the wildcard ServiceEntry default\/eu \(\*\.eu\.example\.com\) covers it/);
+    assert.match(ds[2]!.message, /it covers no service hostname/);
+    assert.ok(ds.every((d) => d.level === 'warning'));
+  });
+
+  test('hosts of services (short names included), a wildcard that covers one, and gateway-bound VirtualServices are quiet', () => {
+    const yaml = vs('short', '[reviews, ratings.default]') + vs('wild', '["*.eu.example.com"]')
+      + vs('edge', '[shop.example.com]', '\n  gateways: [public]');
+    assert.deepEqual(run(yaml), []);
+  });
 });
 
 describe('virtualservice.destination-hosts', () => {

@@ -8,11 +8,13 @@ import { deprecationAnalyzer } from './vs-deprecation.js';
 import { destinationHostsAnalyzer } from './vs-destination-hosts.js';
 import { destinationSubsetsAnalyzer } from './vs-destination-subsets.js';
 import { gatewaysAnalyzer } from './vs-gateways.js';
+import { hostsWithoutServiceAnalyzer } from './vs-hosts.js';
 import { jwtClaimRoutesAnalyzer } from './vs-jwt-claims.js';
 import { unreachableRulesAnalyzer } from './vs-unreachable.js';
 
 export const virtualServiceAnalyzers: readonly Analyzer[] = [
   destinationHostsAnalyzer,
+  hostsWithoutServiceAnalyzer,
   destinationSubsetsAnalyzer,
   gatewaysAnalyzer,
   conflictingMeshHostsAnalyzer,
