@@ -33,12 +33,29 @@ export function diagnostic(
   return Object.freeze(d);
 }
 
-/** `spec.http[0].route` from `['spec', 'http', 0, 'route']`. */
+/**
+ * `spec.http[0].route` from `['spec', 'http', 0, 'route']`. A key that holds
+ * a dot, a bracket, a quote or a space (a label key such as
+ * `app.kubernetes.io/name`, a claim `@request.auth.claims.group`) is written
+ * `["…"]`, so that the path reads back the same (`parsePath`).
+ */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
+    else if (/^$|[.[\]"\s]/.test(String(p))) out += `[${JSON.stringify(String(p))}]`;
     else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+/** The inverse of `formatPath`: `spec.selector.matchLabels["app.kubernetes.io/name"]` → its keys. */
+export function parsePath(text: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of text.matchAll(/\[("(?:[^"\\]|\\.)*")\]|\[(\d+)\]|([^.[\]]+)/g)) {
+    if (m[1] !== undefined) out.push(JSON.parse(m[1]) as string);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(m[3]!);
   }
   return out;
 }

@@ -645,7 +645,7 @@ spec:
     // The position is the claim condition's value (the line after its key).
     const line = lineOf(BASE, 'exact: admins');
     assert.deepEqual(ds.map((d) => `${d.code} ${d.resource} ${d.position?.line}`), [`TRL0149 VirtualService default/by-claim ${line}`]);
-    assert.equal(ds[0]!.field, 'spec.http[0].match[0].headers.@request.auth.claims.group');
+    assert.equal(ds[0]!.field, 'spec.http[0].match[0].headers["@request.auth.claims.group"]');
     assert.match(ds[0]!.message, /claim group at gateway default\/public, but no RequestAuthentication applies to its workloads istio-system\/ingress-1.*add a RequestAuthentication that selects them/);
   });
 
@@ -668,8 +668,8 @@ spec:
     route: [{ destination: { host: admin } }]`) + RA;
     const ds = analyze('virtualservice.jwt-claim-routes', yaml);
     assert.deepEqual(where(ds), [
-      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].headers.@request.auth.claims.group ${FILE}:${lineOf(yaml, 'exact: admins')}`,
-      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].withoutHeaders.@request.auth.claims[realm.example][role] ${FILE}:${lineOf(yaml, 'prefix: guest')}`,
+      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].headers["@request.auth.claims.group"] ${FILE}:${lineOf(yaml, 'exact: admins')}`,
+      `TRL1410 VirtualService default/by-claim spec.http[0].match[0].withoutHeaders["@request.auth.claims[realm.example][role]"] ${FILE}:${lineOf(yaml, 'prefix: guest')}`,
     ]);
     assert.match(ds[0]!.message, /JWT claim group in a rule that applies to sidecars \(mesh\).*at sidecars this match never holds.*route on claims at a gateway/);
     assert.match(ds[1]!.message, /JWT claim realm\.example\.role .*at sidecars this withoutHeaders condition always holds/);

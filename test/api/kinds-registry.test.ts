@@ -116,7 +116,7 @@ const we = (spec: string) => `apiVersion: networking.istio.io/v1\nkind: Workload
 
 test('WorkloadEntry rules beyond the Istio test data', async (t) => {
   await t.test('an address is an IP, a DNS name or a unix socket', () => assertError(we('  address: "not an address"'), 'spec.address', /not an IP address, a DNS name/));
-  await t.test('labels are Kubernetes labels', () => assertError(we('  address: 1.2.3.4\n  labels: {"a b": x}'), 'spec.labels.a b', /label key/));
+  await t.test('labels are Kubernetes labels', () => assertError(we('  address: 1.2.3.4\n  labels: {"a b": x}'), 'spec.labels["a b"]', /label key/));
   await t.test('locality has at most three parts', () => assertError(we('  address: 1.2.3.4\n  locality: a/b/c/d'), 'spec.locality', /region\/zone\/subzone/));
   await t.test('weight is not negative', () => assertError(we('  address: 1.2.3.4\n  weight: -1'), 'spec.weight', /must not be negative/));
   await t.test('service accounts are Kubernetes names', () => assertError(we('  address: 1.2.3.4\n  serviceAccount: Bad_SA'), 'spec.serviceAccount', /DNS-1123/));

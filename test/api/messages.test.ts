@@ -121,3 +121,19 @@ test('trellis codes lists the zero-trust codes with their level, name and docs',
   assert.equal(one.status, 0, one.stderr);
   assert.match(one.stdout, /TRL1306\s+warning\s+CustomActionNotSupported/);
 });
+
+test('field paths: keys with dots, brackets, quotes or spaces are written ["…"], and read back the same', async () => {
+  const { formatPath, parsePath } = await import('../../src/api/diagnostic.js');
+  const cases: (string | number)[][] = [
+    ['spec', 'http', 0, 'route', 1, 'weight'],
+    ['spec', 'selector', 'matchLabels', 'app.kubernetes.io/name'],
+    ['spec', 'http', 0, 'match', 0, 'headers', '@request.auth.claims[realm.example][role]'],
+    ['spec', 'portLevelMtls', '8080', 'mode'],
+    ['metadata', 'labels', 'a b'],
+    ['x', 'say "hi"'],
+  ];
+  assert.equal(formatPath(cases[0]!), 'spec.http[0].route[1].weight');
+  assert.equal(formatPath(cases[1]!), 'spec.selector.matchLabels["app.kubernetes.io/name"]');
+  assert.equal(formatPath(cases[3]!), 'spec.portLevelMtls.8080.mode');
+  for (const c of cases) assert.deepEqual(parsePath(formatPath(c)), c, formatPath(c));
+});

@@ -17,12 +17,8 @@ export function labelsText(labels: Readonly<Record<string, string>> | undefined)
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(',') : '{}';
 }
 
-/** `spec.rules[0].from[1].source.labels` → `['spec', 'rules', 0, 'from', 1, 'source', 'labels']`. */
-export function parseFieldPath(text: string): (string | number)[] {
-  const out: (string | number)[] = [];
-  for (const m of text.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
-  return out;
-}
+/** `spec.rules[0].from[1].source.labels` → `['spec', 'rules', 0, 'from', 1, 'source', 'labels']` (diagnostic.ts `parsePath`). */
+export { parsePath as parseFieldPath } from '../../api/diagnostic.js';
 
 /** The compiler's mesh input for AuthorizationPolicies (the same fields compiler.ts passes). */
 export function authzMesh(ctx: AnalysisContext): AuthzInput['mesh'] {
