@@ -159,12 +159,6 @@ export function createCompiler(): Compiler {
     if (k === undefined) jwksKeys.set(jwks, (k = [...jwks].map(([u, e]) => `${u}@${e.version ?? ''}`).join(',')));
     return k;
   };
-  const peerAuthnSigs = new WeakMap<ConfigSet, string>();
-  const peerAuthnSig = (config: ConfigSet): string => {
-    let sig = peerAuthnSigs.get(config);
-    if (sig === undefined) peerAuthnSigs.set(config, (sig = peerAuthnSignature(config)));
-    return sig;
-  };
   const namespaceSet = (registry: Registry) => perRegistry(namespaceSets, registry, () => new Set(registry.namespaces()));
 
   const indexFor = (config: ConfigSet, registry: Registry): ConfigIndex => {
@@ -198,7 +192,7 @@ export function createCompiler(): Compiler {
 
   const proxyState = (index: ConfigIndex, registry: Registry, proxy: ProxyRef): ProxyState => {
     // Gateways decide which workloads are gateways; PeerAuthentications decide the inbound ports' mTLS modes.
-    const stateKey = `${index.gatewaysHash}|${peerAuthnSig(index.config)}`;
+    const stateKey = `${index.gatewaysHash}|${peerAuthnSignature(index.config)}`;
     let entry = perRegistry(proxyStates, registry, () => ({ gatewaysHash: stateKey, states: new Map<string, ProxyState>() }));
     if (entry.gatewaysHash !== stateKey) proxyStates.set(registry, (entry = { gatewaysHash: stateKey, states: new Map() }));
     const states = entry.states;

@@ -97,7 +97,11 @@ export function withPeerAuthn(
   }));
 }
 
-/** A text that changes whenever a PeerAuthentication does (part of the inbound memo key). */
+const signatures = new WeakMap<ConfigSet, string>();
+
+/** A text that changes whenever a PeerAuthentication does (part of the inbound and cluster memo keys); computed once per configuration set. */
 export function peerAuthnSignature(config: ConfigSet): string {
-  return config.ofKind('PeerAuthentication').map((r) => r.hash).join(',');
+  let sig = signatures.get(config);
+  if (sig === undefined) signatures.set(config, (sig = config.ofKind('PeerAuthentication').map((r) => r.hash).join(',')));
+  return sig;
 }

@@ -38,3 +38,25 @@ export function lineOf(yaml: string, text: string, from = 1): number {
 export function where(ds: readonly Diagnostic[]): string[] {
   return ds.map((d) => `${d.code} ${d.resource} ${d.field ?? '-'} ${d.position?.file}:${d.position?.line}`);
 }
+
+/**
+ * A small configuration with one finding of each level the output tests need:
+ * an unknown field (error, TRL1002 at spec.http[0].retries.attemps, line 8) and
+ * a Trellis-only field (info, TRL1007 at source.labels).
+ */
+export const SHOP_WITH_FINDINGS = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web]
+  http:
+  - route: [{ destination: { host: web } }]
+    retries: { attemps: 3 }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: callers, namespace: shop }
+spec:
+  rules:
+  - from: [{ source: { labels: { app: web } } }]
+`;

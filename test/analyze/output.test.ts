@@ -18,23 +18,9 @@ import { formatAnalyzerList, formatText, wantsColor } from '../../src/analyze/ou
 import { analyzers } from '../../src/analyze/registry.js';
 import { parseSuppressFlag, parseSuppressions, SuppressionError, Suppressions } from '../../src/analyze/suppress.js';
 import { ROOT } from '../helpers/mesh.js';
+import { SHOP_WITH_FINDINGS } from './helpers.js';
 
-const YAML = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: web, namespace: shop }
-spec:
-  hosts: [web]
-  http:
-  - route: [{ destination: { host: web } }]
-    retries: { attemps: 3 }
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: { name: callers, namespace: shop }
-spec:
-  rules:
-  - from: [{ source: { labels: { app: web } } }]
-`;
+const YAML = SHOP_WITH_FINDINGS;
 
 function mesh(extra = [] as ReturnType<typeof diagnostic>[]) {
   const r = parseYaml(YAML, 'shop.yaml');

@@ -18,6 +18,7 @@ import { messagesByCode } from '../../src/api/messages.js';
 import { analyzerCatalogue, reportableMessages, type AnalysisReport } from '../../src/analyze/analyze.js';
 import { toSarif } from '../../src/analyze/output/sarif.js';
 import { ROOT } from '../helpers/mesh.js';
+import { SHOP_WITH_FINDINGS } from './helpers.js';
 
 // ajv is CommonJS; its draft 2020-12 build is the one this schema needs.
 const require = createRequire(import.meta.url);
@@ -41,22 +42,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'trellis-sarif-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const repo = join(tmp, 'repo');
 mkdirSync(join(repo, 'mesh config'), { recursive: true });
-writeFileSync(join(repo, 'mesh config', 'shop.yaml'), `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: web, namespace: shop }
-spec:
-  hosts: [web]
-  http:
-  - route: [{ destination: { host: web } }]
-    retries: { attemps: 3 }
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: { name: callers, namespace: shop }
-spec:
-  rules:
-  - from: [{ source: { labels: { app: web } } }]
-`);
+writeFileSync(join(repo, 'mesh config', 'shop.yaml'), SHOP_WITH_FINDINGS);
 
 interface Sarif {
   $schema: string;
