@@ -1,5 +1,6 @@
 /**
- * Keep-alive connection pools to upstream addresses (undici `Pool`s), shared
+ * Keep-alive connection pools to upstream addresses (the proxy's own
+ * HTTP/1.1 pools, h1-pool.ts; HTTP/2 sessions, h2-upstream.ts), shared
  * by every snapshot that sends to the same address with the same connection
  * settings. A snapshot holds a reference to each pool it uses; when the last
  * holder lets go (a retired snapshot whose requests have all ended), the
@@ -19,12 +20,13 @@
  * `maxRequestsPerConnection` closes a connection after that many requests,
  * `idleTimeoutMs` closes one idle that long.
  */
-import { Agent, Pool } from './undici-lite.js';
+import { newAgent, type Agent } from './undici-lite.js';
 import type { Cluster, ConnectionPool, UpstreamTls } from '../protocol/snapshot.js';
 import { breakerKey, CircuitBreaker } from './circuit-breaker.js';
+import { H1Pool } from './h1-pool.js';
 import { H2Upstream, type UpstreamDispatcher } from './h2-upstream.js';
 import { NO_TLS_OBSERVER } from './tls/tls-events.js';
-import { connectorFor, tlsKey, undiciConnect, type ConnectorEnv, type UpstreamConnector } from './tls/upstream-connector.js';
+import { connectorFor, tlsKey, type ConnectorEnv, type UpstreamConnector } from './tls/upstream-connector.js';
 import { WorkloadTls } from './tls/workload-tls.js';
 
 /** The settings a pool is built with; the pool key includes them. */
@@ -77,6 +79,18 @@ export interface PoolTls {
   readonly service: string;
 }
 
+/** The HTTP/1.1 pool's settings from the cluster's (Envoy's meaning). */
+function h1Options(s: PoolSettings) {
+  return {
+    connectTimeoutMs: s.connectTimeoutMs,
+    maxConnections: s.maxConnections >= UNLIMITED ? Infinity : Math.max(1, s.maxConnections),
+    maxRequestsPerConnection: s.maxRequestsPerConnection > 0 ? s.maxRequestsPerConnection : 0,
+    keepAliveTimeoutMs: Math.min(DEFAULT_IDLE_MS, s.idleTimeoutMs),
+    keepAliveMaxTimeoutMs: Math.max(1, Math.min(s.idleTimeoutMs, 600_000)),
+  };
+}
+
+/** undici's options for the passthrough agent. */
 function dispatcherOptions(s: PoolSettings) {
   return {
     connect: { timeout: s.connectTimeoutMs },
@@ -125,7 +139,7 @@ export class UpstreamPools {
       const connector = connectorFor(tls?.tls, tls?.service ?? host, host, port, this.#env);
       const make = (): UpstreamDispatcher => http2
         ? new H2Upstream(origin, s.connectTimeoutMs, Math.min(s.idleTimeoutMs, 600_000), connector)
-        : new Pool(origin, { ...dispatcherOptions(s), ...(connector ? { connect: undiciConnect(connector, s.connectTimeoutMs) } : {}) });
+        : new H1Pool(host, port, address, h1Options(s), connector);
       u = new Upstream(key, address, origin, make(), http2, connector);
       if (s.maxConnections < UNLIMITED) u.connectionLimit = Math.max(1, s.maxConnections);
       if (s.maxRequestsPerConnection === 1 && !http2) u.closeEach = true;
@@ -195,7 +209,7 @@ export class UpstreamPools {
 
 /** An agent for PASSTHROUGH traffic to hosts outside the mesh: it pools per origin and drops idle origins. */
 export function passthroughAgent(connectTimeoutMs: number): Agent {
-  return new Agent(dispatcherOptions({ connectTimeoutMs, maxConnections: UNLIMITED, maxRequestsPerConnection: 0, idleTimeoutMs: 60_000 }));
+  return newAgent(dispatcherOptions({ connectTimeoutMs, maxConnections: UNLIMITED, maxRequestsPerConnection: 0, idleTimeoutMs: 60_000 }));
 }
 
 /** The pools one snapshot holds; released together when the snapshot retires and its requests have ended. */

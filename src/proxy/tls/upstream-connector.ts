@@ -31,7 +31,6 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, TLSSocket, type ConnectionOptions, type PeerCertificate } from 'node:tls';
-import type { buildConnector } from 'undici';
 import type { UpstreamTls } from '../../protocol/snapshot.js';
 import { checkListedNames, checkSecureNaming, upstreamTlsError, UpstreamTlsError } from './identity.js';
 import type { TlsObserver } from './tls-events.js';
@@ -170,32 +169,4 @@ export class UpstreamConnector {
     });
     return s;
   }
-}
-
-/**
- * An undici `connect` function over a connector (HTTP/1.1 pools): calls back
- * once the connection is ready, with an UpstreamTlsError for a TLS failure,
- * or `UND_ERR_CONNECT_TIMEOUT` when the handshake is not done in time.
- */
-export function undiciConnect(c: UpstreamConnector, timeoutMs: number): buildConnector.connector {
-  return (_opts, callback) => {
-    const refused = c.refusal();
-    if (refused) { callback(refused, null); return; }
-    const s = c.open('http/1.1');
-    let done = false;
-    const finish = (err: Error | null) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.off('error', onError);
-      if (err) callback(err, null);
-      else callback(null, s);
-    };
-    const onError = (err: Error) => finish(upstreamTlsError(err, c.address) ?? err);
-    const timer = timeoutMs > 0
-      ? setTimeout(() => s.destroy(Object.assign(new Error(`no connection to ${c.address} within ${timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs)
-      : undefined;
-    s.on('error', onError);
-    s.once(c.readyEvent(s), () => finish(null));
-  };
 }
