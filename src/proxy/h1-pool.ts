@@ -70,6 +70,12 @@ const SWEEP_MS = 1_000;
 /** Request paths undici refused too: spaces, control characters, non-Latin-1. */
 const BAD_PATH = /[^\u0021-\u00ff]/;
 const KEEPALIVE_PROBE_MS = 60_000;
+/**
+ * Where every upstream connection's reads land (`onread`): one buffer for
+ * all, since a read is parsed before the next one happens and the parser
+ * copies whatever it keeps or hands on (body chunks included).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Methods whose requests mean to carry a body: they say `content-length: 0` when theirs is empty (RFC 9110 §8.6). */
 function expectsPayload(method: string): boolean {
@@ -314,9 +320,11 @@ class H1Connection implements ResponseSink {
     this.keepAliveMs = o.keepAliveTimeoutMs;
     this.parser = new ResponseParser(this, maxHeaderSize);
     const c = pool.connector;
+    // Reads skip the socket's stream: they land in the shared buffer and go to the parser, which copies what it keeps.
+    const onread = { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.#onRead(n, buf as Buffer) };
     const s = (this.socket = c
-      ? c.open('http/1.1')
-      : connect({ host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_PROBE_MS }));
+      ? c.open('http/1.1', { onread })
+      : connect({ host: pool.host, port: pool.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_PROBE_MS, onread }));
     if (o.connectTimeoutMs > 0) {
       this.#connectTimer = setTimeout(() => {
         s.destroy(upstreamError(`no connection to ${pool.authority} within the connect timeout of ${o.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT'));
@@ -326,7 +334,6 @@ class H1Connection implements ResponseSink {
       this.ready = true;
       clearTimeout(this.#connectTimer);
     });
-    s.on('data', (b: Buffer) => this.#onData(b));
     s.on('end', () => this.#onEnd());
     s.on('error', (err: Error) => {
       // A TLS failure before the connection was ready: the peer's certificate or name (tls/identity.ts).
@@ -372,10 +379,12 @@ class H1Connection implements ResponseSink {
     }
   }
 
-  #onData(b: Buffer): void {
-    if (!this.call) { this.socket.destroy(); return; } // bytes nobody asked for
-    const err = this.parser.execute(b);
-    if (err) this.destroy(err);
+  #onRead(n: number, buf: Buffer): boolean {
+    if (!this.call) { this.socket.destroy(); return false; } // bytes nobody asked for
+    const err = this.parser.execute(buf.subarray(0, n), true);
+    if (err) { this.destroy(err); return false; }
+    // A paused call reads no more (the socket's own pause has stopped reading too).
+    return !this.parser.paused;
   }
 
   #onEnd(): void {

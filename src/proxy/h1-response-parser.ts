@@ -39,6 +39,18 @@ export function upstreamError(message: string, code: string): Error & { code: st
   return Object.assign(new Error(message), { code });
 }
 
+/**
+ * The prototype of parsed field objects: empty and without Object.prototype
+ * behind it, so that a field named `constructor` or `__proto__` is a field
+ * like any other, while V8 keeps the objects in fast mode (Object.create(null)
+ * would make dictionaries).
+ */
+const FIELDS_PROTO = Object.create(null) as object;
+
+function newFields(): ResponseHeaders {
+  return Object.create(FIELDS_PROTO) as ResponseHeaders;
+}
+
 function addField(h: ResponseHeaders, name: string, value: string): void {
   const cur = h[name];
   if (cur === undefined) h[name] = value;
@@ -85,6 +97,8 @@ export class ResponseParser {
   #trailerBytes = 0;
   #paused = false;
   #executing = false;
+  /** The buffer being parsed is reused by the caller afterwards (execute's `transient`). */
+  #transient = false;
   #rest: Buffer | undefined;
   #halted = false;
 
@@ -144,17 +158,25 @@ export class ResponseParser {
     return upstreamError('the upstream closed the connection before the response ended', 'UND_ERR_SOCKET');
   }
 
-  /** Parses what arrived; an error (the connection is then unusable) or undefined. */
-  execute(chunk: Buffer): Error | undefined {
+  /**
+   * Parses what arrived; an error (the connection is then unusable) or
+   * undefined. `transient`: the caller reuses `chunk`'s memory once this
+   * returns (a socket's `onread` buffer), so what the parser keeps or hands
+   * on — body chunks, a partial line, bytes left while paused — is copied.
+   */
+  execute(chunk: Buffer, transient = false): Error | undefined {
     if (this.#paused && !this.#executing) {
-      this.#rest = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
+      this.#rest = this.#rest ? Buffer.concat([this.#rest, chunk]) : transient ? copyOf(chunk) : chunk;
       return undefined;
     }
     let buf = chunk;
     if (this.#partial) {
+      // (A concatenation is new memory: nothing of it needs copying.)
       buf = Buffer.concat([this.#partial, chunk]);
       this.#partial = undefined;
+      transient = false;
     }
+    this.#transient = transient;
     this.#executing = true;
     try {
       this.#run(buf);
@@ -165,19 +187,25 @@ export class ResponseParser {
       return err as Error;
     } finally {
       this.#executing = false;
+      this.#transient = false;
     }
+  }
+
+  /** What of the buffer being parsed outlives the call: a copy when the buffer is transient. */
+  #keep(b: Buffer): Buffer {
+    return this.#transient ? copyOf(b) : b;
   }
 
   #run(buf: Buffer): void {
     let pos = 0;
     while (pos < buf.length && !this.#halted) {
-      if (this.#paused) { this.#rest = buf.subarray(pos); return; }
+      if (this.#paused) { this.#rest = this.#keep(buf.subarray(pos)); return; }
       switch (this.#state) {
         case HEAD: {
           const end = buf.indexOf(END_OF_HEAD, pos);
           if (end < 0 || end - pos > this.maxHeaderSize) {
             if (buf.length - pos > this.maxHeaderSize) throw malformed(`its head is over ${this.maxHeaderSize} bytes`);
-            this.#partial = buf.subarray(pos);
+            this.#partial = this.#keep(buf.subarray(pos));
             return;
           }
           const head = latin1(buf, pos, end);
@@ -194,7 +222,7 @@ export class ResponseParser {
           pos += n;
           this.#remaining -= n;
           if (this.#remaining === 0) this.#state = this.#state === FIXED ? DONE : CHUNK_END;
-          this.sink.onBody(part);
+          this.sink.onBody(this.#keep(part));
           if (this.#state === DONE) { this.#complete(NO_TRAILERS, buf, pos); return; }
           break;
         }
@@ -210,7 +238,7 @@ export class ResponseParser {
           const eol = buf.indexOf(CRLF, pos);
           if (eol < 0) {
             if (buf.length - pos > this.maxHeaderSize) throw malformed('a chunk size or trailer line is too long');
-            this.#partial = buf.subarray(pos);
+            this.#partial = this.#keep(buf.subarray(pos));
             return;
           }
           const line = latin1(buf, pos, eol);
@@ -223,7 +251,7 @@ export class ResponseParser {
         case UNTIL_CLOSE: {
           const part = pos === 0 ? buf : buf.subarray(pos);
           pos = buf.length;
-          this.sink.onBody(part);
+          this.sink.onBody(this.#keep(part));
           break;
         }
         default:
@@ -234,77 +262,45 @@ export class ResponseParser {
     }
   }
 
+  // The head's framing fields, read by #field (instance fields, so that the per-line work is a small function V8 optimizes early).
+  #length = -1;
+  #te: string | undefined;
+  #close = false;
+  #keepAliveToken = false;
+  #hint: number | undefined;
+  #listed: string[] | undefined;
+
   #head(head: string): void {
     let eol = head.indexOf('\r\n');
     if (eol < 0) eol = head.length;
-    if (eol < 12 || !head.startsWith('HTTP/1.') || head.charCodeAt(8) !== 32 || (eol > 12 && head.charCodeAt(12) !== 32)) {
-      throw malformed(`status line "${head.slice(0, Math.min(eol, 60))}"`);
-    }
+    const status = statusOf(head, eol);
     const minor = head.charCodeAt(7) - 48;
-    const s0 = head.charCodeAt(9) - 48, s1 = head.charCodeAt(10) - 48, s2 = head.charCodeAt(11) - 48;
-    if ((minor !== 0 && minor !== 1) || s0 < 1 || s0 > 9 || s1 < 0 || s1 > 9 || s2 < 0 || s2 > 9) {
-      throw malformed(`status line "${head.slice(0, Math.min(eol, 60))}"`);
-    }
-    const status = s0 * 100 + s1 * 10 + s2;
-    // No prototype: a field named `constructor` or `__proto__` is a field like any other.
-    const headers: ResponseHeaders = Object.create(null) as ResponseHeaders;
-    let length = -1;
-    let te: string | undefined;
-    let close = false;
-    let keepAliveToken = false;
-    let hint: number | undefined;
-    let listed: string[] | undefined;
+    const headers = newFields();
+    this.#length = -1;
+    this.#te = undefined;
+    this.#close = false;
+    this.#keepAliveToken = false;
+    this.#hint = undefined;
+    this.#listed = undefined;
     let at = eol + 2;
     while (at < head.length) {
       let e = head.indexOf('\r\n', at);
       if (e < 0) e = head.length;
-      if (isWs(head.charCodeAt(at))) throw malformed('obsolete line folding in a header');
-      const colon = head.indexOf(':', at);
-      if (colon <= at || colon >= e || isWs(head.charCodeAt(colon - 1))) throw malformed(`header line "${head.slice(at, Math.min(e, at + 60))}"`);
-      let vs = colon + 1;
-      let ve = e;
-      while (vs < ve && isWs(head.charCodeAt(vs))) vs++;
-      while (ve > vs && isWs(head.charCodeAt(ve - 1))) ve--;
-      const name = head.slice(at, colon).toLowerCase();
-      const value = head.slice(vs, ve);
-      switch (name) {
-        case 'content-length': {
-          const n = contentLength(value);
-          if (n < 0 || (length >= 0 && n !== length)) throw malformed(`content-length "${value.slice(0, 40)}"`);
-          length = n;
-          headers[name] = value;
-          break;
-        }
-        // Hop-by-hop fields end here: they describe this connection, not the response.
-        case 'transfer-encoding': te = te === undefined ? value : `${te}, ${value}`; break;
-        case 'connection': {
-          const v = value.toLowerCase();
-          if (v === 'keep-alive') keepAliveToken = true;
-          else if (v === 'close') close = true;
-          else for (const t of v.split(',')) {
-            const token = t.trim();
-            if (token === 'close') close = true;
-            else if (token === 'keep-alive') keepAliveToken = true;
-            else if (token) (listed ??= []).push(token);
-          }
-          break;
-        }
-        case 'keep-alive': hint = keepAliveTimeout(value) ?? hint; break;
-        case 'te': case 'upgrade': case 'proxy-connection': break;
-        default: addField(headers, name, value); break;
-      }
+      this.#field(head, at, e, headers);
       at = e + 2;
     }
     if (status < 200) {
       if (status === 101) throw malformed('101 Switching Protocols without an upgrade request');
       return; // interim: the final response follows
     }
-    this.keepAlive = !close && (minor === 1 || keepAliveToken);
-    this.keepAliveHintMs = hint;
-    if (listed) {
-      // Fields the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
-      for (const name of listed) delete headers[name];
-    }
+    this.keepAlive = !this.#close && (minor === 1 || this.#keepAliveToken);
+    this.keepAliveHintMs = this.#hint;
+    // Fields the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+    // (Set by #field; the compiler's narrowing does not see that.)
+    const listed = this.#listed as string[] | undefined;
+    if (listed) for (const name of listed) delete headers[name];
+    const length = this.#length;
+    const te = this.#te as string | undefined;
     let next: number;
     if (this.#noBody || status === 204 || status === 304) next = DONE;
     else if (te !== undefined) {
@@ -322,6 +318,47 @@ export class ResponseParser {
     this.#state = next;
     this.sink.onHead(status, headers);
   }
+
+  /** One header line, `head[at, e)`: into `headers`, or into the framing state when it is hop-by-hop. */
+  #field(head: string, at: number, e: number, headers: ResponseHeaders): void {
+    if (isWs(head.charCodeAt(at))) throw malformed('obsolete line folding in a header');
+    const colon = head.indexOf(':', at);
+    if (colon <= at || colon >= e || isWs(head.charCodeAt(colon - 1))) throw malformed(`header line "${head.slice(at, Math.min(e, at + 60))}"`);
+    let vs = colon + 1;
+    let ve = e;
+    while (vs < ve && isWs(head.charCodeAt(vs))) vs++;
+    while (ve > vs && isWs(head.charCodeAt(ve - 1))) ve--;
+    const name = lowerName(head.slice(at, colon));
+    const value = head.slice(vs, ve);
+    switch (name) {
+      case 'content-length': {
+        const n = contentLength(value);
+        if (n < 0 || (this.#length >= 0 && n !== this.#length)) throw malformed(`content-length "${value.slice(0, 40)}"`);
+        this.#length = n;
+        headers[name] = value;
+        return;
+      }
+      // Hop-by-hop fields end here: they describe this connection, not the response.
+      case 'transfer-encoding': this.#te = this.#te === undefined ? value : `${this.#te}, ${value}`; return;
+      case 'connection': this.#connection(value); return;
+      case 'keep-alive': this.#hint = keepAliveTimeout(value) ?? this.#hint; return;
+      case 'te': case 'upgrade': case 'proxy-connection': return;
+      default: addField(headers, name, value);
+    }
+  }
+
+  #connection(value: string): void {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive') { this.#keepAliveToken = true; return; }
+    if (v === 'close') { this.#close = true; return; }
+    for (const t of v.split(',')) {
+      const token = t.trim();
+      if (token === 'close') this.#close = true;
+      else if (token === 'keep-alive') this.#keepAliveToken = true;
+      else if (token) (this.#listed ??= []).push(token);
+    }
+  }
+
 
   #chunkSize(line: string): void {
     let size = 0;
@@ -349,7 +386,7 @@ export class ResponseParser {
     if (isWs(line.charCodeAt(0))) throw malformed('obsolete line folding in a trailer');
     const colon = line.indexOf(':');
     if (colon <= 0 || isWs(line.charCodeAt(colon - 1))) throw malformed(`trailer line "${line.slice(0, 60)}"`);
-    if (this.#trailers === NO_TRAILERS) this.#trailers = Object.create(null) as ResponseHeaders;
+    if (this.#trailers === NO_TRAILERS) this.#trailers = newFields();
     addField(this.#trailers, line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
   }
 
@@ -360,6 +397,31 @@ export class ResponseParser {
     if (buf !== undefined && pos < buf.length) this.garbage = true;
     this.sink.onEnd(trailers);
   }
+}
+
+/** The status of a status line `HTTP/1.x NNN reason` ending at `eol`; throws for anything else. */
+function statusOf(head: string, eol: number): number {
+  if (eol < 12 || !head.startsWith('HTTP/1.') || head.charCodeAt(8) !== 32 || (eol > 12 && head.charCodeAt(12) !== 32)) {
+    throw malformed(`status line "${head.slice(0, Math.min(eol, 60))}"`);
+  }
+  const minor = head.charCodeAt(7) - 48;
+  const s0 = head.charCodeAt(9) - 48, s1 = head.charCodeAt(10) - 48, s2 = head.charCodeAt(11) - 48;
+  if ((minor !== 0 && minor !== 1) || s0 < 1 || s0 > 9 || s1 < 0 || s1 > 9 || s2 < 0 || s2 > 9) {
+    throw malformed(`status line "${head.slice(0, Math.min(eol, 60))}"`);
+  }
+  return s0 * 100 + s1 * 10 + s2;
+}
+
+/** Lowercase names seen before, by the name as sent: most responses repeat a few names in the same case. */
+const LOWER = new Map<string, string>();
+const LOWER_MAX = 512;
+
+function lowerName(raw: string): string {
+  const hit = LOWER.get(raw);
+  if (hit !== undefined) return hit;
+  const lower = raw.toLowerCase();
+  if (LOWER.size < LOWER_MAX) LOWER.set(raw, lower);
+  return lower;
 }
 
 /** The `timeout=N` of a Keep-Alive value, in ms. */
@@ -377,6 +439,13 @@ function keepAliveTimeout(v: string): number | undefined {
   const start = i;
   for (let c = lower.charCodeAt(i) - 48; c >= 0 && c <= 9 && i - start < 10; c = lower.charCodeAt(++i) - 48) n = n * 10 + c;
   return i > start ? n * 1000 : undefined;
+}
+
+/** A copy in memory of its own (small ones from Node's shared pool). */
+function copyOf(b: Buffer): Buffer {
+  const c = Buffer.allocUnsafe(b.length);
+  b.copy(c);
+  return c;
 }
 
 /** A Content-Length value: its digits as a number, -1 when it is not one. */

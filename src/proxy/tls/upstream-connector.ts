@@ -29,7 +29,7 @@
  * reason, and is counted (tls-events.ts).
  */
 import { readFileSync } from 'node:fs';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, TLSSocket, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { UpstreamTls } from '../../protocol/snapshot.js';
 import { checkListedNames, checkSecureNaming, upstreamTlsError, UpstreamTlsError } from './identity.js';
@@ -37,6 +37,7 @@ import type { TlsObserver } from './tls-events.js';
 import type { WorkloadTls } from './workload-tls.js';
 
 export type Alpn = 'h2' | 'http/1.1';
+
 
 /** What every connector of a data plane shares. */
 export interface ConnectorEnv {
@@ -131,7 +132,7 @@ export class UpstreamConnector {
   }
 
   /** Opens a connection now (check `refusal()` first): TLS or plaintext per the mode; errors arrive on the socket. */
-  open(alpn: Alpn, o: { allowHalfOpen?: boolean } = {}): Socket {
+  open(alpn: Alpn, o: { allowHalfOpen?: boolean; onread?: OnReadOpts } = {}): Socket {
     const { host, port } = this;
     if (!this.secure) return netConnect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS, ...o });
     const w = this.env.workload;
