@@ -12,9 +12,12 @@
  * - A call takes an idle connection (the most recently used one, whose idle
  *   time is checked first), else opens one while fewer than `maxConnections`
  *   are open, else waits in order for one to come free. `onRequestStart`
- *   comes when it has its connection (undici's order: the forwarder counts a
- *   call pending until then); the call may be aborted from then on, and the
- *   handler hears `onResponseError(reason)` unless the response had ended.
+ *   comes when its connection is ready — at once on an idle one, once
+ *   connected (TLS: verified) on a new one — as undici's did: the forwarder
+ *   counts a call pending until then, and a connect failure fails a call
+ *   that never started. The call may be aborted from then on, and the
+ *   handler hears `onResponseError(reason)` unless the response had ended;
+ *   aborted inside `onRequestStart`, its connection serves the next call.
  * - The head: `METHOD path HTTP/1.1`, `host`, the request's fields (a
  *   value list as repeated lines), `connection: keep-alive` (`close` on a
  *   connection's last request: `maxRequestsPerConnection`, or the request's
@@ -25,8 +28,8 @@
  *   pauses while the socket is full); a body that breaks its content-length
  *   fails the call. Fields that would change the framing or the connection
  *   (`connection`, `keep-alive`, `transfer-encoding`, `upgrade`, `expect`),
- *   and a path with spaces or control characters, fail the call before it
- *   takes a connection.
+ *   and a path that is not origin-form (`/…`, or `*`) or has spaces or
+ *   control characters, fail the call before it takes a connection.
  * - A connection goes back to the pool when its response ended, the request
  *   was sent in full, both sides keep it alive and nothing else arrived; it
  *   stays idle for the server's `Keep-Alive: timeout` less 2 s (capped at
@@ -128,11 +131,16 @@ export class H1Pool implements UpstreamDispatcher {
     const idle = this.#idle;
     const now = idle.length > 0 ? performance.now() : 0;
     for (let c = idle.pop(); c !== undefined; c = idle.pop()) {
-      if (now - c.idleSince < c.keepAliveMs && !c.socket.destroyed) { c.start(call); return; }
+      if (now - c.idleSince < c.keepAliveMs && !c.socket.destroyed) { c.start(call); this.#took(c, call); return; }
       c.socket.destroy();
     }
     if (this.#all.size < this.options.maxConnections) { this.#open().start(call); return; }
     this.#waiting.push(call);
+  }
+
+  /** `c` took `call`: when the call ended at once (aborted as it started), the connection is free again. */
+  #took(c: H1Connection, call: H1Call): void {
+    if (c.call !== call && c.call === undefined && !c.socket.destroyed) this.released(c);
   }
 
   #open(): H1Connection {
@@ -143,8 +151,11 @@ export class H1Pool implements UpstreamDispatcher {
 
   /** A connection ended its call and can take another. */
   released(c: H1Connection): void {
-    const next = this.#waiting.shift();
-    if (next) { c.start(next); return; }
+    // A loop, not recursion: each waiting call may end as it starts (aborted in onRequestStart), leaving the connection free.
+    for (let next = this.#waiting.shift(); next !== undefined; next = this.#waiting.shift()) {
+      c.start(next);
+      if (c.call !== undefined || c.socket.destroyed) return;
+    }
     if (this.#closed) { c.socket.destroy(); return; }
     c.idleSince = performance.now();
     // A response that ended on a paused chunk left its socket paused: an idle one must still see the server close.
@@ -215,6 +226,14 @@ class H1Call implements Dispatcher.DispatchController {
   head = '';
   /** A streamed body's declared length; undefined: chunked. */
   length: number | undefined;
+  /** Some of the request is on its connection: aborting it now costs the connection. */
+  written = false;
+  /** The handler has heard onRequestStart. */
+  started = false;
+  /** Inside onRequestStart: an abort then gives the connection back (nothing was written or read yet). */
+  starting = false;
+  /** The body to send (a string made a Buffer). */
+  payload: Buffer | Readable | null = null;
   readonly method: string;
   #reason: Error | null = null;
   #paused = false;
@@ -239,7 +258,7 @@ class H1Call implements Dispatcher.DispatchController {
   prepare(authority: string): void {
     const { method, path } = this.options;
     const headers = (this.options.headers ?? {}) as RequestHeaders;
-    if (BAD_PATH.test(path)) throw upstreamError(`invalid request path "${path.slice(0, 100)}"`, 'TRL_UPSTREAM_BAD_REQUEST');
+    if (BAD_PATH.test(path) || (path.charCodeAt(0) !== 47 /* / */ && path !== '*')) throw upstreamError(`invalid request path "${path.slice(0, 100)}"`, 'TRL_UPSTREAM_BAD_REQUEST');
     const host = headers.host ?? authority;
     if (typeof host !== 'string') throw upstreamError('the request has more than one host header', 'TRL_UPSTREAM_BAD_REQUEST');
     let head = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\n`;
@@ -258,8 +277,9 @@ class H1Call implements Dispatcher.DispatchController {
       else for (let i = 0; i < v.length; i++) head += `${k}: ${v[i]}\r\n`;
     }
     this.head = head;
-    const body = this.options.body;
-    if (declared !== undefined && body != null && !Buffer.isBuffer(body)) {
+    const given = this.options.body;
+    const body = (this.payload = given == null ? null : typeof given === 'string' ? Buffer.from(given) : given as Buffer | Readable);
+    if (declared !== undefined && body !== null && !Buffer.isBuffer(body)) {
       if (typeof declared !== 'string' || !/^\d{1,15}$/.test(declared)) throw upstreamError(`invalid content-length "${String(declared).slice(0, 40)}"`, 'TRL_UPSTREAM_BAD_REQUEST');
       this.length = Number(declared);
     }
@@ -287,8 +307,10 @@ class H1Call implements Dispatcher.DispatchController {
     if (this.done) return;
     this.#reason = reason;
     const c = this.conn;
-    if (c) c.destroy(reason);
-    else { this.pool.unqueue(this); this.fail(reason); }
+    if (!c) { this.pool.unqueue(this); this.fail(reason); return; }
+    // Nothing of it went out (aborted as it got its connection): the connection serves the next call.
+    if (this.starting && !this.written && c.call === this) { c.detach(this); this.fail(reason); return; }
+    c.destroy(reason);
   }
 
   /** Ends the call with an error (its connection, if any, is already gone or going). */
@@ -333,6 +355,11 @@ class H1Connection implements ResponseSink {
     s.once(c ? c.readyEvent(s) : 'connect', () => {
       this.ready = true;
       clearTimeout(this.#connectTimer);
+      const call = this.call;
+      if (call && !call.started) {
+        this.#begin(call);
+        if (this.call === undefined && !s.destroyed) pool.released(this);
+      }
     });
     s.on('end', () => this.#onEnd());
     s.on('error', (err: Error) => {
@@ -352,19 +379,45 @@ class H1Connection implements ResponseSink {
     if ((max > 0 && this.requests >= max) || method === 'HEAD' || call.options.reset === true) this.reusable = false;
     this.parser.reset(method === 'HEAD');
     this.socket.ref();
+    // A new connection: the call starts once it is connected (TLS: verified), as undici's did — a connect failure
+    // then fails a call that never started (nothing of it was sent), and a circuit breaker counts it pending until then.
+    if (this.ready) this.#begin(call);
+  }
+
+  #begin(call: H1Call): void {
+    call.started = true;
+    call.starting = true;
     call.handler.onRequestStart?.(call, {});
+    call.starting = false;
     if (call.done) return;
-    if (call.paused) this.parser.pause();
-    else if (this.socket.isPaused()) this.socket.resume();
+    if (this.socket.isPaused()) this.socket.resume();
     this.#write(call);
+  }
+
+  /**
+   * A call aborted in onRequestStart (nothing of it written or read) lets go
+   * of the connection; whoever started it (the pool, or the connect event)
+   * gives the connection back to the pool.
+   */
+  detach(call: H1Call): void {
+    if (this.call !== call) return;
+    this.call = undefined;
+    call.conn = undefined;
+    this.requests--;
+    this.reusable = true;
   }
 
   #write(call: H1Call): void {
     const method = call.method;
     const head = `${call.head}connection: ${this.reusable ? 'keep-alive' : 'close'}\r\n`;
     const s = this.socket;
-    const b = call.options.body as Buffer | Readable | null | undefined;
-    const body = b == null || (Buffer.isBuffer(b) && b.length === 0) ? null : b;
+    const b = call.payload;
+    const body = b === null || (Buffer.isBuffer(b) && b.length === 0) ? null : b;
+    if (body !== null && !Buffer.isBuffer(body)) {
+      call.body = new BodyWriter(this, call, body, head, call.length, expectsPayload(method));
+      return;
+    }
+    call.written = true;
     if (body === null) {
       s.write(expectsPayload(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
       call.sent = true;
@@ -374,8 +427,6 @@ class H1Connection implements ResponseSink {
       s.write(body);
       s.uncork();
       call.sent = true;
-    } else {
-      call.body = new BodyWriter(this, call, body, head, call.length, expectsPayload(method));
     }
   }
 
@@ -478,6 +529,7 @@ class BodyWriter {
     s.cork();
     if (!this.#headSent) {
       this.#headSent = true;
+      this.call.written = true;
       s.write(`${this.head}${this.length !== undefined ? `content-length: ${this.length}` : 'transfer-encoding: chunked'}\r\n\r\n`, 'latin1');
     }
     let ok: boolean;
@@ -505,6 +557,7 @@ class BodyWriter {
       this.conn.destroy(upstreamError(`the request body ended after ${this.#written} of its content-length of ${this.length} bytes`, 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
       return;
     }
+    this.call.written = true;
     if (!this.#headSent) s.write(`${this.head}${this.length !== undefined || this.payload ? 'content-length: 0\r\n' : ''}\r\n`, 'latin1');
     else if (this.length === undefined) s.write('0\r\n\r\n', 'latin1');
     this.call.sent = true;

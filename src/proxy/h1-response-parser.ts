@@ -47,7 +47,7 @@ export function upstreamError(message: string, code: string): Error & { code: st
  */
 const FIELDS_PROTO = Object.create(null) as object;
 
-function newFields(): ResponseHeaders {
+export function newFields(): ResponseHeaders {
   return Object.create(FIELDS_PROTO) as ResponseHeaders;
 }
 
@@ -204,7 +204,8 @@ export class ResponseParser {
         case HEAD: {
           const end = buf.indexOf(END_OF_HEAD, pos);
           if (end < 0 || end - pos > this.maxHeaderSize) {
-            if (buf.length - pos > this.maxHeaderSize) throw malformed(`its head is over ${this.maxHeaderSize} bytes`);
+            // (The bytes may end inside the CRLF CRLF that ends a head of just the limit's size.)
+            if (buf.length - pos > this.maxHeaderSize + 3) throw malformed(`its head is over ${this.maxHeaderSize} bytes`);
             this.#partial = this.#keep(buf.subarray(pos));
             return;
           }
@@ -416,7 +417,7 @@ function statusOf(head: string, eol: number): number {
 const LOWER = new Map<string, string>();
 const LOWER_MAX = 512;
 
-function lowerName(raw: string): string {
+export function lowerName(raw: string): string {
   const hit = LOWER.get(raw);
   if (hit !== undefined) return hit;
   const lower = raw.toLowerCase();

@@ -99,6 +99,11 @@ export function limitsOf(req: object): ProxyLimits {
   return (req as { [LIMITS]?: ProxyLimits })[LIMITS] ?? DEFAULT_LIMITS;
 }
 
+/** Puts a listener's limits on a request class's prototype (requestClasses; the listeners' own HTTP/1.1 server, fast-h1.ts). */
+export function attachLimits(proto: object, limits: ProxyLimits): void {
+  Object.defineProperty(proto, LIMITS, { value: limits });
+}
+
 /**
  * Request classes for one listener's servers whose prototype carries its
  * limits, so that a request finds them without a per-request property.
@@ -106,6 +111,6 @@ export function limitsOf(req: object): ProxyLimits {
 export function requestClasses(limits: ProxyLimits): { http1: typeof IncomingMessage; http2: typeof Http2ServerRequest } {
   class Http1Request extends IncomingMessage {}
   class Http2Request extends Http2ServerRequest {}
-  for (const c of [Http1Request, Http2Request]) Object.defineProperty(c.prototype, LIMITS, { value: limits });
+  for (const c of [Http1Request, Http2Request]) attachLimits(c.prototype, limits);
   return { http1: Http1Request, http2: Http2Request };
 }

@@ -33,6 +33,7 @@ import type { ResponseFlag } from '../protocol/request-record.js';
 import type { AppliedSnapshot } from './applied-snapshot.js';
 import { PROXY_ERRORS } from './errors.js';
 import type { Direction, ListenerContext } from './exchange.js';
+import { FastConnection, fastRequestClass, type FastHost, type FastRequest } from './fast-h1.js';
 import { createProxyServer } from './http-server.js';
 import { DEFAULT_LIMITS, requestClasses, type ProxyLimits } from './limits.js';
 import { publishRefused, recordsWanted } from './request-record.js';
@@ -78,8 +79,14 @@ function allStrict(state: AppliedSnapshot): boolean {
   return v;
 }
 
-export class ProxyServer extends NetServer {
+/** `TRELLIS_HTTP1_SERVER=node`: every HTTP/1.1 connection goes to Node's server (fast-h1.ts is skipped; for comparison). */
+const FAST_H1 = process.env.TRELLIS_HTTP1_SERVER !== 'node';
+
+export class ProxyServer extends NetServer implements FastHost {
   readonly http1: Server;
+  readonly handler: RequestListener;
+  readonly #fast = new Set<FastConnection>();
+  readonly #fastRequest: typeof FastRequest;
   readonly http2: Http2Server;
   readonly limits: ProxyLimits;
   readonly #sessions = new Set<ServerHttp2Session>();
@@ -92,6 +99,8 @@ export class ProxyServer extends NetServer {
   constructor(handler: RequestListener, opts: ListenerOptions = {}) {
     super({ pauseOnConnect: true, noDelay: true });
     const limits = (this.limits = opts.limits ?? DEFAULT_LIMITS);
+    this.handler = handler;
+    this.#fastRequest = fastRequestClass(limits);
     this.#direction = opts.direction ?? 'outbound';
     this.#ctx = opts.ctx;
     const classes = requestClasses(limits);
@@ -121,8 +130,26 @@ export class ProxyServer extends NetServer {
   /** A verified mTLS connection: to the server its ALPN protocol names; without ALPN, sniffed like plaintext. */
   #secure(ts: TLSSocket): void {
     if (ts.alpnProtocol === 'h2') this.http2.emit('connection', ts);
-    else if (ts.alpnProtocol === 'http/1.1') { this.http1.emit('connection', ts); ts.resume(); }
+    else if (ts.alpnProtocol === 'http/1.1') this.#http1(ts);
     else this.#sniff(ts, true);
+  }
+
+  /** An HTTP/1.1 connection: served by the listener's own server (fast-h1.ts) until a request needs Node's. */
+  #http1(socket: Socket): void {
+    if (!FAST_H1) { this.http1.emit('connection', socket); socket.resume(); return; }
+    this.#fast.add(new FastConnection(socket, this, this.#fastRequest));
+  }
+
+  /** FastHost: Node's server takes the connection, `unread` first. */
+  fallback(socket: Socket, unread: Buffer | undefined): void {
+    if (unread && unread.length > 0) socket.unshift(unread);
+    this.http1.emit('connection', socket);
+    socket.resume();
+  }
+
+  /** FastHost: a fast connection closed or was handed over. */
+  gone(c: FastConnection): void {
+    this.#fast.delete(c);
   }
 
   #session(s: ServerHttp2Session): void {
@@ -160,7 +187,7 @@ export class ProxyServer extends NetServer {
       if (h2 && inTls) (socket as TLSSocket).alpnProtocol = 'h2';
       // The http2 session reads what the socket has buffered itself (and checks the rest of the preface); the HTTP/1.1 parser needs the socket flowing.
       if (h2) this.http2.emit('connection', socket);
-      else { this.http1.emit('connection', socket); socket.resume(); }
+      else this.#http1(socket);
     };
     socket.on('data', onData);
     socket.on('error', onError);
@@ -193,11 +220,14 @@ export class ProxyServer extends NetServer {
   /** HTTP/1.1 connections without a request in flight, and HTTP/2 sessions (GOAWAY: streams in flight finish). */
   closeIdleConnections(): void {
     this.http1.closeIdleConnections();
+    // (A response that ended may still be on its way out: it is flushed before the connection closes.)
+    for (const c of this.#fast) if (!c.busy) c.socket.destroySoon();
     for (const s of this.#sessions) if (!s.closed) s.close();
   }
 
   closeAllConnections(): void {
     this.http1.closeAllConnections();
+    for (const c of this.#fast) c.socket.destroy();
     for (const s of this.#sniffing) s.destroy();
     for (const s of this.#sessions) s.destroy();
     this.#tls?.destroyAll();

@@ -91,9 +91,9 @@ function guard(ex: Exchange, body: boolean): void {
   const stream = ex.h2Stream;
   if (stream) {
     if (limits.streamIdleTimeoutMs > 0) stream.setTimeout(limits.streamIdleTimeoutMs, () => streamIdle(ex));
-  } else if (ex.res instanceof ProxyResponse) {
-    // The socket's timeout is the stream idle timeout while a request is in flight (http-server.ts); it finds the exchange here.
-    ex.res.exchange = ex;
+  } else if ('exchange' in ex.res) {
+    // The socket's timeout is the stream idle timeout while a request is in flight (http-server.ts, fast-h1.ts); it finds the exchange here.
+    (ex.res as { exchange: Exchange | undefined }).exchange = ex;
   }
   if (body && limits.requestTimeoutMs > 0) {
     const timer = setTimeout(requestTimedOut, Math.max(1, limits.requestTimeoutMs - ex.durationMs), ex);
