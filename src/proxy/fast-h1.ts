@@ -273,7 +273,7 @@ export class FastResponse extends EventEmitter {
     }
     this.statusCode = status;
     if (reason !== undefined) this.statusMessage = reason;
-    let head = `HTTP/1.1 ${status} ${reason ?? STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let head = `HTTP/1.1 ${status} ${reason ?? this.statusMessage ?? STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let length = false;
     let date = false;
     let te: string | undefined;
@@ -295,7 +295,12 @@ export class FastResponse extends EventEmitter {
       }
     };
     const set = this.#set;
-    if (set) for (const [k, v] of set) if (fields?.[k] === undefined) add(k, v);
+    if (set) {
+      // writeHead's fields win over setHeader's, whatever the case of their names (as Node's).
+      const given = new Set<string>();
+      if (fields) for (const k in fields) if (fields[k] !== undefined) given.add(k.toLowerCase());
+      for (const [k, v] of set) if (!given.has(k)) add(k, v);
+    }
     if (fields) for (const k in fields) add(k, fields[k]);
     if (!date) head += `date: ${utcDate()}\r\n`;
     const req = this.req;
@@ -362,7 +367,13 @@ export class FastResponse extends EventEmitter {
     if (typeof chunk === 'function') { cb = chunk; chunk = undefined; }
     if (typeof encoding === 'function') { cb = encoding; encoding = undefined; }
     if (this.writableEnded) return this;
-    if (!this.headersSent) this.writeHead(this.statusCode);
+    if (!this.headersSent) {
+      // The whole body is known: it goes with its length, as Node sends it.
+      if (chunk !== undefined && !this.hasHeader('content-length') && !this.hasHeader('transfer-encoding')) {
+        this.setHeader('content-length', typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length);
+      }
+      this.writeHead(this.statusCode);
+    }
     const s = this.conn.socket;
     const head = this.#head;
     this.#head = undefined;

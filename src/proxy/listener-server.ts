@@ -222,6 +222,8 @@ export class ProxyServer extends NetServer implements FastHost {
     this.http1.closeIdleConnections();
     // (A response that ended may still be on its way out: it is flushed before the connection closes.)
     for (const c of this.#fast) if (!c.busy) c.socket.destroySoon();
+    // Connected and silent so far: no request in flight either (Node's own closeIdleConnections closes these too).
+    for (const s of this.#sniffing) s.destroy();
     for (const s of this.#sessions) if (!s.closed) s.close();
   }
 
