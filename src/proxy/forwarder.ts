@@ -27,6 +27,7 @@ import type { Exchange } from './exchange.js';
 import { endGrpcResponse, GRPC_STATUS } from './grpc.js';
 import { TRAILERS_ONLY } from './h2-upstream.js';
 import { downstreamResponseHeaders, type HeaderEdit, type Headers } from './headers.js';
+import { isParsedFields } from './h1-response-parser.js';
 import { replyFor, sendLocalReply, type LocalReply } from './local-reply.js';
 import type { Host, HostSet } from './hosts.js';
 import { mayReplay, replayOf, type RequestBody } from './request-body.js';
@@ -140,7 +141,8 @@ class Forwarding {
     if (ex.closed) return false;
     // A trailers-only upstream response leads with its content-type; its other fields follow as trailers.
     const lead = (upstreamHeaders as { [TRAILERS_ONLY]?: IncomingHttpHeaders })[TRAILERS_ONLY];
-    const h = downstreamResponseHeaders(lead ?? upstreamHeaders);
+    // The proxy's own HTTP/1.1 parser hands over fields of its own, hop-by-hop ones left out already: no copy needed.
+    const h = lead === undefined && isParsedFields(upstreamHeaders) ? upstreamHeaders as Headers : downstreamResponseHeaders(lead ?? upstreamHeaders);
     this.spec.responseEdit?.(h);
     if (decision === 'exhausted') ex.flag('URX');
     else if (decision === 'overflow') ex.flag(UO);

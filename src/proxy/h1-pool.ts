@@ -160,7 +160,7 @@ export class H1Pool implements UpstreamDispatcher {
     c.idleSince = performance.now();
     // A response that ended on a paused chunk left its socket paused: an idle one must still see the server close.
     if (c.socket.isPaused()) c.socket.resume();
-    c.socket.unref();
+    // (The sweep unrefs it if it stays idle: a ref and an unref per request cost a TLS socket two proxied handle calls.)
     this.#idle.push(c);
     this.#sweep ??= setTimeout(() => this.#sweepIdle(), SWEEP_MS).unref();
   }
@@ -183,7 +183,11 @@ export class H1Pool implements UpstreamDispatcher {
   #sweepIdle(): void {
     this.#sweep = undefined;
     const now = performance.now();
-    for (const c of [...this.#idle]) if (now - c.idleSince >= c.keepAliveMs) c.socket.destroy();
+    for (const c of [...this.#idle]) {
+      if (now - c.idleSince >= c.keepAliveMs) c.socket.destroy();
+      // Idle connections do not hold the process open.
+      else c.unref();
+    }
     if (this.#idle.length > 0) this.#sweep = setTimeout(() => this.#sweepIdle(), SWEEP_MS).unref();
   }
 
@@ -336,6 +340,11 @@ class H1Connection implements ResponseSink {
   ready = false;
   #error: Error | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
+  #referenced = true;
+
+  unref(): void {
+    if (this.#referenced) { this.#referenced = false; this.socket.unref(); }
+  }
 
   constructor(readonly pool: H1Pool) {
     const o = pool.options;
@@ -378,7 +387,7 @@ class H1Connection implements ResponseSink {
     const max = this.pool.options.maxRequestsPerConnection;
     if ((max > 0 && this.requests >= max) || method === 'HEAD' || call.options.reset === true) this.reusable = false;
     this.parser.reset(method === 'HEAD');
-    this.socket.ref();
+    if (!this.#referenced) { this.#referenced = true; this.socket.ref(); }
     // A new connection: the call starts once it is connected (TLS: verified), as undici's did — a connect failure
     // then fails a call that never started (nothing of it was sent), and a circuit breaker counts it pending until then.
     if (this.ready) this.#begin(call);

@@ -47,6 +47,11 @@ export function upstreamError(message: string, code: string): Error & { code: st
  */
 const FIELDS_PROTO = Object.create(null) as object;
 
+/** Whether an object is fields this parser made (a fresh object, hop-by-hop fields left out). */
+export function isParsedFields(h: object): boolean {
+  return Object.getPrototypeOf(h) === FIELDS_PROTO;
+}
+
 export function newFields(): ResponseHeaders {
   return Object.create(FIELDS_PROTO) as ResponseHeaders;
 }
