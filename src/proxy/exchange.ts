@@ -108,7 +108,7 @@ export class Exchange implements StageContext {
     this.grpc = typeof ct === 'string' && ct.startsWith('application/grpc');
     host.inflight++;
     state?.enter();
-    res.once('close', this.#onClose);
+    res.on('close', this.#onClose);
   }
 
   flag(f: ResponseFlag): void {

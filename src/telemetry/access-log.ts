@@ -60,10 +60,43 @@ function destinationFor(file: string): Sonic {
 /** `workload.namespace`, or null for a peer the proxy cannot name (the caller, until mTLS carries its identity). */
 const workloadOf = (p: Peer): string | null => (p.workload === UNKNOWN ? null : `${p.workload}.${p.namespace}`);
 
+/**
+ * JSON string literals of values seen before. Most fields of a line repeat
+ * from request to request (method, authority, the cluster, route and
+ * principals, which are the snapshot's own strings): their literal is made
+ * once. Bounded: emptied when full, so that values that never repeat (paths
+ * with ids in them) cost a little, never memory.
+ */
+const LITERALS = new Map<string, string>();
+const LITERALS_MAX = 2048;
+const LITERAL_MAX_LENGTH = 256;
+
 /** A JSON string literal. */
-const str = (v: string): string => JSON.stringify(v);
+function str(v: string): string {
+  let j = LITERALS.get(v);
+  if (j !== undefined) return j;
+  j = JSON.stringify(v);
+  if (v.length <= LITERAL_MAX_LENGTH) {
+    if (LITERALS.size >= LITERALS_MAX) LITERALS.clear();
+    LITERALS.set(v, j);
+  }
+  return j;
+}
+
 /** A JSON string literal, or null. */
-const opt = (v: string | null | undefined): string => (v === undefined || v === null ? 'null' : JSON.stringify(v));
+const opt = (v: string | null | undefined): string => (v === undefined || v === null ? 'null' : str(v));
+
+/** Ids made of characters JSON never escapes (UUIDs, hex trace ids): quoted as they are, not cached (they never repeat). */
+const PLAIN_ID = /^[0-9A-Za-z._-]*$/;
+const id = (v: string): string => (PLAIN_ID.test(v) ? `"${v}"` : JSON.stringify(v));
+
+/** The ISO time of the last start time asked for: several requests start in the same millisecond. */
+let isoAt = NaN;
+let iso = '';
+function isoTime(ms: number): string {
+  if (ms !== isoAt) { isoAt = ms; iso = new Date(ms).toISOString(); }
+  return iso;
+}
 
 const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
 
@@ -115,7 +148,7 @@ export class AccessLog {
   #json(r: RequestRecord): string {
     const p = this.#tables ? peersOf(r, this.#tables) : undefined;
     const flags = r.responseFlags.length ? r.responseFlags.join(',') : '-';
-    return `{"type":"${ACCESS_LOG_TYPE}","start_time":"${new Date(r.startTime).toISOString()}","direction":"${r.direction}"` +
+    return `{"type":"${ACCESS_LOG_TYPE}","start_time":"${isoTime(r.startTime)}","direction":"${r.direction}"` +
       `,"method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)},"protocol":${str(r.protocol)}` +
       `,"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}` +
       `,"bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent},"duration":${Math.round(r.durationMs)}` +
@@ -123,9 +156,9 @@ export class AccessLog {
       `,"upstream_host":${opt(r.upstream)},"upstream_cluster":${opt(r.cluster)},"route_name":${opt(r.route)}` +
       `,"source_principal":${opt(r.sourceIdentity)},"destination_principal":${opt(r.destinationIdentity)}` +
       `,"source_workload":${p ? opt(workloadOf(p.source)) : 'null'},"destination_workload":${p ? opt(workloadOf(p.destination)) : 'null'}` +
-      `,"request_id":${opt(r.requestId || undefined)},"attempts":${r.attempts ?? 'null'},"proxy":${str(r.proxy)}` +
+      `,"request_id":${r.requestId ? id(r.requestId) : 'null'},"attempts":${r.attempts ?? 'null'},"proxy":${str(r.proxy)}` +
       // Only while tracing is on (then every request has one, sampled or not).
-      (r.traceId !== undefined ? `,"trace_id":${str(r.traceId)}` : '') +
+      (r.traceId !== undefined ? `,"trace_id":${id(r.traceId)}` : '') +
       '}\n';
   }
 
