@@ -73,13 +73,13 @@ export class SnapshotError extends Error {
   readonly code = 'TRL_PROXY_BAD_SNAPSHOT';
 }
 
-/** Abort reasons the forwarder gives undici; recognised when undici hands them back. */
+/** Abort reasons the forwarder gives an upstream dispatcher; recognised when it hands them back. */
 export const ABORT = {
   perTryTimeout: new ProxyError(PROXY_ERRORS.UPSTREAM_TIMEOUT, 'per-try timeout'),
   routeTimeout: new ProxyError(PROXY_ERRORS.UPSTREAM_TIMEOUT),
   downstreamGone: new ProxyError({ code: 'TRL_PROXY_DOWNSTREAM_GONE', status: 499, flag: 'DC', source: 'downstream', message: 'downstream connection closed' }),
   dropped: new ProxyError({ code: 'TRL_PROXY_ATTEMPT_DROPPED', status: 502, source: 'internal', message: 'upstream attempt dropped' }),
-  /** An attempt the circuit breaker refused after it was queued (undici still holds it; it is never written). */
+  /** An attempt the circuit breaker refused after it was queued (the pool still holds it; it is never written). */
   overflow: new ProxyError(PROXY_ERRORS.OVERFLOW),
 } as const;
 
@@ -97,7 +97,7 @@ const RESET_CODES = new Set([
 /** How an HTTP/2 REFUSED_STREAM (code 7) reads in Node's and h2-upstream.ts's messages. */
 const REFUSED_STREAM = /REFUSED_STREAM|RST_STREAM code 7\b/;
 
-/** Classifies an error undici reports for an attempt that got no response headers. */
+/** Classifies an error a dispatcher reports for an attempt that got no response headers. */
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   if (err === ABORT.perTryTimeout) return 'per-try-timeout';
   const code = (err as { code?: unknown } | null)?.code;

@@ -11,8 +11,8 @@
  * connection, whose framing it can no longer trust.
  *
  * Why the proxy answers 100 itself instead of relaying the upstream's: the
- * HTTP/1.1 upstream pools are undici's, which refuse an `expect` request
- * header and take an interim 100 for a broken response. So `expect` is
+ * HTTP/1.1 upstream pools (h1-pool.ts, as undici's before them) refuse an
+ * `expect` request header and skip an interim 100. So `expect` is
  * dropped upstream (headers.ts) and each proxy decides for its own hop: a
  * caller's sidecar answers once its routing let the call through, and the
  * callee's inbound listener, which then sees a request without `expect`,

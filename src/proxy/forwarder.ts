@@ -1,7 +1,8 @@
 /**
  * Sends a request upstream and streams the response back: attempts through
- * pooled keep-alive connections (undici's dispatch API, so that bodies flow
- * chunk by chunk with backpressure both ways), retries per the route's
+ * pooled keep-alive connections (undici's dispatch-handler API, which the
+ * proxy's own pools offer too, so that bodies flow chunk by chunk with
+ * backpressure both ways), retries per the route's
  * policy on another host when there is one, the route timeout over all
  * attempts and the per-try timeout over each.
  *
@@ -222,7 +223,7 @@ class Forwarding {
 /** Where an attempt is in the counts: not yet sent, waiting for a busy host's connection, in flight, done. */
 const enum Stage { Idle, Pending, InFlight, Released }
 
-/** One try on one host; undici calls it back as the response arrives. */
+/** One try on one host; its dispatcher (h1-pool.ts, h2-upstream.ts, undici for passthrough) calls it back as the response arrives. */
 class Attempt implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | undefined;
   abandoned: Error | undefined;
@@ -230,7 +231,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** A retriable response being read to its end and dropped. */
   discard = false;
   #stage = Stage.Idle;
-  /** undici gave the attempt a connection (onRequestStart): its request is being written. */
+  /** The dispatcher gave the attempt a connection (onRequestStart): its request is being written. */
   #onConnection = false;
   #perTry: NodeJS.Timeout | undefined;
   #sentAt = 0;
@@ -272,7 +273,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.abandoned = reason;
     this.#clearPerTry();
     const c = this.controller;
-    // Still queued in undici: it is aborted when it gets a connection; the counts let go now.
+    // Still queued in the pool: it is aborted when it gets a connection; the counts let go now.
     if (!c) this.#release();
     else c.abort(reason);
   }

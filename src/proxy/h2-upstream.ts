@@ -25,7 +25,7 @@ const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
 /** On the headers of a trailers-only response: what leads the response; the rest arrives as trailers. */
 export const TRAILERS_ONLY: unique symbol = Symbol('trellis.trailersOnly');
 
-/** What the forwarder needs of an upstream's dispatcher (an undici Pool or an H2Upstream). */
+/** What the forwarder needs of an upstream's dispatcher (an H1Pool, an H2Upstream, or undici's Agent for passthrough). */
 export interface UpstreamDispatcher {
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
