@@ -43,13 +43,20 @@ function run({ files: list, concurrency }) {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, TRELLIS_ROOT: root },
     });
-    let tail = '';
+    // The reporter's summary lines (`ℹ tests N`), kept as they pass: a long failure report after them must not push them out.
+    const summary = new Map();
+    let partial = '';
     child.stdout.on('data', (b) => {
       process.stdout.write(b);
-      tail = (tail + b.toString()).slice(-4000);
+      const lines = (partial + b.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^ℹ (tests|fail) (\d+)$/.exec(line);
+        if (m) summary.set(m[1], Number(m[2]));
+      }
     });
     child.on('close', (code) => {
-      const count = (label) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? NaN);
+      const count = (label) => summary.get(label) ?? NaN;
       resolve({ code: code ?? 1, tests: count('tests'), failed: count('fail') });
     });
   });
