@@ -15,6 +15,15 @@ export function portArg(flag: string) {
   };
 }
 
+/** A whole-number flag within [min, max]. */
+export function countArg(flag: string, min = 1, max = 1000) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new CliError(`${flag} must be a whole number ${min}-${max}, not "${v}"`, 2);
+    return n;
+  };
+}
+
 /** A duration flag, Istio style (`10s`, `500ms`, `1m`). */
 export function durationArg(flag: string) {
   return (v: string): number => {

@@ -32,6 +32,13 @@ export interface AgentHealthCheck {
   readonly intervalMs?: number;
   /** Time a check may take; 1 s by default. */
   readonly timeoutMs?: number;
+  /**
+   * Consecutive failed checks before a healthy app leaves rotation; 3 by
+   * default, as Kubernetes readiness probes. One slow answer on a busy
+   * machine does not take a single-instance subset away. The first check at
+   * start decides alone, and one passing check brings an app back.
+   */
+  readonly failureThreshold?: number;
 }
 
 export type AgentEvent =
@@ -111,6 +118,7 @@ export function createAgent(opts: AgentOptions): Agent {
   let refused: { code: string; reason: string } | undefined;
   let healthy: boolean | undefined;
   let healthDetail: string | undefined;
+  let failedChecks = 0;
   let attempt = 0;
   let failures = 0;
   let retry: NodeJS.Timeout | undefined;
@@ -234,6 +242,9 @@ export function createAgent(opts: AgentOptions): Agent {
     const hc = opts.healthCheck!;
     const done = (ok: boolean, detail?: string) => {
       if (leaving) return resolve();
+      failedChecks = ok ? 0 : failedChecks + 1;
+      // A healthy app stays in rotation until `failureThreshold` checks in a row failed.
+      if (!ok && healthy === true && failedChecks < Math.max(1, hc.failureThreshold ?? 3)) return resolve();
       const changed = healthy !== ok;
       healthy = ok;
       healthDetail = detail;

@@ -98,6 +98,38 @@ test('the agent reports the app\'s health: a failing check takes the instance ou
   await waitFor('healthy again', async () => (await healthy()) === true, 3000);
 });
 
+test('one or two failed checks in a row leave a healthy app in rotation; the third takes it out (failureThreshold 3)', async () => {
+  const t = await mesh();
+  const planned: number[] = [];
+  let checks = 0;
+  let failing = false;
+  const server: HttpServer = createServer((_req, res) => {
+    checks++;
+    res.writeHead(planned.shift() ?? (failing ? 503 : 200));
+    res.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanup.push(() => new Promise((r) => { server.close(r); server.closeAllConnections(); }));
+  const port = (server.address() as AddressInfo).port;
+  const dp = await dataPlane(port);
+  const { agent: a } = agent({ controlPlane: t.grpc, instance: 'api-v2.shop', dataPlane: dp, identity: identityFor(t, 'api-v2.shop', dp), healthCheck: { port, path: '/healthz', intervalMs: 50 } });
+  await a.start();
+  const healthy = async () => (await t.get<EndpointRow[]>('/endpoints')).body.find((e) => e.instance === 'api-v2.shop')?.healthy;
+  await waitFor('healthy', async () => (await healthy()) === true);
+  // Two failures, then passes again: never out of rotation.
+  planned.push(503, 503);
+  const from = checks;
+  await waitFor('two failed checks and two passing ones', async () => checks >= from + 4 || undefined, 3000, 10);
+  assert.equal(a.healthy, true);
+  assert.equal(t.events.some((e) => e.type === 'health' && e.instance === 'api-v2.shop' && !e.healthy), false, 'no unhealthy report reached the control plane');
+  // Persistent failure: out after the third.
+  const before = checks;
+  failing = true;
+  await waitFor('unhealthy', async () => (await healthy()) === false, 3000);
+  assert.ok(checks - before >= 3, `out of rotation after ${checks - before} failed checks`);
+  assert.equal(a.healthy, false);
+});
+
 test('an app that is down at start registers as unhealthy and never enters rotation before it is up', async () => {
   const t = await mesh();
   const dp = await dataPlane(1);

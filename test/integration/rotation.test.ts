@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { CaStatus } from '../../src/controlplane/mesh-identity.js';
 import { waitFor } from '../controlplane/helpers.js';
 import { getJson, MAIN } from './processes.js';
@@ -28,7 +28,11 @@ after(async () => {
 
 const ca = async () => (await getJson<CaStatus>(mesh.admin, '/ca')).body;
 const failures = (rs: { status: number; body: string }[]) => rs.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.body.slice(0, 120)}`);
-const trellisCa = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'ca', ...args, '--admin', mesh.admin], { encoding: 'utf8', timeout: 15_000 });
+const trellisCa = (...args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+  execFile(process.execPath, [MAIN, 'ca', ...args, '--admin', mesh.admin], { encoding: 'utf8', timeout: 15_000 }, (e, stdout, stderr) => {
+    resolve({ status: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr });
+  });
+});
 
 test('4-second certificates renewed at half life under load: every proxy gets new ones, no request fails', async () => {
   const serials = new Map<string, Set<string>>();
@@ -51,31 +55,37 @@ test('a root rotation under load: old and new roots trusted together, every prox
   const oldRoot = before.roots[0]!.fingerprint;
   let phase = 'rotating';
   const errors: string[] = [];
+  let rotated: Promise<void> | undefined;
   const traffic = mesh.traffic(URL_API, {
     count: 2000, spreadMs: 14_000, maxMs: 40_000,
     onProgress: (n) => {
       if (n !== 200) return;
-      const r = trellisCa('rotate', '-o', 'json');
-      if (r.status !== 0) errors.push(`rotate: ${r.stderr}`);
+      rotated = trellisCa('rotate', '-o', 'json').then((r) => { if (r.status !== 0) errors.push(`rotate: ${r.stderr}`); });
     },
   });
   const during = await waitFor('two roots trusted', async () => { const s = await ca(); return s.rotating ? s : undefined; }, 10_000, 100);
   assert.equal(during.roots.length, 2);
   assert.equal(during.roots.find((r) => r.signing)!.fingerprint === oldRoot, false, 'the new root signs');
   // Too early: the proxies still hold old-root certificates.
-  const early = trellisCa('finish-rotation');
+  const early = await trellisCa('finish-rotation');
   assert.equal(early.status, 1, early.stdout);
   assert.match(early.stderr, /still hold a certificate from an old root/);
+  let behind: string[] = [];
   await waitFor('every proxy renewed onto the new root', async () => {
     const s = await ca();
-    return ALL.every((i) => s.issued.find((x) => x.instance === i)?.fromSigningRoot) || undefined;
-  }, 10_000, 100);
-  const done = trellisCa('finish-rotation', '-o', 'json');
+    behind = ALL.filter((i) => !s.issued.find((x) => x.instance === i)?.fromSigningRoot);
+    return behind.length === 0 || undefined;
+  }, 10_000, 100).catch((e: Error) => {
+    const logs = behind.map((i) => mesh.sidecars.get(i)?.proc.tail() ?? i).join('\n');
+    throw new Error(`${e.message}; still on the old root: ${behind.join(', ')}\n${logs}\n${mesh.cp?.tail() ?? ''}`);
+  });
+  const done = await trellisCa('finish-rotation', '-o', 'json');
   assert.equal(done.status, 0, done.stderr);
   phase = 'finished';
   const after = JSON.parse(done.stdout) as CaStatus;
   assert.deepEqual([after.rotating, after.roots.length, after.roots[0]!.fingerprint === oldRoot], [false, 1, false]);
   const results = await traffic;
+  await rotated;
   assert.deepEqual(errors, []);
   assert.equal(phase, 'finished');
   assert.equal(results.length, 2000, 'every request was sent within the time bound');
@@ -83,7 +93,7 @@ test('a root rotation under load: old and new roots trusted together, every prox
   // After the old root is gone, the mesh still works, and so do new connections to the control plane.
   const more = await mesh.traffic(URL_API, { count: 100, spreadMs: 1000, maxMs: 10_000 });
   assert.deepEqual(failures(more), []);
-  const text = trellisCa('status');
+  const text = await trellisCa('status');
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^ROOT \(SHA-256\)\s+SIGNS\s+NOT AFTER$/m);
 });

@@ -6,7 +6,7 @@ import { createDataPlane } from '../../proxy/data-plane.js';
 import { IdentityClient } from '../../proxy/identity-client.js';
 import { parseSize, type ProxyLimits } from '../../proxy/limits.js';
 import type { UpstreamPort } from '../../proxy/types.js';
-import { durationArg, logLine, portArg } from '../args.js';
+import { countArg, durationArg, logLine, portArg } from '../args.js';
 import { CliError } from '../cli-error.js';
 
 /** Exit status of a proxy whose registration the control plane refused. */
@@ -24,6 +24,7 @@ interface Flags {
   healthPath?: string;
   healthTcp?: boolean;
   healthInterval: number;
+  healthFailures: number;
   leaveTimeout: number;
   drainTimeout: number;
   gateway?: boolean;
@@ -178,6 +179,7 @@ export function proxyCommand(): Command {
     .option('--health-path <path>', 'HTTP health check of the app on --app-port (2xx = healthy); unhealthy instances leave rotation')
     .option('--health-tcp', 'TCP health check of the app on --app-port (a connection = healthy), for apps without a health path')
     .option('--health-interval <duration>', 'time between health checks', durationArg('--health-interval'), 1500)
+    .option('--health-failures <n>', 'failed checks in a row before a healthy app leaves rotation (the first check at start decides alone; one pass brings it back)', countArg('--health-failures', 1, 100), 3)
     .option('--leave-timeout <duration>', 'on SIGTERM, how long to wait for the control plane to say drained', durationArg('--leave-timeout'), 7000)
     .option('--drain-timeout <duration>', 'on SIGTERM, how long requests in flight may take to finish after drained', durationArg('--drain-timeout'), 5000)
     .option('--gateway', 'gateway mode: no inbound listener, one listener per --listen')
@@ -293,8 +295,8 @@ export function proxyCommand(): Command {
           dataPlane: dp,
           identity,
           ...(Object.keys(claims).length ? { claims } : {}),
-          ...(f.healthPath !== undefined && f.appPort !== undefined ? { healthCheck: { port: f.appPort, path: f.healthPath, intervalMs: f.healthInterval } } : {}),
-          ...(f.healthTcp && f.appPort !== undefined ? { healthCheck: { port: f.appPort, intervalMs: f.healthInterval } } : {}),
+          ...(f.healthPath !== undefined && f.appPort !== undefined ? { healthCheck: { port: f.appPort, path: f.healthPath, intervalMs: f.healthInterval, failureThreshold: f.healthFailures } } : {}),
+          ...(f.healthTcp && f.appPort !== undefined ? { healthCheck: { port: f.appPort, intervalMs: f.healthInterval, failureThreshold: f.healthFailures } } : {}),
           log: (e) => log(formatAgentEvent(e)),
           onRefused: (code) => void stop(`refused by the control plane (${code}); not serving`, EXIT_REFUSED),
         });
