@@ -36,24 +36,37 @@ export const ACCESS_LOG_TYPE = 'access';
 let loaded: typeof Pino | undefined;
 const pinoModule = (): typeof Pino => (loaded ??= (createRequire(import.meta.url)('pino') as { pino: typeof Pino }).pino);
 
-type Sonic = DestinationStream & { end(): void; flush(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end(): void; flush(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
 
 /**
- * Lines are gathered here up to about this many characters, then handed to
- * the destination in one piece, and handed over at the latest every
- * FLUSH_MS: one write per line would cost a system call per request (the
- * bench showed the access log doubling a sidecar's CPU), and one
- * destination call per line its bookkeeping (a byte count and a string
- * concatenation each).
+ * Lines are encoded straight into a batch buffer of about this many bytes,
+ * which is handed to the destination in one piece when full, and at the
+ * latest every FLUSH_MS: one write per line would cost a system call per
+ * request (the bench showed the access log doubling a sidecar's CPU), and
+ * strings handed to sonic-boom are measured and encoded again on every
+ * pass (byte counts, concatenation, a re-encoding after each write).
+ * Buffers in its `buffer` content mode are written as they are, and
+ * `MAX_WRITE` lets a batch (or several queued ones) go in one write instead
+ * of sonic-boom's 16 KiB pieces, each a trip through libuv's thread pool.
  */
-const BATCH_CHARS = 64 * 1024;
+const BATCH_BYTES = 64 * 1024;
+const MAX_WRITE = 256 * 1024;
 const FLUSH_MS = 250;
+/** What may wait for a slow destination; lines beyond it are dropped (with one warning), not held in memory. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 function destinationFor(file: string): Sonic {
   const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
-  const s = pinoModule().destination({ dest, sync: false, mkdir: typeof dest === 'string' }) as unknown as Sonic;
+  const s = pinoModule().destination({
+    dest, sync: false, mkdir: typeof dest === 'string', contentMode: 'buffer', maxWrite: MAX_WRITE, maxLength: MAX_QUEUED_BYTES,
+  } as Parameters<typeof Pino.destination>[0]) as unknown as Sonic;
   // A log that cannot be written must not take the proxy down.
   s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));
+  let dropped = false;
+  s.once('drop', () => {
+    if (!dropped) process.emitWarning(`access log ${file}: the destination is slower than the requests; lines are dropped while ${MAX_QUEUED_BYTES >> 20} MiB wait`);
+    dropped = true;
+  });
   return s;
 }
 
@@ -100,15 +113,44 @@ function isoTime(ms: number): string {
 
 const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
 
+const flagsOf = (r: RequestRecord): string => (r.responseFlags.length ? r.responseFlags.join(',') : '-');
+
+/** How many distinct combinations each segment cache remembers (a sidecar sees a few routes, endpoints and statuses). */
+const SEGMENT_SLOTS = 8;
+
+/**
+ * The request's part of a line (direction, method, authority, path,
+ * protocol, status, flags, gRPC status): the same for most requests of a
+ * route, so the text is remembered for the last few combinations, compared
+ * field by field (the record's strings are mostly the very same objects).
+ */
+interface RequestSegment {
+  readonly direction: string; readonly method: string; readonly authority: string; readonly path: string;
+  readonly protocol: string; readonly status: number; readonly flags: string; readonly grpcStatus: string | undefined;
+  readonly text: string;
+}
+
+/** The peers' part of a line (upstream, cluster, route, principals, workloads, proxy), remembered the same way. */
+interface PeerSegment {
+  readonly tables: LabelTables | undefined; readonly direction: string; readonly upstream: string | undefined;
+  readonly cluster: string | undefined; readonly route: string | undefined; readonly sourceIdentity: string | undefined;
+  readonly destinationIdentity: string | undefined; readonly peerPrincipal: string | undefined; readonly proxy: string;
+  readonly text: string;
+}
+
 export class AccessLog {
   readonly #dest: Sonic;
   readonly #jsonLines: boolean;
   readonly #errorsOnly: boolean;
   readonly #flusher: NodeJS.Timeout;
-  /** Lines not handed to the destination yet, and their length in characters. */
-  #pending: string[] = [];
-  #pendingChars = 0;
+  /** Lines not handed to the destination yet, encoded, and how many bytes of the batch they fill. */
+  #batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  #used = 0;
   #tables: LabelTables | undefined;
+  readonly #requestSegments: RequestSegment[] = [];
+  readonly #peerSegments: PeerSegment[] = [];
+  #nextRequestSlot = 0;
+  #nextPeerSlot = 0;
 
   constructor(readonly options: AccessLogOptions) {
     this.#dest = destinationFor(options.file);
@@ -125,45 +167,85 @@ export class AccessLog {
   log(r: RequestRecord): void {
     if (this.#errorsOnly && !(r.status >= 500 || r.status === 0 || r.responseFlags.length > 0)) return;
     const line = this.#jsonLines ? this.#json(r) : this.#text(r);
-    this.#pending.push(line);
-    this.#pendingChars += line.length;
-    if (this.#pendingChars >= BATCH_CHARS) this.#handOver();
+    // UTF-8 takes at most three bytes per UTF-16 unit.
+    if (this.#used + line.length * 3 > BATCH_BYTES) {
+      this.#handOver();
+      if (line.length * 3 > BATCH_BYTES) return this.#write(Buffer.from(line, 'utf8'));
+    }
+    this.#used += this.#batch.write(line, this.#used);
   }
 
-  /** Gives the pending lines to the destination, which writes them asynchronously. */
+  /** Gives the batch to the destination, which writes it asynchronously (and owns it from then on). */
   #handOver(): void {
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending.join('');
-    this.#pending = [];
-    this.#pendingChars = 0;
-    try { this.#dest.write(batch); } catch { /* closing */ }
+    if (this.#used === 0) return;
+    const batch = this.#batch.subarray(0, this.#used);
+    this.#batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#used = 0;
+    this.#write(batch);
+  }
+
+  #write(b: Buffer): void {
+    try { this.#dest.write(b); } catch { /* closing */ }
   }
 
   /**
    * The JSON line, written out directly: every string that a request or the
    * configuration can set goes through JSON.stringify, numbers and the
-   * proxy's own tokens as they are. Half the CPU of a pino logger object per
-   * line, which matters at one line per request in every sidecar.
+   * proxy's own tokens as they are. The parts that repeat from request to
+   * request come from the segment caches, so a line costs a handful of
+   * concatenations: it is written for every request in every sidecar.
    */
   #json(r: RequestRecord): string {
-    const p = this.#tables ? peersOf(r, this.#tables) : undefined;
-    const flags = r.responseFlags.length ? r.responseFlags.join(',') : '-';
-    return `{"type":"${ACCESS_LOG_TYPE}","start_time":"${isoTime(r.startTime)}","direction":"${r.direction}"` +
-      `,"method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)},"protocol":${str(r.protocol)}` +
-      `,"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}` +
+    return `{"type":"${ACCESS_LOG_TYPE}","start_time":"${isoTime(r.startTime)}"` + this.#requestSegment(r) +
       `,"bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent},"duration":${Math.round(r.durationMs)}` +
-      `,"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}` +
-      `,"upstream_host":${opt(r.upstream)},"upstream_cluster":${opt(r.cluster)},"route_name":${opt(r.route)}` +
+      `,"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}` + this.#peerSegment(r) +
+      `,"request_id":${r.requestId ? id(r.requestId) : 'null'},"attempts":${r.attempts ?? 'null'}` +
+      // Only while tracing is on (then every request has one, sampled or not).
+      (r.traceId !== undefined ? `,"trace_id":${id(r.traceId)}}\n` : '}\n');
+  }
+
+  #requestSegment(r: RequestRecord): string {
+    const flags = flagsOf(r);
+    const cache = this.#requestSegments;
+    for (let i = 0; i < cache.length; i++) {
+      const c = cache[i]!;
+      if (c.status === r.status && c.path === r.path && c.method === r.method && c.authority === r.authority && c.flags === flags &&
+        c.direction === r.direction && c.protocol === r.protocol && c.grpcStatus === r.grpcStatus) return c.text;
+    }
+    const text = `,"direction":"${r.direction}","method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)}` +
+      `,"protocol":${str(r.protocol)},"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}`;
+    const seg: RequestSegment = { direction: r.direction, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, flags, grpcStatus: r.grpcStatus, text };
+    cache[this.#nextRequestSlot] = seg;
+    this.#nextRequestSlot = (this.#nextRequestSlot + 1) % SEGMENT_SLOTS;
+    return text;
+  }
+
+  #peerSegment(r: RequestRecord): string {
+    const t = this.#tables;
+    const cache = this.#peerSegments;
+    for (let i = 0; i < cache.length; i++) {
+      const c = cache[i]!;
+      if (c.upstream === r.upstream && c.cluster === r.cluster && c.route === r.route && c.tables === t && c.direction === r.direction &&
+        c.sourceIdentity === r.sourceIdentity && c.destinationIdentity === r.destinationIdentity && c.peerPrincipal === r.peerPrincipal &&
+        c.proxy === r.proxy) return c.text;
+    }
+    // The workloads depend on nothing but the fields compared above and the label tables.
+    const p = t ? peersOf(r, t) : undefined;
+    const text = `,"upstream_host":${opt(r.upstream)},"upstream_cluster":${opt(r.cluster)},"route_name":${opt(r.route)}` +
       `,"source_principal":${opt(r.sourceIdentity)},"destination_principal":${opt(r.destinationIdentity)}` +
       `,"source_workload":${p ? opt(workloadOf(p.source)) : 'null'},"destination_workload":${p ? opt(workloadOf(p.destination)) : 'null'}` +
-      `,"request_id":${r.requestId ? id(r.requestId) : 'null'},"attempts":${r.attempts ?? 'null'},"proxy":${str(r.proxy)}` +
-      // Only while tracing is on (then every request has one, sampled or not).
-      (r.traceId !== undefined ? `,"trace_id":${id(r.traceId)}` : '') +
-      '}\n';
+      `,"proxy":${str(r.proxy)}`;
+    const seg: PeerSegment = {
+      tables: t, direction: r.direction, upstream: r.upstream, cluster: r.cluster, route: r.route, sourceIdentity: r.sourceIdentity,
+      destinationIdentity: r.destinationIdentity, peerPrincipal: r.peerPrincipal, proxy: r.proxy, text,
+    };
+    cache[this.#nextPeerSlot] = seg;
+    this.#nextPeerSlot = (this.#nextPeerSlot + 1) % SEGMENT_SLOTS;
+    return text;
   }
 
   #text(r: RequestRecord): string {
-    const flags = r.responseFlags.length ? r.responseFlags.join(',') : '-';
+    const flags = flagsOf(r);
     const up = r.upstreamMs === undefined ? '-' : Math.round(r.upstreamMs);
     return `[${new Date(r.startTime).toISOString()}] "${r.method} ${r.path} ${r.protocol}" ${r.status} ${flags} ${r.bytesReceived} ${r.bytesSent} ${Math.round(r.durationMs)} ${up} "${dash(r.requestId)}" "${dash(r.authority)}" "${dash(r.upstream)}" ${dash(r.cluster)} ${dash(r.route)} ${dash(r.sourceIdentity)} ${dash(r.destinationIdentity)}\n`;
   }

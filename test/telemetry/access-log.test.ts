@@ -123,3 +123,30 @@ test('JSON lines escape what a request or the configuration can put in a string:
   assert.equal(l!['upstream_host'], null);
   assert.equal(l!['grpc_status'], null);
 });
+
+test('many lines across batches, lines longer than a batch, and fields that change between lines: every line whole, in order, with its own values', async () => {
+  const file = join(dir, 'batches.log');
+  const log = new AccessLog({ file });
+  const statuses = [200, 503, 200, 404];
+  const rec = (i: number): RequestRecord => ({
+    direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
+    // A path of 40 000 characters every 997 lines: longer than a batch (64 KiB) once encoded, with a two-byte character.
+    path: i % 997 === 0 ? `/long/${'é'.repeat(40_000)}` : `/p/${i % 7}`, protocol: 'HTTP/1.1',
+    status: statuses[i % 4]!, responseFlags: i % 4 === 1 ? ['UF', 'URX'] : [], cluster: `outbound|80||api${i % 11}.shop.svc.cluster.local`, route: i % 2 ? 'a' : 'b',
+    upstream: `127.0.0.1:${9000 + (i % 13)}`, startTime: Date.now(), durationMs: i % 50, bytesReceived: i, bytesSent: 2 * i,
+  });
+  const n = 5000;
+  for (let i = 0; i < n; i++) log.log(rec(i));
+  await log.close();
+  const got = lines(file);
+  assert.equal(got.length, n);
+  for (let i = 0; i < n; i++) {
+    const r = rec(i);
+    const l = got[i]!;
+    assert.deepEqual(
+      [l['request_id'], l['direction'], l['method'], l['path'], l['response_code'], l['response_flags'], l['upstream_cluster'], l['route_name'], l['upstream_host'], l['bytes_received'], l['bytes_sent'], l['duration']],
+      [r.requestId, r.direction, r.method, r.path, r.status, r.responseFlags.length ? r.responseFlags.join(',') : '-', r.cluster, r.route, r.upstream, r.bytesReceived, r.bytesSent, r.durationMs],
+      `line ${i}`,
+    );
+  }
+});
