@@ -229,14 +229,14 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     for (const s of order) {
       for (const mode of MODES) {
         say(`round ${r + 1}/${o.rounds}: ${s.name} ${mode} for ${o.durationMs} ms`);
-        runs.push(await measure(children, s, upstream, mode, o.durationMs, logFile));
+        runs.push({ ...await measure(children, s, upstream, mode, o.durationMs, logFile), round: r });
       }
     }
   }
   await collector?.close();
   const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + MODES.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
-  const g = goals(rows);
+  const g = goals(rows, runs);
   const machine = {
     node: process.version, kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown',
     clk_tck: CLK_TCK, nginx: tools.nginx, h2load: tools.h2load, ...(tools.redis ? { redis: tools.redis } : {}), load_average: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),

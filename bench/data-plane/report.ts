@@ -26,6 +26,8 @@ export interface RunSample {
   readonly p99Ms: number;
   readonly proxies: readonly ProxySample[];
   readonly upstream: ProxySample;
+  /** Which round the run belongs to (a round runs every scenario once, one after the other). */
+  readonly round?: number;
 }
 
 export interface Spread {
@@ -112,8 +114,13 @@ export interface Goals {
   readonly mtls_cost?: MtlsCost;
   /** Present when `mesh` and a `mesh-ratelimit-*` scenario ran. */
   readonly rate_limit_cost?: RateLimitCost;
-  /** Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two hops), max mode. */
-  readonly cpu_per_req_vs_nginx_hop?: Goal & { readonly by_sidecar: Record<string, number> };
+  /**
+   * Each sidecar's CPU per request ÷ nginx's per hop (the mean of its two
+   * hops), max mode. `paired`: the same ratio taken within each round (runs
+   * seconds apart) and the median of those, when the runs were given: this
+   * VM's speed drifts between rounds, and a paired ratio cancels most of it.
+   */
+  readonly cpu_per_req_vs_nginx_hop?: Goal & { readonly by_sidecar: Record<string, number>; readonly paired?: number };
   /** (mesh p99 − direct p99) ÷ (nginx p99 − direct p99), rate mode. */
   readonly added_p99_vs_nginx?: Goal & { readonly mesh_added_ms: number; readonly nginx_added_ms: number };
   /** The highest sidecar RSS under 32 connections (max mode), MB. */
@@ -128,6 +135,8 @@ export interface Goals {
     readonly observed_us_per_req: number;
     readonly bare_us_per_req: number;
     readonly default_vs_bare: number | null;
+    /** The ratio within each round, median over rounds (as cpu_per_req_vs_nginx_hop's), when the runs were given. */
+    readonly paired?: number;
   };
 }
 
@@ -191,8 +200,22 @@ function rateLimitCost(limitedMax: ScenarioRow, limitedRate: ScenarioRow, meshMa
   };
 }
 
-/** The goal ratios, for those whose scenarios ran. */
-export function goals(rows: readonly ScenarioRow[]): Goals {
+/**
+ * `ratio(a, b)` of the runs of scenarios `a` and `b` (max mode) in the same
+ * round, median over the rounds that have both; undefined without any.
+ */
+export function pairedByRound(runs: readonly RunSample[], a: string, b: string, ratio: (x: RunSample, y: RunSample) => number): number | undefined {
+  const of = (name: string) => new Map(runs.filter((r) => r.scenario === name && r.mode === 'max' && r.round !== undefined).map((r) => [r.round!, r]));
+  const as = of(a);
+  const bs = of(b);
+  const ratios = [...as].flatMap(([round, x]) => { const y = bs.get(round); return y ? [ratio(x, y)] : []; }).filter(Number.isFinite);
+  return ratios.length ? median(ratios) : undefined;
+}
+
+const sampleCpu = (r: RunSample) => r.proxies.reduce((n, p) => n + (p.name.startsWith('sidecar-') ? p.cpuUsPerReq : 0), 0);
+
+/** The goal ratios, for those whose scenarios ran; with the runs, also their paired-by-round values. */
+export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[]): Goals {
   const row = (name: string, mode: Mode) => rows.find((r) => r.name === name && r.mode === mode);
   const out: { -readonly [K in keyof Goals]: Goals[K] } = {};
   const meshMax = row('mesh', 'max');
@@ -201,7 +224,11 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
     const hop = nginxMax.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0) / nginxMax.proxies.length;
     const by = Object.fromEntries(meshMax.proxies.map((p) => [p.name, p.cpu_us_per_req / hop]));
     const value = Math.max(...Object.values(by));
-    out.cpu_per_req_vs_nginx_hop = { value, goal: GOALS.cpuRatio, met: value <= GOALS.cpuRatio, by_sidecar: by };
+    const paired = runs && pairedByRound(runs, 'mesh', 'nginx', (m, n) => {
+      const nginxHop = n.proxies.reduce((x, p) => x + p.cpuUsPerReq, 0) / n.proxies.length;
+      return Math.max(...m.proxies.map((p) => p.cpuUsPerReq / nginxHop));
+    });
+    out.cpu_per_req_vs_nginx_hop = { value, goal: GOALS.cpuRatio, met: value <= GOALS.cpuRatio, by_sidecar: by, ...(paired !== undefined ? { paired } : {}) };
   }
   const direct = row('direct', 'rate');
   const meshRate = row('mesh', 'rate');
@@ -254,6 +281,8 @@ export function goals(rows: readonly ScenarioRow[]): Goals {
       value, goal: GOALS.observedCpuRatio, met: value <= GOALS.observedCpuRatio, by_sidecar: by,
       observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
     };
+    const paired = runs && pairedByRound(runs, 'mesh-observed', 'mesh-bare', (o, b) => sampleCpu(o) / sampleCpu(b));
+    if (paired !== undefined) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired };
   }
   return out;
 }
@@ -281,7 +310,8 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
   if (g.cpu_per_req_vs_nginx_hop) {
     const c = g.cpu_per_req_vs_nginx_hop;
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
-    out.push(`  sidecar CPU per request ÷ nginx per hop (max): ${each} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+    const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
+    out.push(`  sidecar CPU per request ÷ nginx per hop (max): ${each}${paired} — goal ≤ ${c.goal}×: ${verdict(c)}`);
   }
   if (g.added_p99_vs_nginx) {
     const p = g.added_p99_vs_nginx;
@@ -295,7 +325,8 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const c = g.observed_cpu_per_req_vs_bare;
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     const metricsOnly = c.default_vs_bare === null ? '' : `; metrics only (mesh ÷ mesh-bare) ${num(c.default_vs_bare, 2)}×`;
-    out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly} — goal ≤ ${c.goal}×: ${verdict(c)}`);
+    const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
+    out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly}${paired} — goal ≤ ${c.goal}×: ${verdict(c)}`);
   }
   if (g.resilient_cpu_per_req_vs_plain_route) {
     const c = g.resilient_cpu_per_req_vs_plain_route;

@@ -45,12 +45,13 @@ type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end
  * request (the bench showed the access log doubling a sidecar's CPU), and
  * strings handed to sonic-boom are measured and encoded again on every
  * pass (byte counts, concatenation, a re-encoding after each write).
- * Buffers in its `buffer` content mode are written as they are, and
- * `MAX_WRITE` lets a batch (or several queued ones) go in one write instead
- * of sonic-boom's 16 KiB pieces, each a trip through libuv's thread pool.
+ * Buffers in its `buffer` content mode are written as they are; with
+ * `maxWrite` at the batch size each batch goes out in one write of its own
+ * (not sonic-boom's 16 KiB pieces, each a trip through libuv's thread pool),
+ * and batches queued behind a slow write are never concatenated into a
+ * bigger copy.
  */
 const BATCH_BYTES = 64 * 1024;
-const MAX_WRITE = 256 * 1024;
 const FLUSH_MS = 250;
 /** What may wait for a slow destination; lines beyond it are dropped (with one warning), not held in memory. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -58,7 +59,7 @@ const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 function destinationFor(file: string): Sonic {
   const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
   const s = pinoModule().destination({
-    dest, sync: false, mkdir: typeof dest === 'string', contentMode: 'buffer', maxWrite: MAX_WRITE, maxLength: MAX_QUEUED_BYTES,
+    dest, sync: false, mkdir: typeof dest === 'string', contentMode: 'buffer', maxWrite: BATCH_BYTES, maxLength: MAX_QUEUED_BYTES,
   } as Parameters<typeof Pino.destination>[0]) as unknown as Sonic;
   // A log that cannot be written must not take the proxy down.
   s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));

@@ -81,3 +81,26 @@ test('goals: the cost of observability is the sidecar pair\'s CPU per request, m
   assert.deepEqual([within.value, within.met, within.default_vs_bare], [1.15, true, null]);
   assert.equal(goals(aggregate([run('mesh-observed', 'max', 1, observed)])).observed_cpu_per_req_vs_bare, undefined);
 });
+
+test('goals: with the runs, the ratios are also taken within each round and their median given (paired), rounds missing a side left out', () => {
+  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
+  // The machine is twice as fast in round 1: the ratios of medians mix that in, the paired ones do not.
+  const runs = [
+    inRound(run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 100), proxy('sidecar-inbound', 100)]), 0),
+    inRound(run('mesh-observed', 'max', 9, [proxy('sidecar-outbound', 110), proxy('sidecar-inbound', 110)]), 0),
+    inRound(run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 50), proxy('sidecar-inbound', 50)]), 1),
+    inRound(run('mesh-observed', 'max', 9, [proxy('sidecar-outbound', 55), proxy('sidecar-inbound', 55)]), 1),
+    inRound(run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 200), proxy('sidecar-inbound', 200)]), 2),
+    inRound(run('mesh-observed', 'max', 9, [proxy('sidecar-outbound', 60), proxy('sidecar-inbound', 60)]), 3),
+    inRound(run('mesh', 'max', 9, [proxy('sidecar-outbound', 90), proxy('sidecar-inbound', 60)]), 0),
+    inRound(run('nginx', 'max', 9, [proxy('nginx-outbound', 30), proxy('nginx-inbound', 30)]), 0),
+    inRound(run('mesh', 'max', 9, [proxy('sidecar-outbound', 40), proxy('sidecar-inbound', 30)]), 1),
+    inRound(run('nginx', 'max', 9, [proxy('nginx-outbound', 20), proxy('nginx-inbound', 20)]), 1),
+  ];
+  const g = goals(aggregate(runs), runs);
+  assert.equal(g.observed_cpu_per_req_vs_bare!.paired, 1.1);
+  assert.equal(g.cpu_per_req_vs_nginx_hop!.paired, 2.5, 'round 0: 90 ÷ 30 = 3; round 1: 40 ÷ 20 = 2');
+  assert.match(table(aggregate(runs), g), /paired by round 1\.10× — goal ≤ 1\.15×/);
+  assert.match(table(aggregate(runs), g), /sidecar-inbound [\d.]+×; paired by round 2\.50× — goal ≤ 3×/);
+  assert.equal(goals(aggregate(runs)).observed_cpu_per_req_vs_bare!.paired, undefined, 'without the runs, no paired figure');
+});
