@@ -64,6 +64,14 @@ export class IdentityClient {
   #cert: WorkloadCertificate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** While a renewal that failed waits for its retry: runs it at once (a new trust bundle may be what it lacked). */
+  #retryNow: (() => void) | undefined;
+  /**
+   * The key and CSR of the renewal under way, kept across its retries: making
+   * them is a child process (csr-main.ts), a second or more on a busy machine,
+   * which a short-lived certificate may not have to spare.
+   */
+  #csr: { readonly name: string; readonly keyPem: string; readonly csrPem: string } | undefined;
   readonly #now: () => number;
 
   constructor(readonly opts: IdentityClientOptions) {
@@ -98,16 +106,23 @@ export class IdentityClient {
     return mtlsCredentials(c.trustBundle, c);
   }
 
-  /** A new bundle from a snapshot (root rotation): kept for the next connection and the next renewal. */
+  /**
+   * A new bundle from a snapshot (root rotation): kept for the next
+   * connection and the next renewal. A renewal that failed is tried again at
+   * once: after a rotation the control plane serves from the new root, and a
+   * renewal that started before this bundle arrived could not verify it.
+   */
   setTrustBundle(bundle: readonly string[]): void {
     const c = this.#cert;
     if (!c || sameList(c.trustBundle, bundle)) return;
     this.#cert = { ...c, trustBundle: [...bundle] };
     this.#save(this.#cert);
+    this.#retryNow?.();
   }
 
   close(): void {
     this.#closed = true;
+    this.#retryNow = undefined;
     if (this.#timer) clearTimeout(this.#timer);
   }
 
@@ -128,7 +143,8 @@ export class IdentityClient {
   async #call(roots: readonly string[], auth: WorkloadCertificate | undefined, joinToken?: string): Promise<WorkloadCertificate> {
     const identity = auth?.identity ?? `instance ${this.opts.instance}`;
     // The CA puts the identity the configuration gives the instance, whatever the CSR asks for.
-    const { keyPem, csrPem } = await keyAndCsr(auth?.identity ?? BOOTSTRAP_NAME);
+    const name = auth?.identity ?? BOOTSTRAP_NAME;
+    const { keyPem, csrPem } = this.#csr?.name === name ? this.#csr : (this.#csr = { name, ...(await keyAndCsr(name)) });
     const client = new Client(this.opts.controlPlane, mtlsCredentials(roots, auth), { ...STREAM_CHANNEL_OPTIONS });
     const req: CertifyRequest = { instance: this.opts.instance, csr: csrPem, ...(joinToken ? { joinToken } : {}) };
     try {
@@ -151,6 +167,7 @@ export class IdentityClient {
 
   #install(c: WorkloadCertificate): WorkloadCertificate {
     this.#cert = c;
+    this.#csr = undefined;
     this.#save(c);
     this.opts.onCertificate(c);
     this.#log(`certificate ${c.identity} valid until ${new Date(c.notAfter).toISOString()}`);
@@ -158,19 +175,29 @@ export class IdentityClient {
     return c;
   }
 
-  /** Renewal at half life (from now, the first time: what is left of it). */
+  /** Renewal at half life (from now, the first time: what is left of it); after a failure, `failedMs` from now. */
   #schedule(c: WorkloadCertificate, halfLifeMs: number, failedMs = 0): void {
     if (this.#closed) return;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#retryNow = undefined;
     const at = failedMs > 0 ? failedMs : Math.max(0, c.notBefore + halfLifeMs - this.#now());
-    this.#timer = setTimeout(() => {
-      void this.#certify(this.#cert ?? c).then((n) => { if (!this.#closed) this.#install(n); }, (e: Error) => {
-        const next = Math.min(Math.max(1000, (this.opts.retryMs ?? 1000), failedMs * 2), Math.max(1000, halfLifeMs / 5));
-        this.#log(`certificate renewal failed: ${e.message}; trying again in ${Math.round(next)} ms (the current one is valid until ${new Date(c.notAfter).toISOString()})`);
+    const renew = () => {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#retryNow = undefined;
+      const tried = this.#cert ?? c;
+      void this.#certify(tried).then((n) => { if (!this.#closed) this.#install(n); }, (e: Error) => {
+        // A new bundle that arrived while this attempt was under way is tried at once.
+        const bundleChanged = (this.#cert ?? c).trustBundle !== tried.trustBundle;
+        const next = bundleChanged ? 1 : Math.min(Math.max(1000, (this.opts.retryMs ?? 1000), failedMs * 2), Math.max(1000, halfLifeMs / 5));
+        const when = bundleChanged ? 'now, with the trust bundle that arrived meanwhile' : `in ${Math.round(next)} ms`;
+        this.#log(`certificate renewal failed: ${e.message}; trying again ${when} (the current one is valid until ${new Date(c.notAfter).toISOString()})`);
         this.#schedule(c, halfLifeMs, next);
       });
-    }, Math.min(at, 2 ** 31 - 1));
+    };
+    this.#timer = setTimeout(renew, Math.min(at, 2 ** 31 - 1));
     this.#timer.unref();
+    if (failedMs > 0) this.#retryNow = renew;
   }
 
   #load(): WorkloadCertificate | undefined {

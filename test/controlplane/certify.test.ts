@@ -84,3 +84,48 @@ test('a certificate from another CA proves nothing; the stream takes only the in
   assert.equal(refused.type === 'refused' && refused.code, 'TRL1207');
   assert.match(refused.type === 'refused' ? refused.reason : '', /instance "web\.shop" connected with the certificate of spiffe:\/\/cluster\.local\/ns\/shop\/sa\/api, but the configuration gives it the identity spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web/);
 });
+
+test('a renewal that failed because the control plane moved to a new root is tried again as soon as the new trust bundle arrives', async () => {
+  const dir = new ConfigDir({ 'app.yaml': SHOP });
+  cleanup.push(() => dir.remove());
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join: joinPath } = await import('node:path');
+  const stateDir = mkdtempSync(joinPath(tmpdir(), 'trellis-certify-'));
+  cleanup.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  // Two-minute certificates: a failed renewal is retried 12 s later (a fifth of the half life), far beyond what the test waits.
+  const t = await startControlPlane(dir.path, { stateDir, workloadCertTtlMs: 120_000 });
+  cleanup.push(() => t.cp.close());
+  const lines: string[] = [];
+  const certs: { bundle: readonly string[]; at: number }[] = [];
+  let failedAt = 0;
+  // The clock runs 57 s ahead, so the first renewal comes 3 s after the first certificate.
+  let ahead = 57_000;
+  const id: IdentityClient = new IdentityClient({
+    controlPlane: t.grpc, instance: 'web.shop', joinToken: t.cp.mintJoinToken('web.shop'), retryMs: 60_000, now: () => Date.now() + ahead,
+    onCertificate: (c) => certs.push({ bundle: c.trustBundle, at: Date.now() }),
+    log: (line) => {
+      lines.push(line);
+      if (!line.startsWith('certificate renewal failed')) return;
+      failedAt = Date.now();
+      // The snapshot with both roots reaches the proxy just after its renewal failed (the retry is scheduled by then).
+      setImmediate(() => id.setTrustBundle(t.cp.identity.trustBundle()));
+    },
+  });
+  cleanup.push(() => id.close());
+  await id.start();
+  assert.equal(certs.length, 1);
+  const oldRoot = certs[0]!.bundle;
+  await t.cp.identity.rotateRoot();
+  const renewed = await waitFor('a certificate from the new root', () => certs.length >= 2 && certs[1], 20_000, 20);
+  ahead = 0;
+  const failures = lines.filter((l) => l.startsWith('certificate renewal failed'));
+  assert.equal(failures.length, 1, lines.join('\n'));
+  assert.match(failures[0]!, /self-signed certificate in certificate chain/, 'it failed for the new root it could not verify yet');
+  const retryMs = Number(/trying again in (\d+) ms/.exec(failures[0]!)?.[1]);
+  assert.ok(retryMs >= 10_000, `the timer's retry is ${retryMs} ms away`);
+  assert.ok(renewed.at - failedAt < retryMs / 2, `renewed ${renewed.at - failedAt} ms after the failure: the timer's retry, not the new bundle, did it`);
+  assert.equal(renewed.bundle.length, 2, 'the new certificate comes with both roots');
+  assert.notDeepEqual(renewed.bundle, oldRoot);
+  assert.equal(t.cp.identity.status().issued.find((i) => i.instance === 'web.shop')?.fromSigningRoot, true, 'issued by the new root');
+});
