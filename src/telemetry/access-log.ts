@@ -63,11 +63,7 @@ function destinationFor(file: string): Sonic {
   } as Parameters<typeof Pino.destination>[0]) as unknown as Sonic;
   // A log that cannot be written must not take the proxy down.
   s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));
-  let dropped = false;
-  s.once('drop', () => {
-    if (!dropped) process.emitWarning(`access log ${file}: the destination is slower than the requests; lines are dropped while ${MAX_QUEUED_BYTES >> 20} MiB wait`);
-    dropped = true;
-  });
+  s.once('drop', () => process.emitWarning(`access log ${file}: the destination is slower than the requests; lines are dropped while ${MAX_QUEUED_BYTES >> 20} MiB wait`));
   return s;
 }
 
