@@ -212,7 +212,8 @@ export function pairedByRound(runs: readonly RunSample[], a: string, b: string, 
   return ratios.length ? median(ratios) : undefined;
 }
 
-const sampleCpu = (r: RunSample) => r.proxies.reduce((n, p) => n + (p.name.startsWith('sidecar-') ? p.cpuUsPerReq : 0), 0);
+/** pairCpu of one run: its proxies' CPU per request together. */
+const runPairCpu = (r: RunSample) => r.proxies.reduce((n, p) => n + p.cpuUsPerReq, 0);
 
 /** The goal ratios, for those whose scenarios ran; with the runs, also their paired-by-round values. */
 export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[]): Goals {
@@ -225,7 +226,7 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
     const by = Object.fromEntries(meshMax.proxies.map((p) => [p.name, p.cpu_us_per_req / hop]));
     const value = Math.max(...Object.values(by));
     const paired = runs && pairedByRound(runs, 'mesh', 'nginx', (m, n) => {
-      const nginxHop = n.proxies.reduce((x, p) => x + p.cpuUsPerReq, 0) / n.proxies.length;
+      const nginxHop = runPairCpu(n) / n.proxies.length;
       return Math.max(...m.proxies.map((p) => p.cpuUsPerReq / nginxHop));
     });
     out.cpu_per_req_vs_nginx_hop = { value, goal: GOALS.cpuRatio, met: value <= GOALS.cpuRatio, by_sidecar: by, ...(paired !== undefined ? { paired } : {}) };
@@ -281,7 +282,7 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
       value, goal: GOALS.observedCpuRatio, met: value <= GOALS.observedCpuRatio, by_sidecar: by,
       observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
     };
-    const paired = runs && pairedByRound(runs, 'mesh-observed', 'mesh-bare', (o, b) => sampleCpu(o) / sampleCpu(b));
+    const paired = runs && pairedByRound(runs, 'mesh-observed', 'mesh-bare', (o, b) => runPairCpu(o) / runPairCpu(b));
     if (paired !== undefined) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired };
   }
   return out;
