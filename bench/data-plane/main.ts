@@ -56,7 +56,7 @@ const MESHES: Partial<Record<ScenarioName, Observability>> = {
 };
 /** The mesh scenarios with a RateLimitPolicy, and its scope. */
 const RATE_LIMITED: Partial<Record<ScenarioName, 'local' | 'global'>> = { 'mesh-ratelimit-local': 'local', 'mesh-ratelimit-global': 'global' };
-const MODES: readonly Mode[] = ['max', 'rate'];
+const ALL_MODES: readonly Mode[] = ['max', 'rate'];
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
 
@@ -78,6 +78,7 @@ Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${
   --rounds N         measured rounds per scenario and mode (default 5)
   --duration S       seconds per measured run (default 5)
   --scenarios a,b    which of ${SCENARIOS.join(',')} (default all)
+  --modes a,b        which of ${ALL_MODES.join(',')} (default both): max alone is enough for CPU per request
   --quick            1 round of 1 s each after a 0.5 s warm-up (the shape test uses it)
   --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
                      (the CPU figures then include the profiler's cost)
@@ -91,6 +92,7 @@ interface Settings {
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly scenarios: readonly ScenarioName[];
+  readonly modes: readonly Mode[];
   readonly profileDir?: string;
 }
 
@@ -100,7 +102,7 @@ function settings(argv: string[]): Settings | 'help' {
     v = parseArgs({
       args: argv,
       options: {
-        json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' },
+        json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' }, modes: { type: 'string' },
         quick: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -115,12 +117,16 @@ function settings(argv: string[]): Settings | 'help' {
   const names = (v.scenarios ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
   if (unknown.length || names.length === 0) throw new UsageError(`--scenarios takes a list of ${SCENARIOS.join(', ')}; unknown: "${unknown.join(',') || v.scenarios}"`);
+  const modes = (v.modes ?? ALL_MODES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const badModes = modes.filter((m) => !(ALL_MODES as readonly string[]).includes(m));
+  if (badModes.length || modes.length === 0) throw new UsageError(`--modes takes a list of ${ALL_MODES.join(', ')}; unknown: "${badModes.join(',') || v.modes}"`);
   return {
     json: v.json ?? false,
     rounds,
     durationMs: duration * 1000,
     warmupMs: v.quick ? 500 : 3000,
     scenarios: SCENARIOS.filter((s) => names.includes(s)),
+    modes: ALL_MODES.filter((m) => modes.includes(m)),
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
   };
 }
@@ -227,14 +233,14 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     // Interleaved, and each round starts one scenario further on, so that drift does not favour one.
     const order = scenarios.map((_, i) => scenarios[(i + r) % scenarios.length]!);
     for (const s of order) {
-      for (const mode of MODES) {
+      for (const mode of o.modes) {
         say(`round ${r + 1}/${o.rounds}: ${s.name} ${mode} for ${o.durationMs} ms`);
         runs.push({ ...await measure(children, s, upstream, mode, o.durationMs, logFile), round: r });
       }
     }
   }
   await collector?.close();
-  const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + MODES.indexOf(x.mode);
+  const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + o.modes.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
   const g = goals(rows, runs);
   const machine = {
@@ -247,7 +253,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
   };
   const document = {
-    machine, settings: { rounds: o.rounds, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    machine, settings: { rounds: o.rounds, modes: o.modes, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
     scenarios: rows, goals: g, ...(observed ? { observed } : {}),
   };
   if (o.json) {

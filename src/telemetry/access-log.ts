@@ -96,16 +96,15 @@ function str(v: string): string {
 /** A JSON string literal, or null. */
 const opt = (v: string | null | undefined): string => (v === undefined || v === null ? 'null' : str(v));
 
-/** Ids made of characters JSON never escapes (UUIDs, hex trace ids): quoted as they are, not cached (they never repeat). */
+/** Ids made of ASCII characters JSON never escapes (UUIDs, hex trace ids): quoted as they are, not cached (they never repeat). */
 const PLAIN_ID = /^[0-9A-Za-z._-]*$/;
-const id = (v: string): string => (PLAIN_ID.test(v) ? `"${v}"` : JSON.stringify(v));
 
-/** The ISO time of the last start time asked for: several requests start in the same millisecond. */
-let isoAt = NaN;
-let iso = '';
-function isoTime(ms: number): string {
-  if (ms !== isoAt) { isoAt = ms; iso = new Date(ms).toISOString(); }
-  return iso;
+/** The start of the JSON line of the last start time asked for (several requests start in the same millisecond): ASCII. */
+let startAt = NaN;
+let start = '';
+function startOf(ms: number): string {
+  if (ms !== startAt) { startAt = ms; start = `{"type":"${ACCESS_LOG_TYPE}","start_time":"${new Date(ms).toISOString()}"`; }
+  return start;
 }
 
 const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
@@ -124,7 +123,7 @@ const SEGMENT_SLOTS = 8;
 interface RequestSegment {
   readonly direction: string; readonly method: string; readonly authority: string; readonly path: string;
   readonly protocol: string; readonly status: number; readonly flags: string; readonly grpcStatus: string | undefined;
-  readonly text: string;
+  readonly bytes: Buffer;
 }
 
 /** The peers' part of a line (upstream, cluster, route, principals, workloads, proxy), remembered the same way. */
@@ -132,7 +131,7 @@ interface PeerSegment {
   readonly tables: LabelTables | undefined; readonly direction: string; readonly upstream: string | undefined;
   readonly cluster: string | undefined; readonly route: string | undefined; readonly sourceIdentity: string | undefined;
   readonly destinationIdentity: string | undefined; readonly peerPrincipal: string | undefined; readonly proxy: string;
-  readonly text: string;
+  readonly bytes: Buffer;
 }
 
 export class AccessLog {
@@ -163,7 +162,12 @@ export class AccessLog {
 
   log(r: RequestRecord): void {
     if (this.#errorsOnly && !(r.status >= 500 || r.status === 0 || r.responseFlags.length > 0)) return;
-    const line = this.#jsonLines ? this.#json(r) : this.#text(r);
+    if (this.#jsonLines) this.#json(r);
+    else this.#line(this.#text(r));
+  }
+
+  /** A line as a string: encoded into the batch, or on its own when longer than a batch. */
+  #line(line: string): void {
     // UTF-8 takes at most three bytes per UTF-16 unit.
     if (this.#used + line.length * 3 > BATCH_BYTES) {
       this.#handOver();
@@ -186,59 +190,84 @@ export class AccessLog {
   }
 
   /**
-   * The JSON line, written out directly: every string that a request or the
-   * configuration can set goes through JSON.stringify, numbers and the
-   * proxy's own tokens as they are. The parts that repeat from request to
-   * request come from the segment caches, so a line costs a handful of
-   * concatenations: it is written for every request in every sidecar.
+   * The JSON line, encoded straight into the batch: every string that a
+   * request or the configuration can set goes through JSON.stringify,
+   * numbers and the proxy's own tokens as they are. The parts that repeat
+   * from request to request come from the segment caches already encoded,
+   * and are copied in; the rest is ASCII (times, numbers, plain ids) and is
+   * written as such. No line string is built: a line is written for every
+   * request in every sidecar, and flattening and encoding a 700-byte
+   * concatenation cost more than these copies.
    */
-  #json(r: RequestRecord): string {
-    return `{"type":"${ACCESS_LOG_TYPE}","start_time":"${isoTime(r.startTime)}"` + this.#requestSegment(r) +
-      `,"bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent},"duration":${Math.round(r.durationMs)}` +
-      `,"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}` + this.#peerSegment(r) +
-      `,"request_id":${r.requestId ? id(r.requestId) : 'null'},"attempts":${r.attempts ?? 'null'}` +
+  #json(r: RequestRecord): void {
+    const head = startOf(r.startTime);
+    const req = this.#requestSegment(r);
+    const numbers = `,"bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent},"duration":${Math.round(r.durationMs)}` +
+      `,"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}`;
+    const peer = this.#peerSegment(r);
+    const rid = r.requestId;
+    const plain = PLAIN_ID.test(rid) && (r.traceId === undefined || PLAIN_ID.test(r.traceId));
+    const tail = `,"request_id":${rid ? (plain ? `"${rid}"` : JSON.stringify(rid)) : 'null'},"attempts":${r.attempts ?? 'null'}` +
       // Only while tracing is on (then every request has one, sampled or not).
-      (r.traceId !== undefined ? `,"trace_id":${id(r.traceId)}}\n` : '}\n');
+      (r.traceId !== undefined ? `,"trace_id":${plain ? `"${r.traceId}"` : JSON.stringify(r.traceId)}}\n` : '}\n');
+    const bound = head.length + req.length + numbers.length + peer.length + (plain ? tail.length : tail.length * 3);
+    if (this.#used + bound > BATCH_BYTES) {
+      this.#handOver();
+      if (bound > BATCH_BYTES) {
+        this.#write(Buffer.concat([Buffer.from(head, 'latin1'), req, Buffer.from(numbers, 'latin1'), peer, Buffer.from(tail, 'utf8')]));
+        return;
+      }
+    }
+    const b = this.#batch;
+    let at = this.#used;
+    at += b.write(head, at, 'latin1');
+    b.set(req, at);
+    at += req.length;
+    at += b.write(numbers, at, 'latin1');
+    b.set(peer, at);
+    at += peer.length;
+    at += b.write(tail, at, plain ? 'latin1' : 'utf8');
+    this.#used = at;
   }
 
-  #requestSegment(r: RequestRecord): string {
+  #requestSegment(r: RequestRecord): Buffer {
     const flags = flagsOf(r);
     const cache = this.#requestSegments;
     for (let i = 0; i < cache.length; i++) {
       const c = cache[i]!;
       if (c.status === r.status && c.path === r.path && c.method === r.method && c.authority === r.authority && c.flags === flags &&
-        c.direction === r.direction && c.protocol === r.protocol && c.grpcStatus === r.grpcStatus) return c.text;
+        c.direction === r.direction && c.protocol === r.protocol && c.grpcStatus === r.grpcStatus) return c.bytes;
     }
-    const text = `,"direction":"${r.direction}","method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)}` +
-      `,"protocol":${str(r.protocol)},"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}`;
-    const seg: RequestSegment = { direction: r.direction, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, flags, grpcStatus: r.grpcStatus, text };
+    const bytes = Buffer.from(`,"direction":"${r.direction}","method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)}` +
+      `,"protocol":${str(r.protocol)},"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}`, 'utf8');
+    const seg: RequestSegment = { direction: r.direction, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, flags, grpcStatus: r.grpcStatus, bytes };
     cache[this.#nextRequestSlot] = seg;
     this.#nextRequestSlot = (this.#nextRequestSlot + 1) % SEGMENT_SLOTS;
-    return text;
+    return bytes;
   }
 
-  #peerSegment(r: RequestRecord): string {
+  #peerSegment(r: RequestRecord): Buffer {
     const t = this.#tables;
     const cache = this.#peerSegments;
     for (let i = 0; i < cache.length; i++) {
       const c = cache[i]!;
       if (c.upstream === r.upstream && c.cluster === r.cluster && c.route === r.route && c.tables === t && c.direction === r.direction &&
         c.sourceIdentity === r.sourceIdentity && c.destinationIdentity === r.destinationIdentity && c.peerPrincipal === r.peerPrincipal &&
-        c.proxy === r.proxy) return c.text;
+        c.proxy === r.proxy) return c.bytes;
     }
     // The workloads depend on nothing but the fields compared above and the label tables.
     const p = t ? peersOf(r, t) : undefined;
-    const text = `,"upstream_host":${opt(r.upstream)},"upstream_cluster":${opt(r.cluster)},"route_name":${opt(r.route)}` +
+    const bytes = Buffer.from(`,"upstream_host":${opt(r.upstream)},"upstream_cluster":${opt(r.cluster)},"route_name":${opt(r.route)}` +
       `,"source_principal":${opt(r.sourceIdentity)},"destination_principal":${opt(r.destinationIdentity)}` +
       `,"source_workload":${p ? opt(workloadOf(p.source)) : 'null'},"destination_workload":${p ? opt(workloadOf(p.destination)) : 'null'}` +
-      `,"proxy":${str(r.proxy)}`;
+      `,"proxy":${str(r.proxy)}`, 'utf8');
     const seg: PeerSegment = {
       tables: t, direction: r.direction, upstream: r.upstream, cluster: r.cluster, route: r.route, sourceIdentity: r.sourceIdentity,
-      destinationIdentity: r.destinationIdentity, peerPrincipal: r.peerPrincipal, proxy: r.proxy, text,
+      destinationIdentity: r.destinationIdentity, peerPrincipal: r.peerPrincipal, proxy: r.proxy, bytes,
     };
     cache[this.#nextPeerSlot] = seg;
     this.#nextPeerSlot = (this.#nextPeerSlot + 1) % SEGMENT_SLOTS;
-    return text;
+    return bytes;
   }
 
   #text(r: RequestRecord): string {
