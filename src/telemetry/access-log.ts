@@ -96,15 +96,32 @@ function str(v: string): string {
 /** A JSON string literal, or null. */
 const opt = (v: string | null | undefined): string => (v === undefined || v === null ? 'null' : str(v));
 
+/**
+ * Writes `s` (Latin-1, here only ever ASCII) into `b` at `at`: Buffer's own
+ * latin1Write where it has one (every Node line so far; not in Node's
+ * typings), which spares `write`'s argument and encoding checks on every line.
+ */
+type Latin1Writer = { latin1Write?: (s: string, at: number) => number };
+const writeLatin1: (b: Buffer, s: string, at: number) => number = typeof (Buffer.prototype as Latin1Writer).latin1Write === 'function'
+  ? (b, s, at) => (b as Latin1Writer).latin1Write!(s, at)
+  : (b, s, at) => b.write(s, at, 'latin1');
+
 /** Ids made of ASCII characters JSON never escapes (UUIDs, hex trace ids): quoted as they are, not cached (they never repeat). */
 const PLAIN_ID = /^[0-9A-Za-z._-]*$/;
 
-/** The start of the JSON line of the last start time asked for (several requests start in the same millisecond): ASCII. */
-let startAt = NaN;
-let start = '';
-function startOf(ms: number): string {
-  if (ms !== startAt) { startAt = ms; start = `{"type":"${ACCESS_LOG_TYPE}","start_time":"${new Date(ms).toISOString()}"`; }
-  return start;
+/**
+ * The ISO time of epoch milliseconds `ms`: the text up to the second is
+ * kept for the last second asked for. Records arrive in the order requests
+ * end, so their start times go back and forth between milliseconds, but
+ * stay within a second or two.
+ */
+let isoSecond = NaN;
+let isoPrefix = '';
+function isoTime(ms: number): string {
+  const sec = Math.floor(ms / 1000);
+  if (sec !== isoSecond) { isoSecond = sec; isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20); }
+  const m = Math.floor(ms) - sec * 1000;
+  return `${isoPrefix}${m < 10 ? '00' : m < 100 ? '0' : ''}${m}Z`;
 }
 
 const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
@@ -192,42 +209,36 @@ export class AccessLog {
   /**
    * The JSON line, encoded straight into the batch: every string that a
    * request or the configuration can set goes through JSON.stringify,
-   * numbers and the proxy's own tokens as they are. The parts that repeat
-   * from request to request come from the segment caches already encoded,
-   * and are copied in; the rest is ASCII (times, numbers, plain ids) and is
-   * written as such. No line string is built: a line is written for every
-   * request in every sidecar, and flattening and encoding a 700-byte
-   * concatenation cost more than these copies.
+   * numbers and the proxy's own tokens as they are. The two parts that
+   * repeat from request to request come from the segment caches already
+   * encoded, and are copied in; the rest, what changes with every request,
+   * is one string of ASCII (times, numbers, plain ids), written as Latin-1.
+   * No whole line string is built: a line is written for every request in
+   * every sidecar, and flattening and encoding a 700-byte concatenation
+   * cost more than these copies.
    */
   #json(r: RequestRecord): void {
-    const head = startOf(r.startTime);
     const req = this.#requestSegment(r);
-    const numbers = `,"bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent},"duration":${Math.round(r.durationMs)}` +
-      `,"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}`;
     const peer = this.#peerSegment(r);
     const rid = r.requestId;
     const plain = PLAIN_ID.test(rid) && (r.traceId === undefined || PLAIN_ID.test(r.traceId));
-    const tail = `,"request_id":${rid ? (plain ? `"${rid}"` : JSON.stringify(rid)) : 'null'},"attempts":${r.attempts ?? 'null'}` +
+    const tail = `,"start_time":"${isoTime(r.startTime)}","bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent}` +
+      `,"duration":${Math.round(r.durationMs)},"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}` +
+      `,"request_id":${rid ? (plain ? `"${rid}"` : JSON.stringify(rid)) : 'null'},"attempts":${r.attempts ?? 'null'}` +
       // Only while tracing is on (then every request has one, sampled or not).
       (r.traceId !== undefined ? `,"trace_id":${plain ? `"${r.traceId}"` : JSON.stringify(r.traceId)}}\n` : '}\n');
-    const bound = head.length + req.length + numbers.length + peer.length + (plain ? tail.length : tail.length * 3);
+    const bound = req.length + peer.length + (plain ? tail.length : tail.length * 3);
     if (this.#used + bound > BATCH_BYTES) {
       this.#handOver();
-      if (bound > BATCH_BYTES) {
-        this.#write(Buffer.concat([Buffer.from(head, 'latin1'), req, Buffer.from(numbers, 'latin1'), peer, Buffer.from(tail, 'utf8')]));
-        return;
-      }
+      if (bound > BATCH_BYTES) { this.#write(Buffer.concat([req, peer, Buffer.from(tail, 'utf8')])); return; }
     }
     const b = this.#batch;
     let at = this.#used;
-    at += b.write(head, at, 'latin1');
     b.set(req, at);
     at += req.length;
-    at += b.write(numbers, at, 'latin1');
     b.set(peer, at);
     at += peer.length;
-    at += b.write(tail, at, plain ? 'latin1' : 'utf8');
-    this.#used = at;
+    this.#used = at + (plain ? writeLatin1(b, tail, at) : b.write(tail, at, 'utf8'));
   }
 
   #requestSegment(r: RequestRecord): Buffer {
@@ -238,7 +249,7 @@ export class AccessLog {
       if (c.status === r.status && c.path === r.path && c.method === r.method && c.authority === r.authority && c.flags === flags &&
         c.direction === r.direction && c.protocol === r.protocol && c.grpcStatus === r.grpcStatus) return c.bytes;
     }
-    const bytes = Buffer.from(`,"direction":"${r.direction}","method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)}` +
+    const bytes = Buffer.from(`{"type":"${ACCESS_LOG_TYPE}","direction":"${r.direction}","method":${str(r.method)},"authority":${str(r.authority)},"path":${str(r.path)}` +
       `,"protocol":${str(r.protocol)},"response_code":${r.status},"response_flags":"${flags}","grpc_status":${opt(r.grpcStatus)}`, 'utf8');
     const seg: RequestSegment = { direction: r.direction, method: r.method, authority: r.authority, path: r.path, protocol: r.protocol, status: r.status, flags, grpcStatus: r.grpcStatus, bytes };
     cache[this.#nextRequestSlot] = seg;

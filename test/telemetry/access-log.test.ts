@@ -128,13 +128,15 @@ test('many lines across batches, lines longer than a batch, and fields that chan
   const file = join(dir, 'batches.log');
   const log = new AccessLog({ file });
   const statuses = [200, 503, 200, 404];
+  const t0 = Date.UTC(2026, 11, 31, 23, 59, 58, 5);
   const rec = (i: number): RequestRecord => ({
     // Most ids plain ASCII (written as they are), some that JSON escapes or that are not ASCII (encoded as UTF-8).
     direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: i % 9 === 4 ? `r"${i}\u00e9` : i % 9 === 7 ? `r-${i}-\u2603` : `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
     // A path of 40 000 characters every 997 lines: longer than a batch (64 KiB) once encoded, with a two-byte character.
     path: i % 997 === 0 ? `/long/${'é'.repeat(40_000)}` : `/p/${i % 7}`, protocol: 'HTTP/1.1',
     status: statuses[i % 4]!, responseFlags: i % 4 === 1 ? ['UF', 'URX'] : [], cluster: `outbound|80||api${i % 11}.shop.svc.cluster.local`, route: i % 2 ? 'a' : 'b',
-    upstream: `127.0.0.1:${9000 + (i % 13)}`, startTime: Date.now(), durationMs: i % 50, bytesReceived: i, bytesSent: 2 * i,
+    // Start times back and forth across milliseconds and seconds, as records come in the order requests end.
+    upstream: `127.0.0.1:${9000 + (i % 13)}`, startTime: t0 + ((i * 7919) % 5003), durationMs: i % 50, bytesReceived: i, bytesSent: 2 * i,
     ...(i % 3 === 1 ? { traceId: (i + 1).toString(16).padStart(32, '0'), spanId: 'b7ad6b7169203331', sampled: false } : {}),
   });
   const n = 5000;
@@ -146,8 +148,8 @@ test('many lines across batches, lines longer than a batch, and fields that chan
     const r = rec(i);
     const l = got[i]!;
     assert.deepEqual(
-      [l['request_id'], l['trace_id'], l['direction'], l['method'], l['path'], l['response_code'], l['response_flags'], l['upstream_cluster'], l['route_name'], l['upstream_host'], l['bytes_received'], l['bytes_sent'], l['duration']],
-      [r.requestId, r.traceId, r.direction, r.method, r.path, r.status, r.responseFlags.length ? r.responseFlags.join(',') : '-', r.cluster, r.route, r.upstream, r.bytesReceived, r.bytesSent, r.durationMs],
+      [l['request_id'], l['trace_id'], l['start_time'], l['direction'], l['method'], l['path'], l['response_code'], l['response_flags'], l['upstream_cluster'], l['route_name'], l['upstream_host'], l['bytes_received'], l['bytes_sent'], l['duration']],
+      [r.requestId, r.traceId, new Date(r.startTime).toISOString(), r.direction, r.method, r.path, r.status, r.responseFlags.length ? r.responseFlags.join(',') : '-', r.cluster, r.route, r.upstream, r.bytesReceived, r.bytesSent, r.durationMs],
       `line ${i}`,
     );
   }
