@@ -57,6 +57,29 @@ interface TcpSeries {
   received: number;
 }
 
+/**
+ * What a record's series depends on, for the last few records: compared
+ * field by field (the record's strings are mostly the snapshot's very
+ * objects), so that a sidecar's few steady combinations find their series
+ * without building a key string.
+ */
+interface Recent {
+  readonly direction: string; readonly cluster: string | undefined; readonly upstream: string | undefined;
+  readonly sourceIdentity: string | undefined; readonly destinationIdentity: string | undefined; readonly status: number;
+  readonly flags: readonly string[]; readonly grpc: boolean | undefined; readonly grpcStatus: string | undefined;
+  readonly mtls: boolean | undefined; readonly peerPrincipal: string | undefined;
+  readonly series: Series;
+}
+const RECENT_SLOTS = 8;
+
+/** Same flags, in the same order (usually both empty). */
+function sameFlags(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** One label set: its request count and three distributions. */
 interface Series {
   readonly labels: IstioLabels;
@@ -75,6 +98,8 @@ export class ServiceMetrics {
   readonly #series = new Map<string, Series>();
   /** By what a record names (cluster, upstream, status, …): a shortcut to its series. */
   readonly #cache = new Map<string, Series>();
+  #recent: Recent[] = [];
+  #nextRecent = 0;
   /** TCP connections' series, by label values. */
   readonly #tcp = new Map<string, TcpSeries>();
 
@@ -115,6 +140,7 @@ export class ServiceMetrics {
   useTables(t: LabelTables): void {
     this.#tables = t;
     this.#cache.clear();
+    this.#recent = [];
   }
 
   observe(r: RequestRecord): void {
@@ -129,7 +155,24 @@ export class ServiceMetrics {
   }
 
   #seriesOf(r: RequestRecord, t: LabelTables): Series {
-    const key = `${r.direction}\0${r.cluster}\0${r.upstream}\0${r.sourceIdentity}\0${r.destinationIdentity}\0${r.status}\0${r.responseFlags.join(',')}\0${r.grpc}\0${r.grpcStatus}`;
+    const recent = this.#recent;
+    for (let i = 0; i < recent.length; i++) {
+      const c = recent[i]!;
+      if (c.status === r.status && c.upstream === r.upstream && c.cluster === r.cluster && c.direction === r.direction &&
+        c.sourceIdentity === r.sourceIdentity && c.destinationIdentity === r.destinationIdentity && sameFlags(c.flags, r.responseFlags) &&
+        c.grpc === r.grpc && c.grpcStatus === r.grpcStatus && c.mtls === r.mtls && c.peerPrincipal === r.peerPrincipal) return c.series;
+    }
+    const series = this.#lookup(r, t);
+    recent[this.#nextRecent] = {
+      direction: r.direction, cluster: r.cluster, upstream: r.upstream, sourceIdentity: r.sourceIdentity, destinationIdentity: r.destinationIdentity,
+      status: r.status, flags: [...r.responseFlags], grpc: r.grpc, grpcStatus: r.grpcStatus, mtls: r.mtls, peerPrincipal: r.peerPrincipal, series,
+    };
+    this.#nextRecent = (this.#nextRecent + 1) % RECENT_SLOTS;
+    return series;
+  }
+
+  #lookup(r: RequestRecord, t: LabelTables): Series {
+    const key = `${r.direction}\0${r.cluster}\0${r.upstream}\0${r.sourceIdentity}\0${r.destinationIdentity}\0${r.status}\0${r.responseFlags.join(',')}\0${r.grpc}\0${r.grpcStatus}\0${r.mtls}\0${r.peerPrincipal}`;
     let s = this.#cache.get(key);
     if (s) return s;
     const labels = istioLabels(r, t);
