@@ -13,6 +13,10 @@
  *           the mesh with observability as far off as it goes, and with all of
  *           it on (metrics, a JSON access log, 1 % of requests traced to a
  *           collector the bench runs): the cost of observability (mesh.ts)
+ *   mesh-log, mesh-trace
+ *           (only when asked for) the mesh with the access log alone, with
+ *           tracing alone: what each part of mesh-observed costs (`mesh` has
+ *           the service metrics alone)
  *   mesh-ratelimit-local, mesh-ratelimit-global
  *           the mesh with a RateLimitPolicy on the upstream far above the load
  *           (never refuses), local to the sidecar or global in a Redis the
@@ -47,11 +51,13 @@ import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
 import { aggregate, goals, table, type RunSample } from './report.js';
 
-const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'nginx'] as const;
+const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'nginx'] as const;
+/** Run when asked for only: the parts of mesh-observed one at a time. */
+const ON_REQUEST: readonly string[] = ['mesh-log', 'mesh-trace'];
 type ScenarioName = (typeof SCENARIOS)[number];
 /** The mesh scenarios and what their sidecars observe. */
 const MESHES: Partial<Record<ScenarioName, Observability>> = {
-  mesh: 'default', 'mesh-plaintext': 'default', 'mesh-resilient': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all',
+  mesh: 'default', 'mesh-plaintext': 'default', 'mesh-resilient': 'default', 'mesh-bare': 'off', 'mesh-observed': 'all', 'mesh-log': 'log', 'mesh-trace': 'trace',
   'mesh-ratelimit-local': 'default', 'mesh-ratelimit-global': 'default',
 };
 /** The mesh scenarios with a RateLimitPolicy, and its scope. */
@@ -77,7 +83,8 @@ Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${
   --json             print one JSON document (docs/benchmark.md) instead of the table
   --rounds N         measured rounds per scenario and mode (default 5)
   --duration S       seconds per measured run (default 5)
-  --scenarios a,b    which of ${SCENARIOS.join(',')} (default all)
+  --scenarios a,b    which of ${SCENARIOS.join(',')}
+                     (default all but ${ON_REQUEST.join(' and ')}: the access log alone, tracing alone)
   --modes a,b        which of ${ALL_MODES.join(',')} (default both): max alone is enough for CPU per request
   --quick            1 round of 1 s each after a 0.5 s warm-up (the shape test uses it)
   --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
@@ -114,7 +121,7 @@ function settings(argv: string[]): Settings | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new UsageError(`--rounds takes a whole number from 1 to 100, not "${v.rounds}"`);
   const duration = Number(v.duration ?? (v.quick ? 1 : 5));
   if (!(duration >= 0.2 && duration <= 600)) throw new UsageError(`--duration takes seconds from 0.2 to 600, not "${v.duration}"`);
-  const names = (v.scenarios ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (v.scenarios ?? SCENARIOS.filter((n) => !ON_REQUEST.includes(n)).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
   if (unknown.length || names.length === 0) throw new UsageError(`--scenarios takes a list of ${SCENARIOS.join(', ')}; unknown: "${unknown.join(',') || v.scenarios}"`);
   const modes = (v.modes ?? ALL_MODES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
@@ -185,9 +192,9 @@ async function measure(children: Children, s: Scenario, upstream: Nginx, mode: M
 async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: string }, children: Children, dir: string): Promise<void> {
   const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
   const upstream = await startUpstream(children, join(dir, 'upstream'));
-  // In this process, unref'd: an error anywhere ends the bench with process.exit, and the collector with it.
-  const collector = o.scenarios.includes('mesh-observed') ? new Collector() : undefined;
-  const collectorPort = await collector?.start();
+  // A trace collector per scenario that traces (its spans are its own), in this process, unref'd: an error anywhere
+  // ends the bench with process.exit, and the collectors with it.
+  const collectors = new Map<ScenarioName, Collector>();
   const scenarios: Scenario[] = [];
   let accessLog: string | undefined;
   // One Redis for the global limit, started with the other children and stopped with them.
@@ -196,6 +203,9 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
     const observability = MESHES[name];
     if (observability) {
+      const collector = observability === 'all' || observability === 'trace' ? new Collector() : undefined;
+      const collectorPort = await collector?.start();
+      if (collector) collectors.set(name, collector);
       const rateLimit = RATE_LIMITED[name];
       if (rateLimit === 'global') redis ??= await startRedis(children);
       const m = await startMesh(children, {
@@ -203,7 +213,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
         ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
         ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
       });
-      accessLog ??= m.accessLog;
+      if (name === 'mesh-observed') accessLog = m.accessLog;
       const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
       scenarios.push({
         // The global limit's Redis is measured beside the sidecars (after them: the sidecar figures keep their places).
@@ -239,7 +249,8 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
       }
     }
   }
-  await collector?.close();
+  await Promise.all([...collectors.values()].map((c) => c.close()));
+  const collector = collectors.get('mesh-observed');
   const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + o.modes.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
   const g = goals(rows, runs);

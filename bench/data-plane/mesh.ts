@@ -16,7 +16,9 @@
  *   request records at all; the proxy-level counters remain;
  * - `all`: service metrics, a JSON access log (MeshConfig `accessLogFile`, one
  *   file in the scenario's dir that both sidecars append to) and tracing at
- *   1 % sampling, exported to the bench's collector (collector.ts).
+ *   1 % sampling, exported to the bench's collector (collector.ts);
+ * - `log`, `trace` (`mesh-log`, `mesh-trace`): one of those alone, for what
+ *   each costs (`default` is the service metrics alone).
  * The environment's own `TRELLIS_METRICS*` / `TRELLIS_ACCESS_LOG_*` never
  * reach the sidecars: each scenario is exactly what it says.
  *
@@ -141,14 +143,23 @@ ${scope === 'global' ? `  store: { redis: ${redis}, timeout: 500ms, failureMode:
 `;
 }
 
-export type Observability = 'default' | 'off' | 'all';
+export type Observability = 'default' | 'off' | 'all' | 'log' | 'trace';
+
+/** What the sidecars of each observability setting have on: Istio's service metrics, the JSON access log, tracing. */
+const PARTS: Record<Observability, { readonly metrics: boolean; readonly log: boolean; readonly trace: boolean }> = {
+  default: { metrics: true, log: false, trace: false },
+  off: { metrics: false, log: false, trace: false },
+  all: { metrics: true, log: true, trace: true },
+  log: { metrics: false, log: true, trace: false },
+  trace: { metrics: false, log: false, trace: true },
+};
 export type Security = 'mtls' | 'plaintext';
 
 /** Trace sampling of `observability: 'all'`, percent (Istio's default). */
 export const TRACE_SAMPLING_PERCENT = 1;
 
 export interface MeshOptions {
-  /** Where the config dir and state dir go (and the access log, with `observability: 'all'`). */
+  /** Where the config dir and state dir go (and the access log, with `observability: 'all'` or `'log'`). */
   readonly dir: string;
   readonly upstreamPort: number;
   /** What the sidecars observe; `default` when absent. */
@@ -161,7 +172,7 @@ export interface MeshOptions {
   readonly rateLimit?: 'local' | 'global';
   /** The Redis (`host:port`) of a global limit. */
   readonly redis?: string;
-  /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` exports spans to. */
+  /** The OTLP/HTTP collector on 127.0.0.1 that `observability: 'all'` or `'trace'` exports spans to. */
   readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
   readonly profileDir?: string;
@@ -179,42 +190,43 @@ export interface Mesh {
   readonly entryPort: number;
   /** Each sidecar's admin address (host:port), outbound first: where /metrics is. */
   readonly admin: readonly [string, string];
-  /** The access log both sidecars write, with `observability: 'all'`. */
+  /** The access log both sidecars write, with `observability: 'all'` or `'log'`. */
   readonly accessLog?: string;
 }
 
-function meshConfig(accessLog: string, collectorPort: number): string {
+function meshConfig(accessLog: string | undefined, collectorPort: number | undefined): string {
   return `apiVersion: trellis.dev/v1alpha1
 kind: MeshConfig
 metadata: { name: mesh }
 spec:
-  accessLogFile: ${JSON.stringify(accessLog)}
+` + (accessLog ? `  accessLogFile: ${JSON.stringify(accessLog)}
   accessLogEncoding: JSON
-  defaultConfig: { tracing: { sampling: ${TRACE_SAMPLING_PERCENT} } }
+` : '') + (collectorPort ? `  defaultConfig: { tracing: { sampling: ${TRACE_SAMPLING_PERCENT} } }
   extensionProviders: [{ name: bench-collector, opentelemetry: { service: 127.0.0.1, port: ${collectorPort}, http: { path: /v1/traces } } }]
   defaultProviders: { tracing: [bench-collector] }
-`;
+` : '');
 }
 
 function configFiles(o: MeshOptions, accessLog: string | undefined): Record<string, string> {
   const security: Record<string, string> = o.security === 'plaintext' ? { 'plaintext.yaml': PLAINTEXT } : { 'security.yaml': SECURITY };
   if (o.resilient) security['resilient.yaml'] = RESILIENT;
   if (o.rateLimit) security['ratelimit.yaml'] = rateLimitPolicy(o.rateLimit, o.redis);
-  if (!accessLog) return { 'app.yaml': APP, ...security };
-  if (!o.collectorPort) throw new Error('the mesh with observability "all" needs a collector port');
-  return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, o.collectorPort) };
+  const parts = PARTS[o.observability ?? 'default'];
+  if (!parts.log && !parts.trace) return { 'app.yaml': APP, ...security };
+  if (parts.trace && !o.collectorPort) throw new Error(`the mesh with observability "${o.observability}" needs a collector port`);
+  return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, parts.trace ? o.collectorPort : undefined) };
 }
 
 /** The bench's environment without telemetry settings of its own, plus the scenario's. */
 function sidecarEnv(o: MeshOptions): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TRELLIS_(METRICS|ACCESS_LOG)/.test(k)));
-  return o.observability === 'off' ? { ...env, TRELLIS_METRICS: 'off' } : env;
+  return PARTS[o.observability ?? 'default'].metrics ? env : { ...env, TRELLIS_METRICS: 'off' };
 }
 
 export async function startMesh(children: Children, o: MeshOptions): Promise<Mesh> {
   const config = join(o.dir, 'config');
   mkdirSync(config, { recursive: true });
-  const accessLog = o.observability === 'all' ? join(o.dir, 'access.log') : undefined;
+  const accessLog = PARTS[o.observability ?? 'default'].log ? join(o.dir, 'access.log') : undefined;
   for (const [name, text] of Object.entries(configFiles(o, accessLog))) writeFileSync(join(config, name), text);
   const env = sidecarEnv(o);
   const cp = children.start('trellis control-plane', process.execPath, [
@@ -246,9 +258,10 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
 
 /**
  * Fails unless the sidecars, after some load, observe what `observability`
- * says: Istio's service metrics in their /metrics or not; with `all`, a
- * non-empty access log and spans at the collector (`spans()`, polled: spans
- * leave in batches, at least every second). A switch that silently did
+ * says: Istio's service metrics in their /metrics or not; with the access
+ * log on, a non-empty access log; with tracing on, spans at the collector
+ * (`spans()`: this mesh's, polled: spans leave in batches, at least every
+ * second). A switch that silently did
  * nothing would make the scenario's figures mean something else.
  */
 export async function checkObservability(m: Mesh, observability: Observability, spans: () => number, security: Security = 'mtls'): Promise<void> {
@@ -261,11 +274,14 @@ export async function checkObservability(m: Mesh, observability: Observability, 
     if (/^trellis_proxy_tls_handshakes_total\{[^}]*\} [1-9]/m.test(text) !== (security === 'mtls')) throw new Error(`${what}: http://${admin}/metrics ${security === 'mtls' ? 'counts no' : 'counts an'} mTLS handshake`);
     if (!/^trellis_proxy_requests_total\{/m.test(text)) throw new Error(`${what}: http://${admin}/metrics has no trellis_proxy_requests_total after the warm-up`);
     const service = /^trellis_requests_total\{/m.test(text);
-    if (service !== (observability !== 'off')) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);
+    if (service !== PARTS[observability].metrics) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);
   }
-  if (observability !== 'all') return;
-  const size = m.accessLog ? statSync(m.accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0;
-  if (size === 0) throw new Error(`${what}: the access log ${m.accessLog} is empty after the warm-up`);
+  const parts = PARTS[observability];
+  if (parts.log) {
+    const size = m.accessLog ? statSync(m.accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0;
+    if (size === 0) throw new Error(`${what}: the access log ${m.accessLog} is empty after the warm-up`);
+  }
+  if (!parts.trace) return;
   const r = await pollUntil(async () => spans() > 0 || 'no span yet', { timeoutMs: 5000, intervalMs: 100 });
   if (!r.ok) throw new Error(`${what}: the collector received no span within 5 s of the warm-up (sampling ${TRACE_SAMPLING_PERCENT} %)`);
 }

@@ -135,6 +135,9 @@ export interface Goals {
     readonly observed_us_per_req: number;
     readonly bare_us_per_req: number;
     readonly default_vs_bare: number | null;
+    /** mesh-log ÷ mesh-bare and mesh-trace ÷ mesh-bare (the access log alone, tracing alone), null without those scenarios. */
+    readonly log_vs_bare: number | null;
+    readonly trace_vs_bare: number | null;
     /** The ratio within each round, median over rounds (as cpu_per_req_vs_nginx_hop's), when the runs were given. */
     readonly paired?: number;
   };
@@ -275,12 +278,17 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
   }
   const bare = row('mesh-bare', 'max');
   const observed = row('mesh-observed', 'max');
+  const vsBare = (name: string): number | null => {
+    const r = row(name, 'max');
+    return r && bare ? pairCpu(r) / pairCpu(bare) : null;
+  };
   if (bare && observed) {
     const value = pairCpu(observed) / pairCpu(bare);
     const by = Object.fromEntries(observed.proxies.map((p, i) => [p.name, p.cpu_us_per_req / bare.proxies[i]!.cpu_us_per_req]));
     out.observed_cpu_per_req_vs_bare = {
       value, goal: GOALS.observedCpuRatio, met: value <= GOALS.observedCpuRatio, by_sidecar: by,
       observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
+      log_vs_bare: vsBare('mesh-log'), trace_vs_bare: vsBare('mesh-trace'),
     };
     const paired = runs && pairedByRound(runs, 'mesh-observed', 'mesh-bare', (o, b) => runPairCpu(o) / runPairCpu(b));
     if (paired !== undefined) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired };
@@ -325,7 +333,8 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
   if (g.observed_cpu_per_req_vs_bare) {
     const c = g.observed_cpu_per_req_vs_bare;
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
-    const metricsOnly = c.default_vs_bare === null ? '' : `; metrics only (mesh ÷ mesh-bare) ${num(c.default_vs_bare, 2)}×`;
+    const alone = (what: string, scenario: string, v: number | null) => (v === null ? '' : `; ${what} alone (${scenario} ÷ mesh-bare) ${num(v, 2)}×`);
+    const metricsOnly = alone('metrics', 'mesh', c.default_vs_bare) + alone('access log', 'mesh-log', c.log_vs_bare) + alone('tracing', 'mesh-trace', c.trace_vs_bare);
     const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
     out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly}${paired} — goal ≤ ${c.goal}×: ${verdict(c)}`);
   }

@@ -74,9 +74,16 @@ test('goals: the cost of observability is the sidecar pair\'s CPU per request, m
   const g = goals(rows).observed_cpu_per_req_vs_bare!;
   assert.deepEqual(g, {
     value: 1.2, goal: 1.15, met: false, by_sidecar: { 'sidecar-outbound': 1.1, 'sidecar-inbound': 1.35 },
-    observed_us_per_req: 120, bare_us_per_req: 100, default_vs_bare: 0.99,
+    observed_us_per_req: 120, bare_us_per_req: 100, default_vs_bare: 0.99, log_vs_bare: null, trace_vs_bare: null,
   });
-  assert.match(table(rows, goals(rows)), /CPU per request with observability ÷ without \(mesh-observed ÷ mesh-bare, max\): 120\.0 ÷ 100\.0 µs → 1\.20× \(sidecar-outbound 1\.10×, sidecar-inbound 1\.35×\); metrics only \(mesh ÷ mesh-bare\) 0\.99× — goal ≤ 1\.15×: NOT met/);
+  assert.match(table(rows, goals(rows)), /CPU per request with observability ÷ without \(mesh-observed ÷ mesh-bare, max\): 120\.0 ÷ 100\.0 µs → 1\.20× \(sidecar-outbound 1\.10×, sidecar-inbound 1\.35×\); metrics alone \(mesh ÷ mesh-bare\) 0\.99× — goal ≤ 1\.15×: NOT met/);
+  // The parts one at a time, when mesh-log and mesh-trace ran.
+  const parts = aggregate([run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 60), proxy('sidecar-inbound', 40)]),
+    run('mesh-observed', 'max', 9, observed), run('mesh-log', 'max', 9, [proxy('sidecar-outbound', 60), proxy('sidecar-inbound', 50)]),
+    run('mesh-trace', 'max', 9, [proxy('sidecar-outbound', 63), proxy('sidecar-inbound', 42)])]);
+  const pg = goals(parts).observed_cpu_per_req_vs_bare!;
+  assert.deepEqual([pg.default_vs_bare, pg.log_vs_bare, pg.trace_vs_bare], [null, 1.1, 1.05]);
+  assert.match(table(parts, goals(parts)), /\(sidecar-outbound 1\.10×, sidecar-inbound 1\.35×\); access log alone \(mesh-log ÷ mesh-bare\) 1\.10×; tracing alone \(mesh-trace ÷ mesh-bare\) 1\.05× — goal/);
   const within = goals(aggregate([run('mesh-bare', 'max', 1, [proxy('a', 100)]), run('mesh-observed', 'max', 1, [proxy('a', 115)])])).observed_cpu_per_req_vs_bare!;
   assert.deepEqual([within.value, within.met, within.default_vs_bare], [1.15, true, null]);
   assert.equal(goals(aggregate([run('mesh-observed', 'max', 1, observed)])).observed_cpu_per_req_vs_bare, undefined);
