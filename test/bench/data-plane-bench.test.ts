@@ -224,10 +224,11 @@ test('without redis-server on PATH, mesh-ratelimit-global exits 2 naming the pac
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--quick', '--profile', 'mesh-bare', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
-    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
+    [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-log, mesh-trace, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
+    [['--modes', 'max,burst'], /--modes takes a list of max, rate; unknown: "burst"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],
   ];
