@@ -141,6 +141,7 @@ export class ServiceMetrics {
     this.#tables = t;
     this.#cache.clear();
     this.#recent = [];
+    this.#nextRecent = 0;
   }
 
   observe(r: RequestRecord): void {

@@ -29,7 +29,7 @@ const inbound = (over: Partial<RequestRecord>): RequestRecord => ({
   status: 200, responseFlags: [], startTime: 0, durationMs: 1, bytesReceived: 0, bytesSent: 0, cluster: 'inbound|8080||', ...over,
 });
 
-test('records that differ only in mTLS, the peer principal, flags or status are counted in series of their own, however they interleave', async () => {
+test('records that differ only in mTLS, the peer principal, flags or status are counted in series of their own, however they interleave and whenever the tables change', async () => {
   const registry = new Registry();
   const m = new ServiceMetrics(registry, { prefix: 'trellis_' });
   m.useTables(tables);
@@ -42,6 +42,8 @@ test('records that differ only in mTLS, the peer principal, flags or status are 
   }
   const expected = new Map<string, number>();
   for (let i = 0; i < 600; i++) {
+    // A new snapshot's tables now and then (the same here): the lookups start over and still find every series.
+    if (i % 97 === 50) m.useTables({ ...tables });
     const k = kinds[(i * 7) % kinds.length]!;
     m.observe(inbound(k));
     const key = `${k.mtls ? 'mutual_tls' : 'none'}|${k.mtls ? 'spiffe://cluster.local/ns/shop/sa/web' : 'unknown'}|${k.responseFlags!.length ? k.responseFlags!.join(',') : '-'}|${k.status}`;
