@@ -14,7 +14,7 @@
  * Tracing (tracing.ts) is on while the snapshot's mesh settings carry
  * `tracing`; it subscribes the same way and only then loads the exporter.
  */
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import type { RequestRecord } from '../protocol/request-record.js';
 import type { MeshSettings, Snapshot } from '../protocol/snapshot.js';
 import { AccessLog, type AccessLogOptions } from './access-log.js';
@@ -86,6 +86,12 @@ export class ProxyTelemetry {
   #closing: Promise<void>[] = [];
   #closed = false;
   #warned = false;
+  /** Records a part of telemetry failed on (a bug of ours): each part's failure counted once per record. */
+  readonly #droppedRecords = new Counter({
+    name: 'trellis_proxy_telemetry_dropped_total',
+    help: 'Request records a part of telemetry (metrics, access_log, tracing) failed on and did not account for: a bug to report; the first failure is also logged.',
+    labelNames: ['part'], registers: [this.registry],
+  });
 
   constructor(readonly options: TelemetryOptions = {}) {
     if (options.metrics !== false) this.#metrics = new ServiceMetrics(this.registry, { prefix: options.metricsPrefix ?? 'trellis_' });
@@ -177,18 +183,19 @@ export class ProxyTelemetry {
     this.#pending = this.#spare;
     // Telemetry must never take the proxy down, nor one bad record the others' lines.
     const metrics = this.#metrics;
-    if (metrics) for (let i = 0; i < batch.length; i++) try { metrics.observe(batch[i]!); } catch (err) { this.#dropped(err); }
+    if (metrics) for (let i = 0; i < batch.length; i++) try { metrics.observe(batch[i]!); } catch (err) { this.#dropped('metrics', err); }
     // A TCP connection's opening is for the opened counter only; its record at the end is the one logged and traced.
     const log = this.#accessLog;
-    if (log) for (let i = 0; i < batch.length; i++) try { if (batch[i]!.tcpPhase !== 'open') log.log(batch[i]!); } catch (err) { this.#dropped(err); }
+    if (log) for (let i = 0; i < batch.length; i++) try { if (batch[i]!.tcpPhase !== 'open') log.log(batch[i]!); } catch (err) { this.#dropped('access_log', err); }
     const tracing = this.#tracing;
-    if (tracing) for (let i = 0; i < batch.length; i++) try { if (batch[i]!.tcpPhase !== 'open') tracing.record(batch[i]!); } catch (err) { this.#dropped(err); }
+    if (tracing) for (let i = 0; i < batch.length; i++) try { if (batch[i]!.tcpPhase !== 'open') tracing.record(batch[i]!); } catch (err) { this.#dropped('tracing', err); }
     batch.length = 0;
     this.#spare = batch;
   };
 
-  #dropped(err: unknown): void {
-    if (!this.#warned) process.emitWarning(`telemetry dropped a request record: ${(err as Error)?.message ?? err}`);
+  #dropped(part: 'metrics' | 'access_log' | 'tracing', err: unknown): void {
+    this.#droppedRecords.inc({ part });
+    if (!this.#warned) process.emitWarning(`telemetry (${part}) dropped a request record: ${(err as Error)?.message ?? err}`);
     this.#warned = true;
   }
 

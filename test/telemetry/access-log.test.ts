@@ -103,6 +103,43 @@ test('MeshConfig accessLogFile in the snapshot\'s mesh settings turns the log on
   assert.deepEqual(lines(fallback).map((l) => l['path']), ['/fallback']);
 });
 
+test('a record that a part of telemetry fails on is counted in trellis_proxy_telemetry_dropped_total by part, and the records after it are still handled', async () => {
+  const { ProxyTelemetry } = await import('../../src/telemetry/proxy-telemetry.js');
+  const { REQUEST_CHANNEL } = await import('../../src/protocol/request-record.js');
+  const diagnostics_channel = (await import('node:diagnostics_channel')).default;
+  const file = join(dir, 'dropped.log');
+  const s = p.caller.snapshot!;
+  const t = new ProxyTelemetry({ accessLog: { file } });
+  const good = (path: string): RequestRecord => ({
+    direction: 'outbound', proxy: s.node.id, requestId: path, method: 'GET', authority: 'api', path, protocol: 'HTTP/1.1', status: 200,
+    responseFlags: [], startTime: Date.now(), durationMs: 1, bytesReceived: 0, bytesSent: 0,
+  });
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  let text: string;
+  try {
+    t.snapshotApplied(s);
+    const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
+    channel.publish(good('/before'));
+    // No response flags at all: what no producer of ours sends, and what both the metrics and the log read.
+    channel.publish({ ...good('/broken'), responseFlags: undefined } as unknown as RequestRecord);
+    channel.publish(good('/after'));
+    text = (await t.render(undefined)).body;
+  } finally {
+    await t.close();
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+  }
+  assert.match(text, /^trellis_proxy_telemetry_dropped_total\{part="metrics"\} 1$/m);
+  assert.match(text, /^trellis_proxy_telemetry_dropped_total\{part="access_log"\} 1$/m);
+  assert.doesNotMatch(text, /^trellis_proxy_telemetry_dropped_total\{part="tracing"\}/m);
+  assert.deepEqual(lines(file).map((l) => l['path']), ['/before', '/after']);
+  // One warning per telemetry, for its first failure only (the caller's own data plane, of the same node id, sees these records too).
+  const dropped = warnings.filter((w) => /^telemetry \((metrics|access_log)\) dropped a request record/.test(w));
+  assert.ok(dropped.length >= 1 && dropped.length <= 2, warnings.join('\n'));
+});
+
 test('JSON lines escape what a request or the configuration can put in a string: quotes, backslashes, control characters, non-ASCII', async () => {
   const file = join(dir, 'escape.log');
   const log = new AccessLog({ file });
