@@ -45,7 +45,7 @@ import { parseArgs } from 'node:util';
 import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
-import { checkObservability, checkRateLimit, checkResilient, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
+import { checkObservability, checkRateLimit, checkResilient, partsOf, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
 import { REDIS_INSTALL, redisVersion, startRedis, type Redis } from './redis.js';
 import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
@@ -103,6 +103,15 @@ interface Settings {
   readonly profileDir?: string;
 }
 
+/** A flag's comma-separated list, each item one of `allowed` (kept in `allowed`'s order); `fallback` when the flag is absent. */
+function listOf<T extends string>(flag: string, given: string | undefined, allowed: readonly T[], fallback: readonly T[]): readonly T[] {
+  if (given === undefined) return fallback;
+  const items = given.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = items.filter((i) => !(allowed as readonly string[]).includes(i));
+  if (unknown.length || items.length === 0) throw new UsageError(`${flag} takes a list of ${allowed.join(', ')}; unknown: "${unknown.join(',') || given}"`);
+  return allowed.filter((a) => items.includes(a));
+}
+
 function settings(argv: string[]): Settings | 'help' {
   let v;
   try {
@@ -121,19 +130,15 @@ function settings(argv: string[]): Settings | 'help' {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new UsageError(`--rounds takes a whole number from 1 to 100, not "${v.rounds}"`);
   const duration = Number(v.duration ?? (v.quick ? 1 : 5));
   if (!(duration >= 0.2 && duration <= 600)) throw new UsageError(`--duration takes seconds from 0.2 to 600, not "${v.duration}"`);
-  const names = (v.scenarios ?? SCENARIOS.filter((n) => !ON_REQUEST.includes(n)).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
-  if (unknown.length || names.length === 0) throw new UsageError(`--scenarios takes a list of ${SCENARIOS.join(', ')}; unknown: "${unknown.join(',') || v.scenarios}"`);
-  const modes = (v.modes ?? ALL_MODES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  const badModes = modes.filter((m) => !(ALL_MODES as readonly string[]).includes(m));
-  if (badModes.length || modes.length === 0) throw new UsageError(`--modes takes a list of ${ALL_MODES.join(', ')}; unknown: "${badModes.join(',') || v.modes}"`);
+  const names = listOf('--scenarios', v.scenarios, SCENARIOS, SCENARIOS.filter((n) => !ON_REQUEST.includes(n)));
+  const modes = listOf('--modes', v.modes, ALL_MODES, ALL_MODES);
   return {
     json: v.json ?? false,
     rounds,
     durationMs: duration * 1000,
     warmupMs: v.quick ? 500 : 3000,
-    scenarios: SCENARIOS.filter((s) => names.includes(s)),
-    modes: ALL_MODES.filter((m) => modes.includes(m)),
+    scenarios: names,
+    modes,
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
   };
 }
@@ -203,7 +208,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
     const observability = MESHES[name];
     if (observability) {
-      const collector = observability === 'all' || observability === 'trace' ? new Collector() : undefined;
+      const collector = partsOf(observability).trace ? new Collector() : undefined;
       const collectorPort = await collector?.start();
       if (collector) collectors.set(name, collector);
       const rateLimit = RATE_LIMITED[name];

@@ -153,6 +153,9 @@ const PARTS: Record<Observability, { readonly metrics: boolean; readonly log: bo
   log: { metrics: false, log: true, trace: false },
   trace: { metrics: false, log: false, trace: true },
 };
+
+/** What the sidecars of `o` have on. */
+export const partsOf = (o: Observability | undefined) => PARTS[o ?? 'default'];
 export type Security = 'mtls' | 'plaintext';
 
 /** Trace sampling of `observability: 'all'`, percent (Istio's default). */
@@ -211,7 +214,7 @@ function configFiles(o: MeshOptions, accessLog: string | undefined): Record<stri
   const security: Record<string, string> = o.security === 'plaintext' ? { 'plaintext.yaml': PLAINTEXT } : { 'security.yaml': SECURITY };
   if (o.resilient) security['resilient.yaml'] = RESILIENT;
   if (o.rateLimit) security['ratelimit.yaml'] = rateLimitPolicy(o.rateLimit, o.redis);
-  const parts = PARTS[o.observability ?? 'default'];
+  const parts = partsOf(o.observability);
   if (!parts.log && !parts.trace) return { 'app.yaml': APP, ...security };
   if (parts.trace && !o.collectorPort) throw new Error(`the mesh with observability "${o.observability}" needs a collector port`);
   return { 'app.yaml': APP, ...security, 'mesh.yaml': meshConfig(accessLog, parts.trace ? o.collectorPort : undefined) };
@@ -220,13 +223,13 @@ function configFiles(o: MeshOptions, accessLog: string | undefined): Record<stri
 /** The bench's environment without telemetry settings of its own, plus the scenario's. */
 function sidecarEnv(o: MeshOptions): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^TRELLIS_(METRICS|ACCESS_LOG)/.test(k)));
-  return PARTS[o.observability ?? 'default'].metrics ? env : { ...env, TRELLIS_METRICS: 'off' };
+  return partsOf(o.observability).metrics ? env : { ...env, TRELLIS_METRICS: 'off' };
 }
 
 export async function startMesh(children: Children, o: MeshOptions): Promise<Mesh> {
   const config = join(o.dir, 'config');
   mkdirSync(config, { recursive: true });
-  const accessLog = PARTS[o.observability ?? 'default'].log ? join(o.dir, 'access.log') : undefined;
+  const accessLog = partsOf(o.observability).log ? join(o.dir, 'access.log') : undefined;
   for (const [name, text] of Object.entries(configFiles(o, accessLog))) writeFileSync(join(config, name), text);
   const env = sidecarEnv(o);
   const cp = children.start('trellis control-plane', process.execPath, [
@@ -274,9 +277,9 @@ export async function checkObservability(m: Mesh, observability: Observability, 
     if (/^trellis_proxy_tls_handshakes_total\{[^}]*\} [1-9]/m.test(text) !== (security === 'mtls')) throw new Error(`${what}: http://${admin}/metrics ${security === 'mtls' ? 'counts no' : 'counts an'} mTLS handshake`);
     if (!/^trellis_proxy_requests_total\{/m.test(text)) throw new Error(`${what}: http://${admin}/metrics has no trellis_proxy_requests_total after the warm-up`);
     const service = /^trellis_requests_total\{/m.test(text);
-    if (service !== PARTS[observability].metrics) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);
+    if (service !== partsOf(observability).metrics) throw new Error(`${what}: http://${admin}/metrics ${service ? 'has' : 'has no'} service metrics (trellis_requests_total)`);
   }
-  const parts = PARTS[observability];
+  const parts = partsOf(observability);
   if (parts.log) {
     const size = m.accessLog ? statSync(m.accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0;
     if (size === 0) throw new Error(`${what}: the access log ${m.accessLog} is empty after the warm-up`);

@@ -160,9 +160,8 @@ export class ProxyTelemetry {
    * turn under load, and between two of them runs the whole proxy (TLS,
    * parsing, the kernel): code run once per request runs with cold caches
    * (a live profile charged the access log 3–4 times what the same lines
-   * cost in a loop). Whatever reads
-   * what the records feed (a scrape, a new snapshot, close) drains first,
-   * so nothing observes the delay.
+   * cost in a loop). Whatever reads what the records feed (a scrape, a new
+   * snapshot, close) drains first, so nothing observes the delay.
    */
   #pending: RequestRecord[] = [];
   #spare: RequestRecord[] = [];
