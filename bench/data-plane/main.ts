@@ -87,6 +87,11 @@ Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${
                      (default all but ${ON_REQUEST.join(' and ')}: the access log alone, tracing alone)
   --modes a,b        which of ${ALL_MODES.join(',')} (default both): max alone is enough for CPU per request
   --quick            1 round of 1 s each after a 0.5 s warm-up (the shape test uses it)
+  --together         run a round's scenarios at the same time, each with its own
+                     h2load, instead of one after the other: the machine's
+                     noise then falls on all of them alike, and the ratios
+                     paired by round compare runs of the same seconds (req/s
+                     and latency are then those of a shared machine)
   --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
                      (the CPU figures then include the profiler's cost)
   --help             this text`;
@@ -100,6 +105,8 @@ interface Settings {
   readonly warmupMs: number;
   readonly scenarios: readonly ScenarioName[];
   readonly modes: readonly Mode[];
+  /** Every round runs its scenarios at the same time, each with its own h2load. */
+  readonly together: boolean;
   readonly profileDir?: string;
 }
 
@@ -119,7 +126,7 @@ function settings(argv: string[]): Settings | 'help' {
       args: argv,
       options: {
         json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' }, modes: { type: 'string' },
-        quick: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' }, together: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -139,6 +146,7 @@ function settings(argv: string[]): Settings | 'help' {
     warmupMs: v.quick ? 500 : 3000,
     scenarios: names,
     modes,
+    together: v.together ?? false,
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
   };
 }
@@ -174,24 +182,34 @@ interface Scenario {
   readonly check?: () => Promise<void>;
 }
 
-async function measure(children: Children, s: Scenario, upstream: Nginx, mode: Mode, ms: number, logFile: string): Promise<RunSample> {
-  const groups = [...s.proxies.map((p) => p.child.pgid), upstream.child.pgid];
+/**
+ * One run of each of `ss` at the same time, each with its own load generator
+ * (one scenario alone: the usual run). CPU per request is each group's CPU
+ * over the same window ÷ its own answered requests; the upstream, which the
+ * scenarios share, is charged its CPU ÷ all of their requests.
+ */
+async function measure(children: Children, ss: readonly Scenario[], upstream: Nginx, mode: Mode, ms: number, logFile: string): Promise<RunSample[]> {
+  const groups = [...ss.flatMap((s) => s.proxies.map((p) => p.child.pgid)), upstream.child.pgid];
   const before = groups.map(groupCpu);
   const rss = sampleRss(groups);
-  const load = await runLoad(children, s.target, mode, ms, logFile);
+  const loads = await Promise.all(ss.map((s, i) => runLoad(children, s.target, mode, ms, ss.length === 1 ? logFile : `${logFile}.${i}`)));
   const peak = rss.stop();
   const cpu = groups.map((g, i) => {
     const now = groupCpu(g);
     return { user: now.user - before[i]!.user, sys: now.sys - before[i]!.sys };
   });
   children.checkAlive();
-  const per = (us: number) => us / Math.max(1, load.ok);
-  const sample = (name: string, i: number) => ({ name, cpuUsPerReq: per(cpu[i]!.user + cpu[i]!.sys), sysUsPerReq: per(cpu[i]!.sys), rssBytes: peak[i]! });
-  return {
-    scenario: s.name, mode, rps: load.rps, errors: load.errors, p50Ms: load.p50Ms, p90Ms: load.p90Ms, p99Ms: load.p99Ms,
-    proxies: s.proxies.map((p, i) => sample(p.name, i)),
-    upstream: sample('upstream', groups.length - 1),
+  const sample = (name: string, i: number, requests: number) => {
+    const per = (us: number) => us / Math.max(1, requests);
+    return { name, cpuUsPerReq: per(cpu[i]!.user + cpu[i]!.sys), sysUsPerReq: per(cpu[i]!.sys), rssBytes: peak[i]! };
   };
+  const upstreamSample = sample('upstream', groups.length - 1, loads.reduce((n, l) => n + l.ok, 0));
+  let at = 0;
+  return ss.map((s, k) => {
+    const load = loads[k]!;
+    const proxies = s.proxies.map((p) => sample(p.name, at++, load.ok));
+    return { scenario: s.name, mode, rps: load.rps, errors: load.errors, p50Ms: load.p50Ms, p90Ms: load.p90Ms, p99Ms: load.p99Ms, proxies, upstream: upstreamSample };
+  });
 }
 
 async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: string }, children: Children, dir: string): Promise<void> {
@@ -247,10 +265,10 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   for (let r = 0; r < o.rounds; r++) {
     // Interleaved, and each round starts one scenario further on, so that drift does not favour one.
     const order = scenarios.map((_, i) => scenarios[(i + r) % scenarios.length]!);
-    for (const s of order) {
+    for (const batch of o.together ? [order] : order.map((s) => [s])) {
       for (const mode of o.modes) {
-        say(`round ${r + 1}/${o.rounds}: ${s.name} ${mode} for ${o.durationMs} ms`);
-        runs.push({ ...await measure(children, s, upstream, mode, o.durationMs, logFile), round: r });
+        say(`round ${r + 1}/${o.rounds}: ${batch.map((s) => s.name).join(' + ')} ${mode} for ${o.durationMs} ms`);
+        for (const sample of await measure(children, batch, upstream, mode, o.durationMs, logFile)) runs.push({ ...sample, round: r });
       }
     }
   }
@@ -269,7 +287,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
   };
   const document = {
-    machine, settings: { rounds: o.rounds, modes: o.modes, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
     scenarios: rows, goals: g, ...(observed ? { observed } : {}),
   };
   if (o.json) {
@@ -278,7 +296,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     process.stdout.write(JSON.stringify(document, rounded, 2) + '\n');
     return;
   }
-  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
+  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
   if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
   process.stdout.write(table(rows, g) + '\n');
   if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB\n`);

@@ -140,6 +140,8 @@ export interface Goals {
     readonly trace_vs_bare: number | null;
     /** The ratio within each round, median over rounds (as cpu_per_req_vs_nginx_hop's), when the runs were given. */
     readonly paired?: number;
+    /** default_vs_bare, log_vs_bare and trace_vs_bare paired by round the same way, for the scenarios that ran. */
+    readonly paired_alone?: { readonly metrics?: number; readonly log?: number; readonly trace?: number };
   };
 }
 
@@ -290,8 +292,14 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
       observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
       log_vs_bare: vsBare('mesh-log'), trace_vs_bare: vsBare('mesh-trace'),
     };
-    const paired = runs && pairedByRound(runs, 'mesh-observed', 'mesh-bare', (o, b) => runPairCpu(o) / runPairCpu(b));
+    const pairedVsBare = (name: string) => runs && pairedByRound(runs, name, 'mesh-bare', (o, b) => runPairCpu(o) / runPairCpu(b));
+    const paired = pairedVsBare('mesh-observed');
     if (paired !== undefined) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired };
+    const alone = Object.entries({ metrics: 'mesh', log: 'mesh-log', trace: 'mesh-trace' }).flatMap(([part, name]) => {
+      const v = pairedVsBare(name);
+      return v === undefined ? [] : [[part, v] as const];
+    });
+    if (alone.length) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired_alone: Object.fromEntries(alone) };
   }
   return out;
 }
@@ -333,8 +341,10 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
   if (g.observed_cpu_per_req_vs_bare) {
     const c = g.observed_cpu_per_req_vs_bare;
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
-    const alone = (what: string, scenario: string, v: number | null) => (v === null ? '' : `; ${what} alone (${scenario} ÷ mesh-bare) ${num(v, 2)}×`);
-    const metricsOnly = alone('metrics', 'mesh', c.default_vs_bare) + alone('access log', 'mesh-log', c.log_vs_bare) + alone('tracing', 'mesh-trace', c.trace_vs_bare);
+    const alone = (what: string, scenario: string, v: number | null, p: number | undefined) =>
+      (v === null ? '' : `; ${what} alone (${scenario} ÷ mesh-bare) ${num(v, 2)}×${p === undefined ? '' : ` (paired ${num(p, 2)}×)`}`);
+    const pa = c.paired_alone;
+    const metricsOnly = alone('metrics', 'mesh', c.default_vs_bare, pa?.metrics) + alone('access log', 'mesh-log', c.log_vs_bare, pa?.log) + alone('tracing', 'mesh-trace', c.trace_vs_bare, pa?.trace);
     const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
     out.push(`  CPU per request with observability ÷ without (mesh-observed ÷ mesh-bare, max): ${num(c.observed_us_per_req, 1)} ÷ ${num(c.bare_us_per_req, 1)} µs → ${num(c.value, 2)}× (${each})${metricsOnly}${paired} — goal ≤ ${c.goal}×: ${verdict(c)}`);
   }

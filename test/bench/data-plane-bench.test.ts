@@ -174,6 +174,33 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
   }
 });
 
+test('--together: a round\'s scenarios run at the same time, each with its own load; the shared upstream is charged by all their requests', needTools, async () => {
+  const { tmp, done } = bench(['--quick', '--json', '--together', '--scenarios', 'mesh-bare,mesh-observed', '--modes', 'max'], 120_000);
+  const r = await done;
+  try {
+    assert.equal(r.code, 0, r.err.slice(-3000));
+    assert.match(r.err, /round 1\/1: mesh-bare \+ mesh-observed max/);
+    const doc = JSON.parse(r.out) as {
+      settings: { together: boolean };
+      scenarios: { name: string; mode: string; rps: number; errors: number; proxies: { name: string; cpu_us_per_req: number }[]; upstream: { cpu_us_per_req: number } }[];
+      goals: { observed_cpu_per_req_vs_bare?: { value: number; paired?: number } };
+    };
+    assert.equal(doc.settings.together, true);
+    assert.deepEqual(doc.scenarios.map((s) => `${s.name} ${s.mode}`), ['mesh-bare max', 'mesh-observed max']);
+    for (const s of doc.scenarios) {
+      positive(s.rps, `${s.name} rps`);
+      assert.equal(s.errors, 0, `${s.name} errors`);
+      for (const p of s.proxies) positive(p.cpu_us_per_req, `${s.name} ${p.name} cpu_us_per_req`);
+    }
+    assert.equal(doc.scenarios[0]!.upstream.cpu_us_per_req, doc.scenarios[1]!.upstream.cpu_us_per_req, 'one upstream, one figure for the runs it served together');
+    positive(doc.goals.observed_cpu_per_req_vs_bare?.value, 'goals.observed_cpu_per_req_vs_bare.value');
+    positive(doc.goals.observed_cpu_per_req_vs_bare?.paired, 'goals.observed_cpu_per_req_vs_bare.paired');
+    assert.deepEqual(await noneLeft(tmp), [], 'processes of the bench still running after it exited');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('Ctrl-C in the middle of a round stops every process the bench started', needTools, async () => {
   let sent = false;
   const { tmp, done } = bench(['--rounds', '3', '--duration', '3', '--scenarios', 'mesh,nginx'], 60_000, (err, pid) => {

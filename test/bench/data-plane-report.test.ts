@@ -110,4 +110,25 @@ test('goals: with the runs, the ratios are also taken within each round and thei
   assert.match(table(aggregate(runs), g), /paired by round 1\.10× — goal ≤ 1\.15×/);
   assert.match(table(aggregate(runs), g), /sidecar-inbound [\d.]+×; paired by round 2\.50× — goal ≤ 3×/);
   assert.equal(goals(aggregate(runs)).observed_cpu_per_req_vs_bare!.paired, undefined, 'without the runs, no paired figure');
+  const metrics = goals(aggregate(runs), runs).observed_cpu_per_req_vs_bare!.paired_alone?.metrics;
+  assert.ok(metrics !== undefined && Math.abs(metrics - 0.725) < 1e-9, `mesh ÷ mesh-bare: round 0 150 ÷ 200, round 1 70 ÷ 100, median 0.725, not ${metrics}`);
+});
+
+test('goals: the parts alone (mesh, mesh-log, mesh-trace ÷ mesh-bare) are paired by round too, and the table gives both', () => {
+  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
+  const pair = (us: number) => [proxy('sidecar-outbound', us), proxy('sidecar-inbound', us)];
+  const runs = [0, 1].flatMap((round) => {
+    const k = round === 0 ? 1 : 2; // the machine is twice as slow in round 1
+    return [
+      inRound(run('mesh-bare', 'max', 9, pair(50 * k)), round),
+      inRound(run('mesh-observed', 'max', 9, pair(60 * k)), round),
+      inRound(run('mesh-log', 'max', 9, pair((round === 0 ? 55 : 56) * k)), round),
+      inRound(run('mesh-trace', 'max', 9, pair(51 * k)), round),
+    ];
+  });
+  const g = goals(aggregate(runs), runs).observed_cpu_per_req_vs_bare!;
+  assert.deepEqual(Object.keys(g.paired_alone ?? {}), ['log', 'trace']);
+  assert.ok(Math.abs(g.paired_alone!.log! - 1.11) < 1e-9 && Math.abs(g.paired_alone!.trace! - 1.02) < 1e-9, JSON.stringify(g.paired_alone));
+  assert.match(table(aggregate(runs), goals(aggregate(runs), runs)), /access log alone \(mesh-log ÷ mesh-bare\) 1\.11× \(paired 1\.11×\); tracing alone \(mesh-trace ÷ mesh-bare\) 1\.02× \(paired 1\.02×\); paired by round 1\.20×/);
+  assert.equal(goals(aggregate(runs)).observed_cpu_per_req_vs_bare!.paired_alone, undefined, 'without the runs, no paired figures');
 });
