@@ -92,6 +92,10 @@ Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${
                      noise then falls on all of them alike, and the ratios
                      paired by round compare runs of the same seconds (req/s
                      and latency are then those of a shared machine)
+  --fresh            start every proxy (and control plane) anew for each round:
+                     a process's speed is partly a draw made when it starts (the
+                     same code in two meshes differs by up to ±10 % here), which
+                     rounds in the same processes cannot average out
   --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
                      (the CPU figures then include the profiler's cost)
   --help             this text`;
@@ -107,6 +111,8 @@ interface Settings {
   readonly modes: readonly Mode[];
   /** Every round runs its scenarios at the same time, each with its own h2load. */
   readonly together: boolean;
+  /** Every round starts the proxies and control planes anew. */
+  readonly fresh: boolean;
   readonly profileDir?: string;
 }
 
@@ -126,7 +132,7 @@ function settings(argv: string[]): Settings | 'help' {
       args: argv,
       options: {
         json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' }, modes: { type: 'string' },
-        quick: { type: 'boolean' }, together: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' }, together: { type: 'boolean' }, fresh: { type: 'boolean' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -147,6 +153,7 @@ function settings(argv: string[]): Settings | 'help' {
     scenarios: names,
     modes,
     together: v.together ?? false,
+    fresh: v.fresh ?? false,
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
   };
 }
@@ -180,6 +187,8 @@ interface Scenario {
   readonly proxies: readonly { readonly name: string; readonly child: Child }[];
   /** Fails unless the scenario is what it claims (run after its warm-up). */
   readonly check?: () => Promise<void>;
+  /** What --fresh stops before a round starts the scenario anew (its control plane and proxies). */
+  readonly processes?: readonly Child[];
 }
 
 /**
@@ -218,51 +227,73 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   // A trace collector per scenario that traces (its spans are its own), in this process, unref'd: an error anywhere
   // ends the bench with process.exit, and the collectors with it.
   const collectors = new Map<ScenarioName, Collector>();
-  const scenarios: Scenario[] = [];
+  const collectorPorts = new Map<ScenarioName, number>();
   let accessLog: string | undefined;
   // One Redis for the global limit, started with the other children and stopped with them.
   let redis: Redis | undefined;
-  for (const name of o.scenarios) {
-    if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
-    const observability = MESHES[name];
-    if (observability) {
-      const collector = partsOf(observability).trace ? new Collector() : undefined;
-      const collectorPort = await collector?.start();
-      if (collector) collectors.set(name, collector);
-      const rateLimit = RATE_LIMITED[name];
-      if (rateLimit === 'global') redis ??= await startRedis(children);
-      const m = await startMesh(children, {
-        dir: join(dir, name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
-        ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
-        ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
-      });
-      if (name === 'mesh-observed') accessLog = m.accessLog;
-      const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
-      scenarios.push({
-        // The global limit's Redis is measured beside the sidecars (after them: the sidecar figures keep their places).
-        name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: rateLimit === 'global' ? [...sidecars, { name: 'redis', child: redis!.child }] : sidecars,
-        check: async () => {
-          await checkObservability(m, observability, () => collector?.spans ?? 0, name === 'mesh-plaintext' ? 'plaintext' : 'mtls');
-          if (name === 'mesh-resilient') await checkResilient(m);
-          if (rateLimit) await checkRateLimit(m, rateLimit);
-        },
-      });
+  // With --fresh, each round's processes are new: `generation` names their directories.
+  const start = async (generation: number): Promise<Scenario[]> => {
+    const scenarios: Scenario[] = [];
+    const at = (name: string) => join(dir, generation === 0 ? name : `${name}.${generation}`);
+    for (const name of o.scenarios) {
+      if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
+      const observability = MESHES[name];
+      if (observability) {
+        let collector = collectors.get(name);
+        let collectorPort = collectorPorts.get(name);
+        if (!collector && partsOf(observability).trace) {
+          collector = new Collector();
+          collectorPort = await collector.start();
+          collectors.set(name, collector);
+          collectorPorts.set(name, collectorPort);
+        }
+        const rateLimit = RATE_LIMITED[name];
+        if (rateLimit === 'global') redis ??= await startRedis(children);
+        const m = await startMesh(children, {
+          dir: at(name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
+          ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
+          ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
+        });
+        if (name === 'mesh-observed') accessLog = m.accessLog;
+        const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
+        const spansBefore = collector?.spans ?? 0;
+        scenarios.push({
+          // The global limit's Redis is measured beside the sidecars (after them: the sidecar figures keep their places).
+          name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: rateLimit === 'global' ? [...sidecars, { name: 'redis', child: redis!.child }] : sidecars,
+          processes: [m.controlPlane, m.outbound, m.inbound],
+          check: async () => {
+            await checkObservability(m, observability, () => (collector?.spans ?? 0) - spansBefore, name === 'mesh-plaintext' ? 'plaintext' : 'mtls');
+            if (name === 'mesh-resilient') await checkResilient(m);
+            if (rateLimit) await checkRateLimit(m, rateLimit);
+          },
+        });
+      }
+      if (name === 'nginx') {
+        const pki = await hopPki(at('nginx-pki'));
+        const back = await startHop(children, 'nginx inbound hop', at('nginx-inbound'), upstream.port, pki, 'from-caller');
+        const front = await startHop(children, 'nginx outbound hop', at('nginx-outbound'), back.port, pki, 'to-next');
+        scenarios.push({
+          name, target: { port: front.port, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'nginx-outbound', child: front.child }, { name: 'nginx-inbound', child: back.child }],
+          processes: [front.child, back.child],
+        });
+      }
     }
-    if (name === 'nginx') {
-      const pki = await hopPki(join(dir, 'nginx-pki'));
-      const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), upstream.port, pki, 'from-caller');
-      const front = await startHop(children, 'nginx outbound hop', join(dir, 'nginx-outbound'), back.port, pki, 'to-next');
-      scenarios.push({ name, target: { port: front.port, authority: UPSTREAM_AUTHORITY }, proxies: [{ name: 'nginx-outbound', child: front.child }, { name: 'nginx-inbound', child: back.child }] });
+    for (const s of scenarios) {
+      say(`warming up ${s.name} (${o.warmupMs} ms at max)`);
+      await runLoad(children, s.target, 'max', o.warmupMs, logFile);
+      await s.check?.();
     }
-  }
+    return scenarios;
+  };
   const logFile = join(dir, 'h2load.log');
-  for (const s of scenarios) {
-    say(`warming up ${s.name} (${o.warmupMs} ms at max)`);
-    await runLoad(children, s.target, 'max', o.warmupMs, logFile);
-    await s.check?.();
-  }
+  let scenarios = await start(0);
   const runs: RunSample[] = [];
   for (let r = 0; r < o.rounds; r++) {
+    if (o.fresh && r > 0) {
+      say(`round ${r + 1}/${o.rounds}: starting every proxy anew (--fresh)`);
+      for (const s of scenarios) for (const c of s.processes ?? []) await children.stop(c, 5000);
+      scenarios = await start(r);
+    }
     // Interleaved, and each round starts one scenario further on, so that drift does not favour one.
     const order = scenarios.map((_, i) => scenarios[(i + r) % scenarios.length]!);
     for (const batch of o.together ? [order] : order.map((s) => [s])) {
@@ -287,7 +318,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
   };
   const document = {
-    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
     scenarios: rows, goals: g, ...(observed ? { observed } : {}),
   };
   if (o.json) {
@@ -296,7 +327,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     process.stdout.write(JSON.stringify(document, rounded, 2) + '\n');
     return;
   }
-  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
+  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}${o.fresh ? ', every round in new processes' : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
   if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
   process.stdout.write(table(rows, g) + '\n');
   if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB\n`);

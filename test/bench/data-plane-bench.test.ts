@@ -174,18 +174,19 @@ test('--quick --json: every scenario and mode with the documented fields, zero e
   }
 });
 
-test('--together: a round\'s scenarios run at the same time, each with its own load; the shared upstream is charged by all their requests', needTools, async () => {
-  const { tmp, done } = bench(['--quick', '--json', '--together', '--scenarios', 'mesh-bare,mesh-observed', '--modes', 'max'], 120_000);
+test('--together --fresh: a round\'s scenarios run at the same time, each with its own load, in new processes every round; the shared upstream is charged by all their requests', needTools, async () => {
+  const { tmp, done } = bench(['--quick', '--json', '--together', '--fresh', '--rounds', '2', '--scenarios', 'mesh-bare,mesh-observed', '--modes', 'max'], 150_000);
   const r = await done;
   try {
     assert.equal(r.code, 0, r.err.slice(-3000));
-    assert.match(r.err, /round 1\/1: mesh-bare \+ mesh-observed max/);
+    assert.match(r.err, /round 1\/2: mesh-bare \+ mesh-observed max/);
+    assert.match(r.err, /round 2\/2: starting every proxy anew \(--fresh\)\n(?:.*\n)*bench: round 2\/2: mesh-observed \+ mesh-bare max/);
     const doc = JSON.parse(r.out) as {
-      settings: { together: boolean };
+      settings: { together: boolean; fresh: boolean; rounds: number };
       scenarios: { name: string; mode: string; rps: number; errors: number; proxies: { name: string; cpu_us_per_req: number }[]; upstream: { cpu_us_per_req: number } }[];
       goals: { observed_cpu_per_req_vs_bare?: { value: number; paired?: number } };
     };
-    assert.equal(doc.settings.together, true);
+    assert.deepEqual([doc.settings.together, doc.settings.fresh, doc.settings.rounds], [true, true, 2]);
     assert.deepEqual(doc.scenarios.map((s) => `${s.name} ${s.mode}`), ['mesh-bare max', 'mesh-observed max']);
     for (const s of doc.scenarios) {
       positive(s.rps, `${s.name} rps`);
@@ -251,7 +252,7 @@ test('without redis-server on PATH, mesh-ratelimit-global exits 2 naming the pac
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--together', '--fresh', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
     [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-log, mesh-trace, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
