@@ -252,7 +252,7 @@ test('without redis-server on PATH, mesh-ratelimit-global exits 2 naming the pac
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--together', '--fresh', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--warmup', '--together', '--fresh', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
     [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-log, mesh-trace, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
