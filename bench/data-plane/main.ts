@@ -63,6 +63,8 @@ const MESHES: Partial<Record<ScenarioName, Observability>> = {
 /** The mesh scenarios with a RateLimitPolicy, and its scope. */
 const RATE_LIMITED: Partial<Record<ScenarioName, 'local' | 'global'>> = { 'mesh-ratelimit-local': 'local', 'mesh-ratelimit-global': 'global' };
 const ALL_MODES: readonly Mode[] = ['max', 'rate'];
+/** The name of a scenario run from the --baseline build. */
+const BASELINE_SUFFIX = '@baseline';
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
 
@@ -98,6 +100,10 @@ Needs nginx and h2load: ${INSTALL}; mesh-ratelimit-global needs redis-server: ${
                      a process's speed is partly a draw made when it starts (the
                      same code in two meshes differs by up to ±10 % here), which
                      rounds in the same processes cannot average out
+  --baseline DIR     another Trellis build (a checkout or git worktree, built):
+                     every mesh scenario also runs from it, as <scenario>@baseline,
+                     and a last line gives this build's CPU per request ÷ the
+                     baseline's (best with --together --fresh)
   --profile DIR      run the sidecars under node --cpu-prof, profiles written to DIR on exit
                      (the CPU figures then include the profiler's cost)
   --help             this text`;
@@ -115,6 +121,8 @@ interface Settings {
   readonly together: boolean;
   /** Every round starts the proxies and control planes anew. */
   readonly fresh: boolean;
+  /** Another build's CLI (`<dir>/dist/src/cli/main.js`): every mesh scenario runs from it too, as `<scenario>@baseline`. */
+  readonly baseline?: { readonly dir: string; readonly main: string };
   readonly profileDir?: string;
 }
 
@@ -127,6 +135,15 @@ function listOf<T extends string>(flag: string, given: string | undefined, allow
   return allowed.filter((a) => items.includes(a));
 }
 
+/** `--baseline DIR`: a built Trellis (a checkout or worktree after `npm ci && npm run build`). */
+function baselineOf(given: string): { dir: string; main: string } {
+  const dir = resolve(given);
+  const main = join(dir, 'dist', 'src', 'cli', 'main.js');
+  if (!existsSync(main)) throw new UsageError(`--baseline ${given}: ${main} is missing; --baseline takes another Trellis build (a checkout or git worktree after npm ci && npm run build)`);
+  if (main === TRELLIS_MAIN) throw new UsageError(`--baseline ${given} is this build: give another one`);
+  return { dir, main };
+}
+
 function settings(argv: string[]): Settings | 'help' {
   let v;
   try {
@@ -134,7 +151,7 @@ function settings(argv: string[]): Settings | 'help' {
       args: argv,
       options: {
         json: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, scenarios: { type: 'string' }, modes: { type: 'string' },
-        quick: { type: 'boolean' }, together: { type: 'boolean' }, fresh: { type: 'boolean' }, warmup: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        quick: { type: 'boolean' }, together: { type: 'boolean' }, fresh: { type: 'boolean' }, warmup: { type: 'string' }, baseline: { type: 'string' }, profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -158,6 +175,7 @@ function settings(argv: string[]): Settings | 'help' {
     modes,
     together: v.together ?? false,
     fresh: v.fresh ?? false,
+    ...(v.baseline !== undefined ? { baseline: baselineOf(v.baseline) } : {}),
     ...(v.profile ? { profileDir: resolve(v.profile) } : {}),
   };
 }
@@ -186,7 +204,8 @@ function preflight(scenarios: readonly ScenarioName[]): { nginx: string; h2load:
 }
 
 interface Scenario {
-  readonly name: ScenarioName;
+  /** A scenario's name, with `@baseline` for one run from the baseline build. */
+  readonly name: string;
   readonly target: LoadTarget;
   readonly proxies: readonly { readonly name: string; readonly child: Child }[];
   /** Fails unless the scenario is what it claims (run after its warm-up). */
@@ -230,8 +249,10 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   const upstream = await startUpstream(children, join(dir, 'upstream'));
   // A trace collector per scenario that traces (its spans are its own), in this process, unref'd: an error anywhere
   // ends the bench with process.exit, and the collectors with it.
-  const collectors = new Map<ScenarioName, Collector>();
-  const collectorPorts = new Map<ScenarioName, number>();
+  const collectors = new Map<string, Collector>();
+  const collectorPorts = new Map<string, number>();
+  // The scenarios to run: each named one, and after each mesh its baseline twin (--baseline).
+  const runNames = o.scenarios.flatMap((n) => (o.baseline && MESHES[n] ? [n, `${n}${BASELINE_SUFFIX}`] : [n]));
   let accessLog: string | undefined;
   // One Redis for the global limit, started with the other children and stopped with them.
   let redis: Redis | undefined;
@@ -239,31 +260,34 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   const start = async (generation: number): Promise<Scenario[]> => {
     const scenarios: Scenario[] = [];
     const at = (name: string) => join(dir, generation === 0 ? name : `${name}.${generation}`);
-    for (const name of o.scenarios) {
+    for (const run of runNames) {
+      const name = run.replace(BASELINE_SUFFIX, '') as ScenarioName;
+      const fromBaseline = run !== name;
       if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
       const observability = MESHES[name];
       if (observability) {
-        let collector = collectors.get(name);
-        let collectorPort = collectorPorts.get(name);
+        let collector = collectors.get(run);
+        let collectorPort = collectorPorts.get(run);
         if (!collector && partsOf(observability).trace) {
           collector = new Collector();
           collectorPort = await collector.start();
-          collectors.set(name, collector);
-          collectorPorts.set(name, collectorPort);
+          collectors.set(run, collector);
+          collectorPorts.set(run, collectorPort);
         }
         const rateLimit = RATE_LIMITED[name];
         if (rateLimit === 'global') redis ??= await startRedis(children);
         const m = await startMesh(children, {
-          dir: at(name), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
+          dir: at(run), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
           ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
           ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
+          ...(fromBaseline ? { main: o.baseline!.main } : {}),
         });
-        if (name === 'mesh-observed') accessLog = m.accessLog;
+        if (run === 'mesh-observed') accessLog = m.accessLog;
         const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
         const spansBefore = collector?.spans ?? 0;
         scenarios.push({
           // The global limit's Redis is measured beside the sidecars (after them: the sidecar figures keep their places).
-          name, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: rateLimit === 'global' ? [...sidecars, { name: 'redis', child: redis!.child }] : sidecars,
+          name: run, target: { port: m.entryPort, authority: UPSTREAM_AUTHORITY }, proxies: rateLimit === 'global' ? [...sidecars, { name: 'redis', child: redis!.child }] : sidecars,
           processes: [m.controlPlane, m.outbound, m.inbound],
           check: async () => {
             await checkObservability(m, observability, () => (collector?.spans ?? 0) - spansBefore, name === 'mesh-plaintext' ? 'plaintext' : 'mtls');
@@ -314,7 +338,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   }
   await Promise.all([...collectors.values()].map((c) => c.close()));
   const collector = collectors.get('mesh-observed');
-  const order = (x: RunSample) => o.scenarios.indexOf(x.scenario as ScenarioName) * 2 + o.modes.indexOf(x.mode);
+  const order = (x: RunSample) => runNames.indexOf(x.scenario) * 2 + o.modes.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
   const g = goals(rows, runs);
   const machine = {
@@ -327,7 +351,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
   };
   const document = {
-    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, ...(o.baseline ? { baseline: o.baseline.dir } : {}), duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
     scenarios: rows, goals: g, ...(observed ? { observed } : {}),
   };
   if (o.json) {

@@ -179,6 +179,8 @@ export interface MeshOptions {
   readonly collectorPort?: number;
   /** When set, the sidecars run under `node --cpu-prof` and write their profiles here on exit. */
   readonly profileDir?: string;
+  /** The CLI (`dist/src/cli/main.js`) the control plane and the sidecars run: another build's for `--baseline`; this one's by default. */
+  readonly main?: string;
   /** Not yet: mTLS between the sidecars (the security issue). */
   readonly mtls?: false;
 }
@@ -232,8 +234,9 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const accessLog = partsOf(o.observability).log ? join(o.dir, 'access.log') : undefined;
   for (const [name, text] of Object.entries(configFiles(o, accessLog))) writeFileSync(join(config, name), text);
   const env = sidecarEnv(o);
+  const main = o.main ?? TRELLIS_MAIN;
   const cp = children.start('trellis control-plane', process.execPath, [
-    TRELLIS_MAIN, 'control-plane', '--config', config, '--grpc-port', '0', '--admin-port', '0',
+    main, 'control-plane', '--config', config, '--grpc-port', '0', '--admin-port', '0',
     '--state-dir', join(o.dir, 'state'), '--registration-grace', '0s',
   ]);
   const grpc = (await cp.line(/listening grpc=(\S+) admin=\S+/, 15_000))[1]!;
@@ -243,7 +246,7 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const sidecar = async (instance: string, extra: string[]) => {
     const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${instance}.cpuprofile`] : [];
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
-      ...node, ...PROXY_NODE_FLAGS, TRELLIS_MAIN, 'proxy', '--control-plane', grpc, '--instance', instance,
+      ...node, ...PROXY_NODE_FLAGS, main, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
     ], { ...env, TRELLIS_JOIN_TOKEN: tokens.get(instance)! });
     const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=(\S+)/, 15_000);

@@ -102,6 +102,13 @@ export interface RateLimitCost {
 
 export interface Goals {
   /**
+   * With --baseline: each mesh scenario's proxies' CPU per request (max) ÷
+   * the same scenario's run from the baseline build (`<name>@baseline`),
+   * each proxy's ratio, the ratio paired by round, and p99 at 1 000 req/s of
+   * both when rate mode ran. A figure, not a goal.
+   */
+  readonly vs_baseline?: Record<string, { readonly cpu_ratio: number; readonly by_proxy: Record<string, number>; readonly paired?: number; readonly p99_ms?: number; readonly baseline_p99_ms?: number }>;
+  /**
    * What a resilient route costs (issue 8): the sidecar pair's CPU per request
    * in mesh-resilient ÷ in mesh (max mode), and each sidecar's own ratio.
    */
@@ -301,6 +308,25 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
     });
     if (alone.length) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired_alone: Object.fromEntries(alone) };
   }
+  const twins = rows.filter((r) => r.mode === 'max' && r.name.endsWith('@baseline'));
+  if (twins.length) {
+    const vs: Record<string, NonNullable<Goals['vs_baseline']>[string]> = {};
+    for (const base of twins) {
+      const name = base.name.slice(0, -'@baseline'.length);
+      const cur = row(name, 'max');
+      if (!cur) continue;
+      const paired = runs && pairedByRound(runs, name, base.name, (a, b) => runPairCpu(a) / runPairCpu(b));
+      const curRate = row(name, 'rate');
+      const baseRate = row(base.name, 'rate');
+      vs[name] = {
+        cpu_ratio: pairCpu(cur) / pairCpu(base),
+        by_proxy: Object.fromEntries(cur.proxies.map((p, i) => [p.name, p.cpu_us_per_req / base.proxies[i]!.cpu_us_per_req])),
+        ...(paired !== undefined ? { paired } : {}),
+        ...(curRate && baseRate ? { p99_ms: curRate.p99_ms, baseline_p99_ms: baseRate.p99_ms } : {}),
+      };
+    }
+    if (Object.keys(vs).length) out.vs_baseline = vs;
+  }
   return out;
 }
 
@@ -364,6 +390,12 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const each = Object.entries(c.by_sidecar).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     const redis = c.redis_us_per_req === undefined ? '' : `; Redis itself ${num(c.redis_us_per_req, 1)} µs/req`;
     out.push(`  what a ${scope} rate limit costs (mesh-ratelimit-${scope} ÷ mesh): CPU per request ${num(c.limited_us_per_req, 1)} ÷ ${num(c.plain_us_per_req, 1)} µs → ${num(c.cpu_ratio, 2)}× (${each})${redis}; p99 at 1000 req/s ${num(c.p99_ms, 2)} vs ${num(c.plain_p99_ms, 2)} ms (${c.added_p99_ms >= 0 ? '+' : ''}${num(c.added_p99_ms, 2)} ms)`);
+  }
+  for (const [name, c] of Object.entries(g.vs_baseline ?? {})) {
+    const each = Object.entries(c.by_proxy).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
+    const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
+    const p99 = c.p99_ms === undefined ? '' : `; p99 at 1000 req/s ${num(c.p99_ms, 2)} vs ${num(c.baseline_p99_ms!, 2)} ms`;
+    out.push(`  this build ÷ the baseline (${name} ÷ ${name}@baseline): CPU per request ${num(c.cpu_ratio, 2)}× (${each})${paired}${p99}`);
   }
   if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios, or mesh-bare and mesh-observed)');
   return out.join('\n');

@@ -202,6 +202,35 @@ test('--together --fresh: a round\'s scenarios run at the same time, each with i
   }
 });
 
+test('--baseline: each mesh scenario also runs from the other build, and the last line compares their CPU per request', needTools, async () => {
+  // Another build, as far as the bench can tell: a directory whose dist is this one's (the same code: the mechanics, not a difference, are under test).
+  const other = mkdtempSync(join(tmpdir(), 'bench-baseline-'));
+  symlinkSync(join(ROOT, 'dist'), join(other, 'dist'));
+  const { tmp, done } = bench(['--quick', '--json', '--together', '--baseline', other, '--scenarios', 'mesh-bare', '--modes', 'max'], 120_000);
+  const r = await done;
+  try {
+    assert.equal(r.code, 0, r.err.slice(-3000));
+    assert.match(r.err, /round 1\/1: mesh-bare \+ mesh-bare@baseline max/);
+    const doc = JSON.parse(r.out) as {
+      settings: { baseline?: string };
+      scenarios: { name: string; errors: number; proxies: { name: string; cpu_us_per_req: number }[] }[];
+      goals: { vs_baseline?: Record<string, { cpu_ratio: number; by_proxy: Record<string, number>; paired?: number }> };
+    };
+    assert.equal(doc.settings.baseline, other);
+    assert.deepEqual(doc.scenarios.map((s) => s.name), ['mesh-bare', 'mesh-bare@baseline']);
+    for (const s of doc.scenarios) assert.equal(s.errors, 0, `${s.name} errors`);
+    const vs = doc.goals.vs_baseline?.['mesh-bare'];
+    positive(vs?.cpu_ratio, 'goals.vs_baseline.mesh-bare.cpu_ratio');
+    assert.deepEqual(Object.keys(vs!.by_proxy), SIDECARS);
+    const cpu = (name: string) => doc.scenarios.find((s) => s.name === name)!.proxies.reduce((n, p) => n + p.cpu_us_per_req, 0);
+    assert.ok(Math.abs(vs!.cpu_ratio - cpu('mesh-bare') / cpu('mesh-bare@baseline')) < 0.01, 'the ratio is of the pair\'s CPU per request');
+    assert.deepEqual(await noneLeft(tmp), [], 'processes of the bench still running after it exited');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
 test('Ctrl-C in the middle of a round stops every process the bench started', needTools, async () => {
   let sent = false;
   const { tmp, done } = bench(['--rounds', '3', '--duration', '3', '--scenarios', 'mesh,nginx'], 60_000, (err, pid) => {
@@ -252,13 +281,16 @@ test('without redis-server on PATH, mesh-ratelimit-global exits 2 naming the pac
 test('--help lists the flags; usage errors exit 2 and name the flag', () => {
   const help = spawnSync(process.execPath, [BENCH, '--help'], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(help.status, 0, help.stderr);
-  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--warmup', '--together', '--fresh', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
+  for (const f of ['--json', '--rounds', '--duration', '--scenarios', '--modes', '--quick', '--warmup', '--together', '--fresh', '--baseline', '--profile', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'apt-get install nginx nghttp2-client', 'apt-get install redis-server']) assert.ok(help.stdout.includes(f), f);
   const cases: [string[], RegExp][] = [
     [['--scenarios', 'direct,envoy'], /--scenarios takes a list of direct, mesh, mesh-plaintext, mesh-resilient, mesh-bare, mesh-log, mesh-trace, mesh-observed, mesh-ratelimit-local, mesh-ratelimit-global, nginx; unknown: "envoy"/],
     [['--rounds', '0'], /--rounds takes a whole number from 1 to 100, not "0"/],
     [['--modes', 'max,burst'], /--modes takes a list of max, rate; unknown: "burst"/],
     [['--duration', 'x'], /--duration takes seconds from 0.2 to 600, not "x"/],
     [['--fast'], /Unknown option '--fast'/],
+    [['--warmup', '0'], /--warmup takes seconds from 0.2 to 600, not "0"/],
+    [['--baseline', '/nonexistent'], /--baseline \/nonexistent: \/nonexistent\/dist\/src\/cli\/main\.js is missing; --baseline takes another Trellis build/],
+    [['--baseline', ROOT], /--baseline .* is this build: give another one/],
   ];
   for (const [args, msg] of cases) {
     const r = spawnSync(process.execPath, [BENCH, ...args], { encoding: 'utf8', timeout: 10_000 });

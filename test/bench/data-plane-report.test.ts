@@ -132,3 +132,21 @@ test('goals: the parts alone (mesh, mesh-log, mesh-trace ÷ mesh-bare) are paire
   assert.match(table(aggregate(runs), goals(aggregate(runs), runs)), /access log alone \(mesh-log ÷ mesh-bare\) 1\.11× \(paired 1\.11×\); tracing alone \(mesh-trace ÷ mesh-bare\) 1\.02× \(paired 1\.02×\); paired by round 1\.20×/);
   assert.equal(goals(aggregate(runs)).observed_cpu_per_req_vs_bare!.paired_alone, undefined, 'without the runs, no paired figures');
 });
+
+test('goals: with a baseline build, each mesh scenario ÷ its @baseline twin (max), per proxy and paired by round, with p99 of both at rate', () => {
+  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
+  const runs = [
+    inRound(run('mesh', 'max', 9, [proxy('sidecar-outbound', 90), proxy('sidecar-inbound', 60)]), 0),
+    inRound(run('mesh@baseline', 'max', 9, [proxy('sidecar-outbound', 100), proxy('sidecar-inbound', 100)]), 0),
+    inRound(run('mesh', 'max', 9, [proxy('sidecar-outbound', 40), proxy('sidecar-inbound', 40)]), 1),
+    inRound(run('mesh@baseline', 'max', 9, [proxy('sidecar-outbound', 50), proxy('sidecar-inbound', 50)]), 1),
+    inRound(run('mesh', 'rate', 3, [proxy('sidecar-outbound', 1), proxy('sidecar-inbound', 1)]), 0),
+    inRound(run('mesh@baseline', 'rate', 4, [proxy('sidecar-outbound', 1), proxy('sidecar-inbound', 1)]), 0),
+  ];
+  const g = goals(aggregate(runs), runs).vs_baseline!['mesh']!;
+  assert.ok(Math.abs(g.cpu_ratio - 115 / 150) < 1e-9, `medians: (65 + 50) ÷ (75 + 75), not ${g.cpu_ratio}`);
+  assert.ok(Math.abs(g.paired! - 0.775) < 1e-9, `paired: 150 ÷ 200 and 80 ÷ 100, median 0.775, not ${g.paired}`);
+  assert.deepEqual([g.p99_ms, g.baseline_p99_ms], [3, 4]);
+  assert.match(table(aggregate(runs), goals(aggregate(runs), runs)), /this build ÷ the baseline \(mesh ÷ mesh@baseline\): CPU per request 0\.77× \(sidecar-outbound 0\.87×, sidecar-inbound 0\.67×\); paired by round 0\.78×; p99 at 1000 req\/s 3\.00 vs 4\.00 ms/);
+  assert.equal(goals(aggregate(runs.filter((r) => r.scenario === 'mesh'))).vs_baseline, undefined, 'no baseline, no figure');
+});
