@@ -29,7 +29,7 @@
 import { mintJoinTokens } from '../../src/cli/join-tokens.js';
 import { loadMesh } from '../../src/cli/mesh-input.js';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
@@ -244,7 +244,7 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const registry = loadMesh([config]).registry;
   const tokens = new Map(mintJoinTokens(join(o.dir, 'state'), registry, ['upstream.bench', 'client.bench']).map((m) => [m.instance, m.token]));
   const sidecar = async (instance: string, extra: string[]) => {
-    const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${instance}.cpuprofile`] : [];
+    const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${basename(o.dir)}.${instance}.cpuprofile`] : [];
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
       ...node, ...PROXY_NODE_FLAGS, main, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
