@@ -28,6 +28,8 @@ test('percentile is the nearest rank; median averages the middle two', () => {
 });
 
 const proxy = (name: string, cpu: number, rssMb = 10) => ({ name, cpuUsPerReq: cpu, sysUsPerReq: cpu / 2, rssBytes: rssMb * 1024 * 1024 });
+/** A run of round `round`. */
+const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
 function run(scenario: string, mode: 'max' | 'rate', p99: number, proxies: RunSample['proxies'], errors = 0): RunSample {
   return { scenario, mode, rps: 100, errors, p50Ms: p99 / 4, p90Ms: p99 / 2, p99Ms: p99, proxies, upstream: proxy('upstream', 5) };
 }
@@ -90,7 +92,6 @@ test('goals: the cost of observability is the sidecar pair\'s CPU per request, m
 });
 
 test('goals: with the runs, the ratios are also taken within each round and their median given (paired), rounds missing a side left out', () => {
-  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
   // The machine is twice as fast in round 1: the ratios of medians mix that in, the paired ones do not.
   const runs = [
     inRound(run('mesh-bare', 'max', 9, [proxy('sidecar-outbound', 100), proxy('sidecar-inbound', 100)]), 0),
@@ -115,7 +116,6 @@ test('goals: with the runs, the ratios are also taken within each round and thei
 });
 
 test('goals: the parts alone (mesh, mesh-log, mesh-trace ÷ mesh-bare) are paired by round too, and the table gives both', () => {
-  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
   const pair = (us: number) => [proxy('sidecar-outbound', us), proxy('sidecar-inbound', us)];
   const runs = [0, 1].flatMap((round) => {
     const k = round === 0 ? 1 : 2; // the machine is twice as slow in round 1
@@ -134,7 +134,6 @@ test('goals: the parts alone (mesh, mesh-log, mesh-trace ÷ mesh-bare) are paire
 });
 
 test('goals: with a baseline build, each mesh scenario ÷ its @baseline twin (max), per proxy and paired by round, with p99 of both at rate', () => {
-  const inRound = (r: RunSample, round: number): RunSample => ({ ...r, round });
   const runs = [
     inRound(run('mesh', 'max', 9, [proxy('sidecar-outbound', 90), proxy('sidecar-inbound', 60)]), 0),
     inRound(run('mesh@baseline', 'max', 9, [proxy('sidecar-outbound', 100), proxy('sidecar-inbound', 100)]), 0),
