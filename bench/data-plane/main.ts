@@ -360,7 +360,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     process.stdout.write(JSON.stringify(document, rounded, 2) + '\n');
     return;
   }
-  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}${o.fresh ? ', every round in new processes' : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
+  process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}${o.fresh ? ', every round in new processes' : ''}${o.baseline ? `, each mesh also from ${o.baseline.dir}` : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
   if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
   process.stdout.write(table(rows, g) + '\n');
   if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB\n`);
