@@ -49,7 +49,7 @@ import { checkObservability, checkRateLimit, checkResilient, partsOf, startMesh,
 import { REDIS_INSTALL, redisVersion, startRedis, type Redis } from './redis.js';
 import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
-import { aggregate, goals, table, type RunSample } from './report.js';
+import { aggregate, BASELINE_SUFFIX, goals, table, type RunSample } from './report.js';
 
 const SCENARIOS = ['direct', 'mesh', 'mesh-plaintext', 'mesh-resilient', 'mesh-bare', 'mesh-log', 'mesh-trace', 'mesh-observed', 'mesh-ratelimit-local', 'mesh-ratelimit-global', 'nginx'] as const;
 /** Run when asked for only: the parts of mesh-observed one at a time. */
@@ -63,8 +63,6 @@ const MESHES: Partial<Record<ScenarioName, Observability>> = {
 /** The mesh scenarios with a RateLimitPolicy, and its scope. */
 const RATE_LIMITED: Partial<Record<ScenarioName, 'local' | 'global'>> = { 'mesh-ratelimit-local': 'local', 'mesh-ratelimit-global': 'global' };
 const ALL_MODES: readonly Mode[] = ['max', 'rate'];
-/** The name of a scenario run from the --baseline build. */
-const BASELINE_SUFFIX = '@baseline';
 /** On Debian 12 `nginx-light` is only a transitional package that pulls in `nginx`; later releases dropped it. */
 const INSTALL = 'apt-get install nginx nghttp2-client';
 
@@ -249,8 +247,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   const upstream = await startUpstream(children, join(dir, 'upstream'));
   // A trace collector per scenario that traces (its spans are its own), in this process, unref'd: an error anywhere
   // ends the bench with process.exit, and the collectors with it.
-  const collectors = new Map<string, Collector>();
-  const collectorPorts = new Map<string, number>();
+  const collectors = new Map<string, { readonly collector: Collector; readonly port: number }>();
   // The scenarios to run: each named one, and after each mesh its baseline twin (--baseline).
   const runNames = o.scenarios.flatMap((n) => (o.baseline && MESHES[n] ? [n, `${n}${BASELINE_SUFFIX}`] : [n]));
   let accessLog: string | undefined;
@@ -266,14 +263,13 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
       if (name === 'direct') scenarios.push({ name, target: { port: upstream.port, authority: `127.0.0.1:${upstream.port}` }, proxies: [] });
       const observability = MESHES[name];
       if (observability) {
-        let collector = collectors.get(run);
-        let collectorPort = collectorPorts.get(run);
-        if (!collector && partsOf(observability).trace) {
-          collector = new Collector();
-          collectorPort = await collector.start();
-          collectors.set(run, collector);
-          collectorPorts.set(run, collectorPort);
+        // One collector per scenario for the whole run (--fresh meshes send to the same one).
+        if (!collectors.has(run) && partsOf(observability).trace) {
+          const c = new Collector();
+          collectors.set(run, { collector: c, port: await c.start() });
         }
+        const collector = collectors.get(run)?.collector;
+        const collectorPort = collectors.get(run)?.port;
         const rateLimit = RATE_LIMITED[name];
         if (rateLimit === 'global') redis ??= await startRedis(children);
         const m = await startMesh(children, {
@@ -336,8 +332,8 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
       }
     }
   }
-  await Promise.all([...collectors.values()].map((c) => c.close()));
-  const collector = collectors.get('mesh-observed');
+  await Promise.all([...collectors.values()].map((c) => c.collector.close()));
+  const collector = collectors.get('mesh-observed')?.collector;
   const order = (x: RunSample) => runNames.indexOf(x.scenario) * 2 + o.modes.indexOf(x.mode);
   const rows = aggregate([...runs].sort((a, b) => order(a) - order(b)));
   const g = goals(rows, runs);

@@ -100,6 +100,9 @@ export interface RateLimitCost {
   readonly global?: RateLimitScopeCost;
 }
 
+/** The name of a scenario run from the --baseline build: `<scenario>@baseline`. */
+export const BASELINE_SUFFIX = '@baseline';
+
 export interface Goals {
   /**
    * With --baseline: each mesh scenario's proxies' CPU per request (max) ÷
@@ -226,6 +229,8 @@ export function pairedByRound(runs: readonly RunSample[], a: string, b: string, 
 
 /** pairCpu of one run: its proxies' CPU per request together. */
 const runPairCpu = (r: RunSample) => r.proxies.reduce((n, p) => n + p.cpuUsPerReq, 0);
+/** One run's proxies' CPU per request ÷ another's (runs of one round). */
+const pairRatio = (a: RunSample, b: RunSample) => runPairCpu(a) / runPairCpu(b);
 
 /** The goal ratios, for those whose scenarios ran; with the runs, also their paired-by-round values. */
 export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[]): Goals {
@@ -299,7 +304,7 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
       observed_us_per_req: pairCpu(observed), bare_us_per_req: pairCpu(bare), default_vs_bare: meshMax ? pairCpu(meshMax) / pairCpu(bare) : null,
       log_vs_bare: vsBare('mesh-log'), trace_vs_bare: vsBare('mesh-trace'),
     };
-    const pairedVsBare = (name: string) => runs && pairedByRound(runs, name, 'mesh-bare', (o, b) => runPairCpu(o) / runPairCpu(b));
+    const pairedVsBare = (name: string) => runs && pairedByRound(runs, name, 'mesh-bare', pairRatio);
     const paired = pairedVsBare('mesh-observed');
     if (paired !== undefined) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired };
     const alone = Object.entries({ metrics: 'mesh', log: 'mesh-log', trace: 'mesh-trace' }).flatMap(([part, name]) => {
@@ -308,14 +313,14 @@ export function goals(rows: readonly ScenarioRow[], runs?: readonly RunSample[])
     });
     if (alone.length) out.observed_cpu_per_req_vs_bare = { ...out.observed_cpu_per_req_vs_bare, paired_alone: Object.fromEntries(alone) };
   }
-  const twins = rows.filter((r) => r.mode === 'max' && r.name.endsWith('@baseline'));
+  const twins = rows.filter((r) => r.mode === 'max' && r.name.endsWith(BASELINE_SUFFIX));
   if (twins.length) {
     const vs: Record<string, NonNullable<Goals['vs_baseline']>[string]> = {};
     for (const base of twins) {
-      const name = base.name.slice(0, -'@baseline'.length);
+      const name = base.name.slice(0, -BASELINE_SUFFIX.length);
       const cur = row(name, 'max');
       if (!cur) continue;
-      const paired = runs && pairedByRound(runs, name, base.name, (a, b) => runPairCpu(a) / runPairCpu(b));
+      const paired = runs && pairedByRound(runs, name, base.name, pairRatio);
       const curRate = row(name, 'rate');
       const baseRate = row(base.name, 'rate');
       vs[name] = {
@@ -395,7 +400,7 @@ export function table(rows: readonly ScenarioRow[], g: Goals): string {
     const each = Object.entries(c.by_proxy).map(([n, v]) => `${n} ${num(v, 2)}×`).join(', ');
     const paired = c.paired === undefined ? '' : `; paired by round ${num(c.paired, 2)}×`;
     const p99 = c.p99_ms === undefined ? '' : `; p99 at 1000 req/s ${num(c.p99_ms, 2)} vs ${num(c.baseline_p99_ms!, 2)} ms`;
-    out.push(`  this build ÷ the baseline (${name} ÷ ${name}@baseline): CPU per request ${num(c.cpu_ratio, 2)}× (${each})${paired}${p99}`);
+    out.push(`  this build ÷ the baseline (${name} ÷ ${name}${BASELINE_SUFFIX}): CPU per request ${num(c.cpu_ratio, 2)}× (${each})${paired}${p99}`);
   }
   if (Object.keys(g).length === 0) out.push('  (need the direct, mesh and nginx scenarios, or mesh-bare and mesh-observed)');
   return out.join('\n');
