@@ -10,6 +10,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { signalGroup, waitGroupGone } from '../../src/cli/up/process-group.js';
 
+/** How long after its exit a child's output may still be arriving. */
+const STDIO_GRACE_MS = 1000;
+
 export class Child {
   readonly proc: ChildProcess;
   out = '';
@@ -28,10 +31,13 @@ export class Child {
         this.exit ??= { code: null, signal: null };
         resolve();
       });
+      // 'exit' can come before the last of stdout has been read (h2load's summary, under load): the output is
+      // whole at 'close'. A descendant that keeps the pipes open (nginx's workers) must not hold that up for long.
       this.proc.on('exit', (code, signal) => {
         this.exit = { code, signal };
-        resolve();
+        setTimeout(resolve, STDIO_GRACE_MS).unref();
       });
+      this.proc.on('close', () => resolve());
     });
   }
 

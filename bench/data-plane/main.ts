@@ -41,7 +41,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
@@ -140,6 +142,18 @@ function baselineOf(given: string): { dir: string; main: string } {
   if (!existsSync(main)) throw new UsageError(`--baseline ${given}: ${main} is missing; --baseline takes another Trellis build (a checkout or git worktree after npm ci && npm run build)`);
   if (main === TRELLIS_MAIN) throw new UsageError(`--baseline ${given} is this build: give another one`);
   return { dir, main };
+}
+
+/**
+ * The node flags the baseline build starts its sidecars with (its
+ * `PROXY_NODE_FLAGS`), so that a change of flags is measured like a change
+ * of code; a build from before that constant existed gets this build's.
+ */
+async function nodeFlagsOf(dir: string): Promise<readonly string[]> {
+  const module = join(dir, 'dist', 'src', 'cli', 'proxy-process.js');
+  if (!existsSync(module)) return PROXY_NODE_FLAGS;
+  const theirs = ((await import(pathToFileURL(module).href)) as { PROXY_NODE_FLAGS?: readonly string[] }).PROXY_NODE_FLAGS;
+  return theirs ?? PROXY_NODE_FLAGS;
 }
 
 function settings(argv: string[]): Settings | 'help' {
@@ -253,6 +267,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   let accessLog: string | undefined;
   // One Redis for the global limit, started with the other children and stopped with them.
   let redis: Redis | undefined;
+  const baselineFlags = o.baseline ? await nodeFlagsOf(o.baseline.dir) : undefined;
   // With --fresh, each round's processes are new: `generation` names their directories.
   const start = async (generation: number): Promise<Scenario[]> => {
     const scenarios: Scenario[] = [];
@@ -276,7 +291,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
           dir: at(run), upstreamPort: upstream.port, observability, security: name === 'mesh-plaintext' ? 'plaintext' : 'mtls', resilient: name === 'mesh-resilient',
           ...(rateLimit ? { rateLimit } : {}), ...(rateLimit === 'global' ? { redis: redis!.address } : {}),
           ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
-          ...(fromBaseline ? { main: o.baseline!.main } : {}),
+          ...(fromBaseline ? { main: o.baseline!.main, nodeFlags: baselineFlags! } : {}),
         });
         if (run === 'mesh-observed') accessLog = m.accessLog;
         const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
@@ -347,7 +362,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
     access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
   };
   const document = {
-    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, ...(o.baseline ? { baseline: o.baseline.dir } : {}), duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
+    machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, node_flags: PROXY_NODE_FLAGS, ...(o.baseline ? { baseline: o.baseline.dir, baseline_node_flags: baselineFlags } : {}), duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
     scenarios: rows, goals: g, ...(observed ? { observed } : {}),
   };
   if (o.json) {

@@ -181,6 +181,8 @@ export interface MeshOptions {
   readonly profileDir?: string;
   /** The CLI (`dist/src/cli/main.js`) the control plane and the sidecars run: another build's for `--baseline`; this one's by default. */
   readonly main?: string;
+  /** The node flags the sidecars start with: `main`'s build's for `--baseline`; this build's `PROXY_NODE_FLAGS` by default. */
+  readonly nodeFlags?: readonly string[];
   /** Not yet: mTLS between the sidecars (the security issue). */
   readonly mtls?: false;
 }
@@ -246,7 +248,7 @@ export async function startMesh(children: Children, o: MeshOptions): Promise<Mes
   const sidecar = async (instance: string, extra: string[]) => {
     const node = o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`, `--cpu-prof-name=${basename(o.dir)}.${instance}.cpuprofile`] : [];
     const c = children.start(`trellis proxy ${instance}`, process.execPath, [
-      ...node, ...PROXY_NODE_FLAGS, main, 'proxy', '--control-plane', grpc, '--instance', instance,
+      ...node, ...(o.nodeFlags ?? PROXY_NODE_FLAGS), main, 'proxy', '--control-plane', grpc, '--instance', instance,
       '--leave-timeout', '2s', '--drain-timeout', '1s', ...extra,
     ], { ...env, TRELLIS_JOIN_TOKEN: tokens.get(instance)! });
     const m = await c.line(/listening inbound=(\S+) outbound=(\S+) admin=(\S+)/, 15_000);

@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/mesh.js';
@@ -203,20 +203,27 @@ test('--together --fresh: a round\'s scenarios run at the same time, each with i
 });
 
 test('--baseline: each mesh scenario also runs from the other build, and the last line compares their CPU per request', needTools, async () => {
-  // Another build, as far as the bench can tell: a directory whose dist is this one's (the same code: the mechanics, not a difference, are under test).
+  // Another build, as far as the bench can tell: a copy of this one's dist (the same code: the mechanics, not a difference, are
+  // under test), but for the node flags its sidecars start with, which the baseline's sidecars must take from it.
   const other = mkdtempSync(join(tmpdir(), 'bench-baseline-'));
-  symlinkSync(join(ROOT, 'dist'), join(other, 'dist'));
+  cpSync(join(ROOT, 'dist'), join(other, 'dist'), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(other, 'node_modules'));
+  symlinkSync(join(ROOT, 'package.json'), join(other, 'package.json'));
+  const theirFlags = ['--max-semi-space-size=3'];
+  writeFileSync(join(other, 'dist', 'src', 'cli', 'proxy-process.js'), `export const PROXY_NODE_FLAGS = Object.freeze(${JSON.stringify(theirFlags)});\n`);
   const { tmp, done } = bench(['--quick', '--json', '--together', '--baseline', other, '--scenarios', 'mesh-bare', '--modes', 'max'], 120_000);
   const r = await done;
   try {
     assert.equal(r.code, 0, r.err.slice(-3000));
     assert.match(r.err, /round 1\/1: mesh-bare \+ mesh-bare@baseline max/);
     const doc = JSON.parse(r.out) as {
-      settings: { baseline?: string };
+      settings: { baseline?: string; node_flags: string[]; baseline_node_flags?: string[] };
       scenarios: { name: string; errors: number; proxies: { name: string; cpu_us_per_req: number }[] }[];
       goals: { vs_baseline?: Record<string, { cpu_ratio: number; by_proxy: Record<string, number>; paired?: number }> };
     };
     assert.equal(doc.settings.baseline, other);
+    assert.deepEqual(doc.settings.baseline_node_flags, theirFlags, 'the baseline\'s sidecars start with its own node flags');
+    assert.notDeepEqual(doc.settings.node_flags, theirFlags);
     assert.deepEqual(doc.scenarios.map((s) => s.name), ['mesh-bare', 'mesh-bare@baseline']);
     for (const s of doc.scenarios) assert.equal(s.errors, 0, `${s.name} errors`);
     const vs = doc.goals.vs_baseline?.['mesh-bare'];
