@@ -152,8 +152,15 @@ function baselineOf(given: string): { dir: string; main: string } {
 async function nodeFlagsOf(dir: string): Promise<readonly string[]> {
   const module = join(dir, 'dist', 'src', 'cli', 'proxy-process.js');
   if (!existsSync(module)) return PROXY_NODE_FLAGS;
-  const theirs = ((await import(pathToFileURL(module).href)) as { PROXY_NODE_FLAGS?: readonly string[] }).PROXY_NODE_FLAGS;
-  return theirs ?? PROXY_NODE_FLAGS;
+  let theirs: unknown;
+  try {
+    theirs = ((await import(pathToFileURL(module).href)) as { PROXY_NODE_FLAGS?: unknown }).PROXY_NODE_FLAGS;
+  } catch (e) {
+    throw new Error(`--baseline ${dir}: cannot read its sidecars' node flags from ${module}: ${(e as Error).message}`);
+  }
+  if (theirs === undefined) return PROXY_NODE_FLAGS;
+  if (!Array.isArray(theirs) || !theirs.every((f) => typeof f === 'string')) throw new Error(`--baseline ${dir}: PROXY_NODE_FLAGS in ${module} is not a list of strings`);
+  return theirs as readonly string[];
 }
 
 function settings(argv: string[]): Settings | 'help' {
