@@ -44,7 +44,14 @@ interface BuiltTable {
   /** `*.example.com` as suffix `.example.com`, longest first. */
   readonly wildcards: readonly (readonly [string, BuiltHost])[];
   readonly any?: BuiltHost;
+  /** Host header values seen, with what findHost made of them (null: no virtual host); bounded by HOST_MEMO_MAX. */
+  readonly memo: Map<string, Found | null>;
 }
+
+type Found = readonly [BuiltHost, string];
+
+/** Distinct Host values remembered per table; past it the memo starts over (a caller sending random hosts only costs lookups). */
+const HOST_MEMO_MAX = 256;
 
 interface BuiltHost {
   readonly vh: VirtualHost;
@@ -101,7 +108,7 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
       }
     }
     wildcards.sort((a, b) => b[0].length - a[0].length);
-    tables.set(table.port, { table, exact, wildcards, ...(any ? { any } : {}) });
+    tables.set(table.port, { table, exact, wildcards, memo: new Map(), ...(any ? { any } : {}) });
   }
 
   const candidates = (h: string): string[] => {
@@ -114,7 +121,18 @@ export function buildRouter(snapshot: Pick<Snapshot, 'node' | 'outbound' | 'mesh
     return out;
   };
 
-  const findHost = (t: BuiltTable, host: string): readonly [BuiltHost, string] | undefined => {
+  /** The virtual host for a Host value: the same value names the same one for as long as the snapshot lasts. */
+  const findHost = (t: BuiltTable, host: string): Found | undefined => {
+    const memo = t.memo;
+    const known = memo.get(host);
+    if (known !== undefined) return known ?? undefined;
+    const found = lookupHost(t, host);
+    if (memo.size >= HOST_MEMO_MAX) memo.clear();
+    memo.set(host, found ?? null);
+    return found;
+  };
+
+  const lookupHost = (t: BuiltTable, host: string): Found | undefined => {
     const h = hostOnly(host);
     const cands = candidates(h);
     for (const c of cands) {

@@ -208,6 +208,27 @@ function utcDate(): string {
   return dateCache;
 }
 
+/**
+ * Up to this many bytes, a head and the body bytes that follow it go out as
+ * one Buffer: one write, without the corked list and the writev that the
+ * two writes would cost (the common response: head and body in one read
+ * from the upstream). Larger bodies are not copied.
+ */
+const JOIN_MAX = 16 * 1024;
+
+/** Whether `prefix` (latin1) and `body` are written as one Buffer (joined). */
+const joinable = (prefix: string, body: Buffer | string): body is Buffer =>
+  typeof body !== 'string' && prefix.length + body.length <= JOIN_MAX;
+
+/** `prefix` and `suffix` (latin1, as the head is always written) around `body`, in one Buffer. */
+function joined(prefix: string, body: Uint8Array, suffix = ''): Buffer {
+  const out = Buffer.allocUnsafe(prefix.length + body.length + suffix.length);
+  const at = out.write(prefix, 0, 'latin1');
+  out.set(body, at);
+  if (suffix.length > 0) out.write(suffix, at + body.length, 'latin1');
+  return out;
+}
+
 const emitClose = (res: FastResponse): void => { res.emit('close'); };
 
 /** The response the handler writes: the parts of Node's ServerResponse the proxy uses. */
@@ -341,16 +362,25 @@ export class FastResponse extends EventEmitter {
     let ok: boolean;
     if (this.#chunked && !empty) {
       const size = typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.length;
-      s.cork();
-      s.write(head === undefined ? `${size.toString(16)}\r\n` : `${head}${size.toString(16)}\r\n`, 'latin1');
-      s.write(chunk, encoding ?? 'utf8');
-      ok = s.write('\r\n', 'latin1', done);
-      s.uncork();
+      const prefix = head === undefined ? `${size.toString(16)}\r\n` : `${head}${size.toString(16)}\r\n`;
+      if (joinable(prefix, chunk)) {
+        ok = s.write(joined(prefix, chunk, '\r\n'), done);
+      } else {
+        s.cork();
+        s.write(prefix, 'latin1');
+        s.write(chunk, encoding ?? 'utf8');
+        ok = s.write('\r\n', 'latin1', done);
+        s.uncork();
+      }
     } else if (head !== undefined && !empty) {
-      s.cork();
-      s.write(head, 'latin1');
-      ok = s.write(chunk, encoding ?? 'utf8', done);
-      s.uncork();
+      if (joinable(head, chunk)) {
+        ok = s.write(joined(head, chunk), done);
+      } else {
+        s.cork();
+        s.write(head, 'latin1');
+        ok = s.write(chunk, encoding ?? 'utf8', done);
+        s.uncork();
+      }
     } else if (head !== undefined) {
       ok = s.write(head, 'latin1', done);
     } else {
@@ -382,25 +412,31 @@ export class FastResponse extends EventEmitter {
     this.writableEnded = true;
     this.conn.flushing++;
     if (this.#chunked) {
-      let out = head ?? '';
+      const out = head ?? '';
       let tail = '0\r\n';
       const t = this.#trailers;
       if (t) for (const k in t) tail += `${k}: ${t[k]}\r\n`;
       const done = this.#track(undefined);
       if (body !== undefined) {
         const size = typeof body === 'string' ? Buffer.byteLength(body, encoding) : body.length;
-        s.cork();
-        s.write(`${out}${size.toString(16)}\r\n`, 'latin1');
-        s.write(body, encoding ?? 'utf8');
-        out = '\r\n';
-        s.write(`${out}${tail}\r\n`, 'latin1', done);
-        s.uncork();
+        const prefix = `${out}${size.toString(16)}\r\n`;
+        if (joinable(prefix, body)) {
+          s.write(joined(prefix, body, `\r\n${tail}\r\n`), done);
+        } else {
+          s.cork();
+          s.write(prefix, 'latin1');
+          s.write(body, encoding ?? 'utf8');
+          s.write(`\r\n${tail}\r\n`, 'latin1', done);
+          s.uncork();
+        }
       } else {
         s.write(`${out}${tail}\r\n`, 'latin1', done);
       }
     } else if (body !== undefined) {
       const done = this.#track(undefined);
-      if (head !== undefined) {
+      if (head !== undefined && joinable(head, body)) {
+        s.write(joined(head, body), done);
+      } else if (head !== undefined) {
         s.cork();
         s.write(head, 'latin1');
         s.write(body, encoding ?? 'utf8', done);
@@ -468,12 +504,24 @@ export class FastResponse extends EventEmitter {
   }
 }
 
+/** The socket timeout a fast connection keeps: the shorter of the idle and stream idle timeouts (0: off); #onTimeout tells them apart. */
+function baseTimeout(l: ProxyLimits): number {
+  const a = l.idleTimeoutMs;
+  const b = l.streamIdleTimeoutMs;
+  return a > 0 && b > 0 ? Math.min(a, b) : a > 0 ? a : b;
+}
+
 /** One downstream connection served here until a request needs Node's server. */
 export class FastConnection {
   /** Bytes received and not handled yet (pipelined requests, while one is answered). */
   #pending: Buffer | undefined;
   #res: FastResponse | undefined;
-  #timeoutMs = -1;
+  /** What the socket's timeout is set to now (0: none). */
+  #armedMs = 0;
+  /** Quiet time the socket's timeout has counted since bytes last moved (its 'timeout' events), and the byte counts then. */
+  #quietMs = 0;
+  #seenRead = -1;
+  #seenWritten = -1;
   #handedOver = false;
   #paused = false;
 
@@ -483,7 +531,7 @@ export class FastConnection {
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     socket.on('timeout', this.#onTimeout);
-    this.#timeout(host.limits.idleTimeoutMs);
+    this.#arm(baseTimeout(host.limits));
     socket.resume();
   }
 
@@ -495,9 +543,8 @@ export class FastConnection {
     return this.#res !== undefined || this.flushing > 0;
   }
 
-  #timeout(ms: number): void {
-    if (ms === this.#timeoutMs) return;
-    this.#timeoutMs = ms;
+  #arm(ms: number): void {
+    this.#armedMs = ms;
     this.socket.setTimeout(ms);
   }
 
@@ -523,7 +570,6 @@ export class FastConnection {
     const req = new this.Request(this.socket, head.method, head.url, head.headers as Record<string, string>, head.minor);
     const res = new FastResponse(this, req, head.keepAlive);
     this.#res = res;
-    this.#timeout(this.host.limits.streamIdleTimeoutMs);
     this.host.handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   }
 
@@ -533,7 +579,6 @@ export class FastConnection {
     this.#res = undefined;
     const s = this.socket;
     if (!res.shouldKeepAlive || s.destroyed) { this.#pending = undefined; s.end(); return; }
-    this.#timeout(this.host.limits.idleTimeoutMs);
     if (this.#paused) { this.#paused = false; s.resume(); }
     if (this.#pending) process.nextTick(this.#next);
   }
@@ -576,10 +621,35 @@ export class FastConnection {
     this.host.gone(this);
   };
 
+  /**
+   * The socket's timeout (the shorter of the two, set once: a request
+   * changes no timer) went off after that long with no byte in or out. The
+   * limit of the connection's state decides: the stream idle timeout while a
+   * request is in flight (it answers for the exchange), the idle timeout
+   * between requests (the connection closes). Quiet spells add up across
+   * events until bytes move again; short of the limit, the timeout is set
+   * for the rest of it.
+   */
   #onTimeout = (): void => {
-    const ex = this.#res?.exchange;
-    // A request in flight: the stream idle timeout answers for it; none: the keep-alive connection idled out.
-    if (ex && !ex.closed) streamIdle(ex);
-    else this.socket.destroy();
+    const s = this.socket;
+    const limits = this.host.limits;
+    if (s.bytesRead !== this.#seenRead || s.bytesWritten !== this.#seenWritten) this.#quietMs = 0;
+    this.#seenRead = s.bytesRead;
+    this.#seenWritten = s.bytesWritten;
+    this.#quietMs += this.#armedMs;
+    const res = this.#res;
+    const limit = res ? limits.streamIdleTimeoutMs : limits.idleTimeoutMs;
+    if (limit > 0 && this.#quietMs >= limit) {
+      const ex = res?.exchange;
+      // A request in flight: the stream idle timeout answers for it; none: the keep-alive connection idled out.
+      if (ex && !ex.closed) streamIdle(ex);
+      else s.destroy();
+      return;
+    }
+    const base = baseTimeout(limits);
+    const next = limit > 0 ? Math.min(base, limit - this.#quietMs) : base;
+    // With no limit in this state, the next bytes set it going again (Node refreshes a socket's timeout on activity).
+    if (limit > 0 || next !== this.#armedMs) this.#arm(next);
   };
+
 }

@@ -6,7 +6,7 @@
  * (DESIGN.md §5); a route's header operations compile to one function when
  * the snapshot is applied. Trace context headers are trace-context.ts's.
  */
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { HeaderOps } from '../protocol/snapshot.js';
 import { SnapshotError } from './errors.js';
 
@@ -66,11 +66,37 @@ export function downstreamResponseHeaders(src: HeaderSource): Headers {
   return copyWithout(src, HOP_BY_HOP);
 }
 
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** Random bytes for request ids, 256 ids' worth at a time (as crypto.randomUUID batches them). */
+const idBytes = Buffer.allocUnsafe(16 * 256);
+let idAt = idBytes.length;
+const idText = Buffer.allocUnsafe(36);
+
+/**
+ * A random (version 4) UUID, lowercase: crypto.randomUUID's format and
+ * randomness, spelled into a buffer and read out as one string (randomUUID
+ * joins twenty pieces, which the write upstream then has to flatten).
+ */
+export function requestIdUuid(): string {
+  if (idAt === idBytes.length) { randomFillSync(idBytes); idAt = 0; }
+  let o = 0;
+  for (let i = 0; i < 16; i++) {
+    let b = idBytes[idAt + i]!;
+    if (i === 6) b = (b & 0x0f) | 0x40;
+    else if (i === 8) b = (b & 0x3f) | 0x80;
+    if (i === 4 || i === 6 || i === 8 || i === 10) idText[o++] = 0x2d;
+    idText[o++] = HEX[b >> 4]!;
+    idText[o++] = HEX[b & 15]!;
+  }
+  idAt += 16;
+  return idText.toString('latin1', 0, 36);
+}
+
 /** Keeps a non-empty x-request-id, or creates one (a UUID); returns it. */
 export function ensureRequestId(h: Headers): string {
   const v = h['x-request-id'];
   if (typeof v === 'string' && v.length > 0) return v;
-  const id = randomUUID();
+  const id = requestIdUuid();
   h['x-request-id'] = id;
   return id;
 }

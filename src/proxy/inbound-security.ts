@@ -90,11 +90,12 @@ export function authzStage(authorize: Authorizer | undefined, destinationPort: n
       const c = ctx as InboundStageContext;
       const q = ctx.path.indexOf('?');
       const ra = c.requestAuth;
+      // One shape for every request (absent attributes are undefined): no spread, no per-request hidden class.
       const d = authorize({
         tcp: false,
-        ...(c.peerPrincipal !== undefined ? { principal: c.peerPrincipal } : {}),
+        principal: c.peerPrincipal,
         sourceIp: ctx.remoteAddress ?? '',
-        ...(c.localAddress !== undefined ? { destinationIp: c.localAddress } : {}),
+        destinationIp: c.localAddress,
         destinationPort,
         method: ctx.method,
         path: q < 0 ? ctx.path : ctx.path.slice(0, q),
@@ -110,10 +111,10 @@ export function authzStage(authorize: Authorizer | undefined, destinationPort: n
           // A header a stage rewrote (the JWT outputs) no longer joins back to the same text: it is taken as it is.
           return values.length > 1 && values.join(', ') === v ? values : v;
         },
-        ...(ra?.principal !== undefined ? { requestPrincipal: ra.principal } : {}),
-        ...(ra?.claims ? { claims: ra.claims as Record<string, unknown> } : {}),
-        ...(ra?.audiences ? { audiences: ra.audiences as string[] } : {}),
-        ...(ra?.presenter ? { presenter: ra.presenter } : {}),
+        requestPrincipal: ra?.principal,
+        claims: (ra?.claims || undefined) as Record<string, unknown> | undefined,
+        audiences: (ra?.audiences || undefined) as string[] | undefined,
+        presenter: ra?.presenter || undefined,
       });
       c.authzDecision = d;
       if (d.allowed) return undefined;

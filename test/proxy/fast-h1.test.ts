@@ -821,6 +821,34 @@ it('the idle timeout closes a keep-alive connection with nothing in flight, not 
   assert.ok(seen.every((s) => s.fast));
 });
 
+it('the socket keeps one timeout, the shorter one: quiet spells add up to the longer bound, and bytes moving start it anew', async () => {
+  const STREAM_IDLE = 150;
+  const IDLE = 700;
+  const { port, seen } = await serve((req, res) => {
+    if (req.url === '/quick') echo(req, res);
+  }, resolveLimits({ streamIdleTimeoutMs: STREAM_IDLE, idleTimeoutMs: IDLE }));
+  const c = await Raw.open(port);
+  c.send(GET('/quick'));
+  await c.reply();
+  // Four stream-idle spells go by before the idle bound: the connection stays.
+  assert.equal(await c.openAfter(IDLE - 150), true, 'closed before the idle timeout');
+  // A request now is activity: the idle count starts over after it.
+  c.send(GET('/quick'));
+  await c.reply();
+  const t0 = Date.now();
+  await c.closedByServer(4000);
+  const ms = Date.now() - t0;
+  assert.ok(ms >= IDLE - 100, `the idle count did not start over with the second request: closed ${ms} ms after it`);
+  // And a request stuck on this connection's twin still meets the stream idle bound, not the idle one.
+  const d = await Raw.open(port);
+  const t1 = Date.now();
+  d.send(GET('/stuck'));
+  await d.closedByServer(3000);
+  const stuck = Date.now() - t1;
+  assert.ok(stuck >= STREAM_IDLE - 50 && stuck < IDLE, `a stuck request was cut after ${stuck} ms, not at the stream idle timeout`);
+  assert.ok(seen.every((x) => x.fast));
+});
+
 // --- closeIdleConnections / closeAllConnections ---
 
 it('closeIdleConnections() closes idle fast connections (and Node\'s) but lets a response in flight finish', async () => {
