@@ -1,11 +1,15 @@
 /**
- * `node dist/bench/data-plane/profile-top.js <file.cpuprofile>… [--top N]`:
+ * `node dist/bench/data-plane/profile-top.js <file>… [--top N] [--per N]`:
  * where a sidecar's CPU went, from the profiles `npm run bench -- --profile
- * DIR` writes. Prints the functions with the most self time, and self time
- * summed by area (our proxy, undici, Node's HTTP, streams, net, GC, …), so
- * that the hot path can be read without a flame-graph viewer. Idle time is
- * left out of the percentages: they are shares of the time the process was
- * busy.
+ * DIR` writes (`.cpuprofile`). Prints the functions with the most self time,
+ * and self time summed by area (our proxy, undici, Node's HTTP, streams, net,
+ * GC, …), so that the hot path can be read without a flame-graph viewer.
+ * Idle time is left out of the percentages: they are shares of the time the
+ * process was busy.
+ *
+ * A `.heapprofile` (alloc-sampler.ts) is read the same way for bytes
+ * allocated: by function and by area, and with `--per N` (the requests made
+ * while it sampled) in bytes per request.
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -14,6 +18,12 @@ interface ProfileNode {
   readonly id: number;
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
   readonly children?: readonly number[];
+}
+
+interface HeapNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly selfSize: number;
+  readonly children: readonly HeapNode[];
 }
 
 interface Profile {
@@ -79,13 +89,59 @@ function top(file: string, n: number): string {
   ].join('\n');
 }
 
-const args = process.argv.slice(2);
-const at = args.indexOf('--top');
-const n = at >= 0 ? Number(args[at + 1]) : 30;
-const files = args.filter((_, i) => i !== at && i !== at + 1);
-if (files.length === 0) {
-  process.stderr.write('usage: node dist/bench/data-plane/profile-top.js <file.cpuprofile>… [--top N]\n');
-  process.exitCode = 2;
-} else {
-  for (const f of files) process.stdout.write(top(f, n) + '\n\n');
+/** Bytes allocated by function and by area, from a sampling heap profile; per request with `per`. */
+export function heapTop(file: string, n: number, per: number | undefined): string {
+  const head = (JSON.parse(readFileSync(file, 'utf8')) as { head: HeapNode }).head;
+  const fns = new Map<string, number>();
+  const areas = new Map<string, number>();
+  let total = 0;
+  // A native frame (no URL) is charged to the nearest JavaScript frame above it, as for CPU.
+  const walk = (node: HeapNode, charged: string): void => {
+    const f = node.callFrame;
+    const area = f.url ? areaOf(f.url, f.functionName) : charged;
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+      const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+      fns.set(key, (fns.get(key) ?? 0) + node.selfSize);
+      areas.set(area, (areas.get(area) ?? 0) + node.selfSize);
+    }
+    for (const c of node.children) walk(c, area);
+  };
+  walk(head, 'native (no url)');
+  const amount = (bytes: number) => (per ? `${(bytes / per).toFixed(0).padStart(6)} B/req` : `${(bytes / 1024).toFixed(0).padStart(7)} KiB`);
+  const lines = (m: Map<string, number>, k: number) =>
+    [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([name, b]) => `  ${((100 * b) / (total || 1)).toFixed(1).padStart(5)}%  ${amount(b)}  ${name}`);
+  return [
+    `${basename(file)}: ${amount(total).trim()} allocated${per ? ` (${per} requests)` : ''}`,
+    'allocated by area:', ...lines(areas, 20),
+    `top ${n} functions by bytes allocated:`, ...lines(fns, n),
+  ].join('\n');
 }
+
+const USAGE = 'usage: node dist/bench/data-plane/profile-top.js <file.cpuprofile | file.heapprofile>… [--top N] [--per REQUESTS]\n';
+
+function cli(args: string[]): number {
+  const flag = (name: string): number | undefined => {
+    const at = args.indexOf(name);
+    if (at < 0) return undefined;
+    const v = Number(args[at + 1]);
+    args.splice(at, 2);
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} takes a positive whole number`);
+    return v;
+  };
+  let n: number;
+  let per: number | undefined;
+  try {
+    n = flag('--top') ?? 30;
+    per = flag('--per');
+  } catch (e) {
+    process.stderr.write(`profile-top: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.length === 0) { process.stderr.write(USAGE); return 2; }
+  for (const f of args) process.stdout.write(`${f.endsWith('.heapprofile') ? heapTop(f, n, per) : top(f, n)}\n\n`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(basename(process.argv[1]))) process.exitCode = cli(process.argv.slice(2));
