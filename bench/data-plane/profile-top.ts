@@ -7,7 +7,7 @@
  * Idle time is left out of the percentages: they are shares of the time the
  * process was busy.
  *
- * A `.heapprofile` (alloc-sampler.ts) is read the same way for bytes
+ * A `.heapprofile` (sampler.ts) is read the same way for bytes
  * allocated: by function and by area, and with `--per N` (the requests made
  * while it sampled) in bytes per request.
  */

@@ -12,14 +12,17 @@
  *
  * Requests to the mesh need `Host: upstream:8080` (h2load: `-H ':authority:
  * upstream:8080'`). The sidecars inherit this process's environment, so
- * `NODE_OPTIONS` reaches them (alloc-sampler.ts is preloaded that way).
- * An nginx pid is its master's: the worker is its child (`pgrep -P`).
+ * `NODE_OPTIONS` reaches them (sampler.ts is preloaded that way).
+ * An nginx pid is its master's: the worker is its child (`pgrep -P`). With
+ * tracing on (`all`, `trace`), spans go to a collector in this process
+ * (`collector`: its port); with the access log on, `accessLog` is its path.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Children } from './children.js';
-import { startMesh, type Observability, type Security } from './mesh.js';
+import { Collector } from './collector.js';
+import { partsOf, startMesh, type Observability, type Security } from './mesh.js';
 import { hopPki, startHop, startUpstream } from './nginx.js';
 
 const OBSERVABILITY: readonly Observability[] = ['default', 'off', 'all', 'log', 'trace'];
@@ -62,12 +65,16 @@ async function main(argv: string[]): Promise<number> {
   });
   try {
     const up = await startUpstream(children, join(dir, 'upstream'));
-    const mesh = await startMesh(children, { dir: join(dir, 'mesh'), upstreamPort: up.port, observability, security });
+    // With tracing on, the sidecars export to a collector in this process (it counts spans and keeps nothing).
+    const collector = partsOf(observability).trace ? new Collector() : undefined;
+    const collectorPort = await collector?.start();
+    const mesh = await startMesh(children, { dir: join(dir, 'mesh'), upstreamPort: up.port, observability, security, ...(collectorPort ? { collectorPort } : {}) });
     const pki = await hopPki(join(dir, 'nginx-pki'));
     const back = await startHop(children, 'nginx inbound hop', join(dir, 'nginx-inbound'), up.port, pki, 'from-caller');
     const front = await startHop(children, 'nginx outbound hop', join(dir, 'nginx-outbound'), back.port, pki, 'to-next');
     process.stdout.write(`${JSON.stringify({
       upstream: up.port, mesh: mesh.entryPort, nginx: front.port, admin: mesh.admin,
+      ...(collectorPort ? { collector: collectorPort } : {}), ...(mesh.accessLog ? { accessLog: mesh.accessLog } : {}),
       pids: {
         outbound: mesh.outbound.pgid, inbound: mesh.inbound.pgid, controlPlane: mesh.controlPlane.pgid,
         nginxOutbound: front.child.pgid, nginxInbound: back.child.pgid, upstream: up.child.pgid,

@@ -1,15 +1,15 @@
 /**
  * The bench's instruments for measurements it does not make itself:
  * stand.js leaves the bench's mesh and nginx pair running and says where
- * they are; alloc-sampler.js, preloaded into the sidecars, writes a sampling
- * heap profile between two SIGUSR2s; profile-top.js reads it as bytes per
- * request. SIGINT stops everything stand.js started. Needs nginx (`.ci/run`
+ * they are; sampler.js, preloaded into the sidecars, writes a sampling
+ * heap profile (or, with TRELLIS_SAMPLE=cpu, a CPU profile) between two
+ * SIGUSR2s; profile-top.js reads it per request. SIGINT stops everything stand.js started. Needs nginx (`.ci/run`
  * installs it); skipped here without it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,10 +40,11 @@ async function until<T>(f: () => T | undefined, ms: number, what: string): Promi
   }
 }
 
-test('stand.js: the mesh and the nginx pair answer where it says; the preloaded sampler writes a heap profile that profile-top reads per request; SIGINT leaves no process', needNginx, async () => {
-  const allocDir = mkdtempSync(join(tmpdir(), 'alloc-test-'));
+for (const kind of ['alloc', 'cpu'] as const) {
+test(`stand.js: the mesh and the nginx pair answer where it says; the preloaded sampler (${kind}) writes a profile of the window between two SIGUSR2s; SIGINT leaves no process`, needNginx, async () => {
+  const allocDir = mkdtempSync(join(tmpdir(), 'sample-test-'));
   const child = spawn(process.execPath, [join(DP, 'stand.js')], {
-    env: { ...process.env, TRELLIS_ALLOC_DIR: allocDir, NODE_OPTIONS: `--import=${join(DP, 'alloc-sampler.js')}` },
+    env: { ...process.env, TRELLIS_SAMPLE: kind, TRELLIS_SAMPLE_DIR: allocDir, NODE_OPTIONS: `--import=${join(DP, 'sampler.js')}` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -65,11 +66,18 @@ test('stand.js: the mesh and the nginx pair answer where it says; the preloaded 
     const N = 50;
     for (let i = 0; i < N; i++) assert.equal(await get(where.mesh, 'upstream:8080'), 200);
     process.kill(outbound, 'SIGUSR2');
-    const file = await until(() => readdirSync(allocDir).find((f) => f === `alloc.client.bench.${outbound}.heapprofile`), 10_000, 'the heap profile');
-    const report = heapTop(join(allocDir, file), 10, N);
-    const perRequest = Number(/: (\d+) B\/req allocated \(50 requests\)/.exec(report)?.[1]);
-    assert.ok(perRequest > 0, `no allocation per request in:\n${report}`);
-    assert.match(report, /trellis src\/proxy/, 'the proxy\'s own code allocates on the request path');
+    const name = kind === 'alloc' ? `alloc.client.bench.${outbound}.heapprofile` : `cpu.client.bench.${outbound}.cpuprofile`;
+    const file = await until(() => readdirSync(allocDir).find((f) => f === name), 10_000, `the profile ${name}`);
+    if (kind === 'alloc') {
+      const report = heapTop(join(allocDir, file), 10, N);
+      const perRequest = Number(/: (\d+) B\/req allocated \(50 requests\)/.exec(report)?.[1]);
+      assert.ok(perRequest > 0, `no allocation per request in:\n${report}`);
+      assert.match(report, /trellis src\/proxy/, 'the proxy\'s own code allocates on the request path');
+    } else {
+      const p = JSON.parse(readFileSync(join(allocDir, file), 'utf8')) as { nodes: { callFrame: { url: string } }[]; samples: number[] };
+      assert.ok(p.samples.length > 0, 'no samples');
+      assert.ok(p.nodes.some((n) => n.callFrame.url.includes('/dist/src/proxy/')), 'the window saw none of the proxy\'s code');
+    }
 
     child.kill('SIGINT');
     assert.equal(await exited, 0);
@@ -80,6 +88,7 @@ test('stand.js: the mesh and the nginx pair answer where it says; the preloaded 
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+}
 
 test('stand.js: a bad flag exits 2 naming it and what it takes', () => {
   const r = spawnSync(process.execPath, [join(DP, 'stand.js'), '--security', 'sometimes'], { encoding: 'utf8' });
