@@ -53,8 +53,13 @@ type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end
  */
 const BATCH_BYTES = 64 * 1024;
 const FLUSH_MS = 250;
-/** What may wait for a slow destination; lines beyond it are dropped (with one warning), not held in memory. */
-const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/**
+ * What may wait for a slow destination; lines beyond it are dropped (with one
+ * warning), not held in memory. A sidecar's whole budget is 80 MB of RSS
+ * (issue 5) and it runs at some 75: 16 MiB is a few seconds of lines at full
+ * load, and a stalled disk cannot push the proxy far past its budget.
+ */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
 function destinationFor(file: string): Sonic {
   const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
