@@ -651,5 +651,4 @@ export class FastConnection {
     // With no limit in this state, the next bytes set it going again (Node refreshes a socket's timeout on activity).
     if (limit > 0 || next !== this.#armedMs) this.#arm(next);
   };
-
 }
