@@ -271,7 +271,8 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   const collectors = new Map<string, { readonly collector: Collector; readonly port: number }>();
   // The scenarios to run: each named one, and after each mesh its baseline twin (--baseline).
   const runNames = o.scenarios.flatMap((n) => (o.baseline && MESHES[n] ? [n, `${n}${BASELINE_SUFFIX}`] : [n]));
-  let accessLog: string | undefined;
+  /** mesh-observed's access logs: one per mesh started (with --fresh, one per round). */
+  const accessLogs: string[] = [];
   // One Redis for the global limit, started with the other children and stopped with them.
   let redis: Redis | undefined;
   const baselineFlags = o.baseline ? await nodeFlagsOf(o.baseline.dir) : undefined;
@@ -300,7 +301,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
           ...(collectorPort ? { collectorPort } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
           ...(fromBaseline ? { main: o.baseline!.main, nodeFlags: baselineFlags! } : {}),
         });
-        if (run === 'mesh-observed') accessLog = m.accessLog;
+        if (run === 'mesh-observed' && m.accessLog) accessLogs.push(m.accessLog);
         const sidecars = [{ name: 'sidecar-outbound', child: m.outbound }, { name: 'sidecar-inbound', child: m.inbound }];
         const spansBefore = collector?.spans ?? 0;
         scenarios.push({
@@ -366,7 +367,8 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   // What mesh-observed's sidecars produced over the whole run: evidence that it observed what it says.
   const observed = collector && {
     trace_sampling_percent: TRACE_SAMPLING_PERCENT, spans_received: collector.spans, span_exports: collector.exports,
-    access_log_bytes: accessLog ? statSync(accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0,
+    access_log_bytes: accessLogs.reduce((n, f) => n + (statSync(f, { throwIfNoEntry: false })?.size ?? 0), 0),
+    access_logs: accessLogs.length,
   };
   const document = {
     machine, settings: { rounds: o.rounds, modes: o.modes, together: o.together, fresh: o.fresh, node_flags: PROXY_NODE_FLAGS, ...(o.baseline ? { baseline: o.baseline.dir, baseline_node_flags: baselineFlags } : {}), duration_s: o.durationMs / 1000, warmup_s: o.warmupMs / 1000, rate_rps: RATE_RPS, profiled: o.profileDir !== undefined },
@@ -381,7 +383,7 @@ async function run(o: Settings, tools: { nginx: string; h2load: string; redis?: 
   process.stdout.write(`data-plane bench: ${o.rounds} round(s) of ${o.durationMs / 1000} s per scenario and mode${o.together ? ', the scenarios of a round at the same time' : ''}${o.fresh ? ', every round in new processes' : ''}${o.baseline ? `, each mesh also from ${o.baseline.dir}` : ''}; medians (min–max); ${machine.cpus} cores, ${machine.node}, ${tools.nginx}, ${tools.h2load}\n`);
   if (o.profileDir) process.stdout.write(`profiling: the sidecars ran under --cpu-prof (profiles in ${o.profileDir}); their CPU figures include the profiler\n`);
   process.stdout.write(table(rows, g) + '\n');
-  if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB\n`);
+  if (observed) process.stdout.write(`mesh-observed over the run: ${observed.spans_received} spans received in ${observed.span_exports} exports (sampling ${TRACE_SAMPLING_PERCENT} %), access log ${(observed.access_log_bytes / 1024 / 1024).toFixed(1)} MB${observed.access_logs > 1 ? ` (in ${observed.access_logs} files, a mesh's each)` : ''}\n`);
 }
 
 async function main(): Promise<number> {

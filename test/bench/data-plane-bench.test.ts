@@ -185,8 +185,12 @@ test('--together --fresh: a round\'s scenarios run at the same time, each with i
       settings: { together: boolean; fresh: boolean; rounds: number };
       scenarios: { name: string; mode: string; rps: number; errors: number; proxies: { name: string; cpu_us_per_req: number }[]; upstream: { cpu_us_per_req: number } }[];
       goals: { observed_cpu_per_req_vs_bare?: { value: number; paired?: number } };
+      observed?: { access_log_bytes: number; access_logs: number };
     };
     assert.deepEqual([doc.settings.together, doc.settings.fresh, doc.settings.rounds], [true, true, 2]);
+    // Each round's mesh wrote its own access log: the bytes are all of them, not the last round's.
+    assert.equal(doc.observed?.access_logs, 2);
+    positive(doc.observed?.access_log_bytes, 'observed.access_log_bytes');
     assert.deepEqual(doc.scenarios.map((s) => `${s.name} ${s.mode}`), ['mesh-bare max', 'mesh-observed max']);
     for (const s of doc.scenarios) {
       positive(s.rps, `${s.name} rps`);
