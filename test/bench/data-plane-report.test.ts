@@ -60,6 +60,15 @@ test('goals: sidecar CPU ÷ nginx per hop, added p99 ÷ nginx added p99, max sid
   assert.deepEqual(g.cpu_per_req_vs_nginx_hop, { value: 4, goal: 3, met: false, by_sidecar: { 'sidecar-outbound': 4, 'sidecar-inbound': 3 } });
   assert.deepEqual(g.added_p99_vs_nginx, { value: 2, goal: 2, met: true, mesh_added_ms: 3, nginx_added_ms: 1.5 });
   assert.deepEqual(g.max_sidecar_rss_mb, { value: 90, goal: 80, met: false });
+  // With the rate runs' proxies, the pair's CPU ratio at that rate comes with the p99 ratio.
+  const rateRows = aggregate([
+    run('direct', 'rate', 1, []),
+    run('mesh', 'rate', 4, [proxy('sidecar-outbound', 90), proxy('sidecar-inbound', 110)]),
+    run('nginx', 'rate', 2.5, [proxy('nginx-outbound', 30), proxy('nginx-inbound', 50)]),
+  ]);
+  const withCpu = goals(rateRows);
+  assert.equal(withCpu.added_p99_vs_nginx!.pair_cpu_ratio, 2.5);
+  assert.match(table(rateRows, withCpu), /→ 2\.00× — goal ≤ 2×: met \(the pair's CPU per request at that rate: 2\.50× nginx's, which the p99 follows\)/);
   const flat = goals(aggregate([run('direct', 'rate', 2, []), run('mesh', 'rate', 4, []), run('nginx', 'rate', 2, [])]));
   assert.ok(Number.isNaN(flat.added_p99_vs_nginx!.value));
   assert.equal(flat.added_p99_vs_nginx!.met, false);
