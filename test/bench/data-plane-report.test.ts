@@ -68,7 +68,7 @@ test('goals: sidecar CPU ÷ nginx per hop, added p99 ÷ nginx added p99, max sid
   ]);
   const withCpu = goals(rateRows);
   assert.equal(withCpu.added_p99_vs_nginx!.pair_cpu_ratio, 2.5);
-  assert.match(table(rateRows, withCpu), /→ 2\.00× — goal ≤ 2×: met \(the pair's CPU per request at that rate: 2\.50× nginx's, which the p99 follows\)/);
+  assert.match(table(rateRows, withCpu), /→ 2\.00× — goal ≤ 2×: met \(the pair's CPU per request at that rate: 2\.50× nginx's\)/);
   const flat = goals(aggregate([run('direct', 'rate', 2, []), run('mesh', 'rate', 4, []), run('nginx', 'rate', 2, [])]));
   assert.ok(Number.isNaN(flat.added_p99_vs_nginx!.value));
   assert.equal(flat.added_p99_vs_nginx!.met, false);
