@@ -17,12 +17,13 @@
  * tracing on (`all`, `trace`), spans go to a collector in this process
  * (`collector`: its port); with the access log on, `accessLog` is its path.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Children } from './children.js';
 import { Collector } from './collector.js';
-import { partsOf, startMesh, type Observability, type Security } from './mesh.js';
+import { partsOf, startMesh, TRELLIS_MAIN, type Observability, type Security } from './mesh.js';
 import { hopPki, startHop, startUpstream } from './nginx.js';
 
 const OBSERVABILITY: readonly Observability[] = ['default', 'off', 'all', 'log', 'trace'];
@@ -57,6 +58,8 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`stand: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
+  if (spawnSync('nginx', ['-v']).error) { process.stderr.write('stand: nginx is not installed. On Debian: apt-get install nginx\n'); return 2; }
+  if (!existsSync(TRELLIS_MAIN)) { process.stderr.write(`stand: ${TRELLIS_MAIN} is missing: run npm run build first\n`); return 2; }
   const children = new Children();
   const dir = mkdtempSync(join(tmpdir(), 'trellis-stand-'));
   const stopped = new Promise<void>((resolve) => {

@@ -90,10 +90,13 @@ test(`stand.js: the mesh and the nginx pair answer where it says; the preloaded 
 });
 }
 
-test('stand.js: a bad flag exits 2 naming it and what it takes', () => {
+test('stand.js: a bad flag, or no nginx on PATH, exits 2 saying what to do', () => {
   const r = spawnSync(process.execPath, [join(DP, 'stand.js'), '--security', 'sometimes'], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--security takes one of mtls, plaintext \(not "sometimes"\)/);
+  const noNginx = spawnSync(process.execPath, [join(DP, 'stand.js')], { encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' } });
+  assert.equal(noNginx.status, 2);
+  assert.match(noNginx.stderr, /nginx is not installed\. On Debian: apt-get install nginx/);
   const help = spawnSync(process.execPath, [join(DP, 'stand.js'), '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--observability/);
