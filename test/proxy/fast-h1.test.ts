@@ -823,15 +823,15 @@ it('the idle timeout closes a keep-alive connection with nothing in flight, not 
 
 it('the socket keeps one timeout, the shorter one: quiet spells add up to the longer bound, and bytes moving start it anew', async () => {
   const STREAM_IDLE = 150;
-  const IDLE = 700;
+  const IDLE = 1200;
   const { port, seen } = await serve((req, res) => {
     if (req.url === '/quick') echo(req, res);
   }, resolveLimits({ streamIdleTimeoutMs: STREAM_IDLE, idleTimeoutMs: IDLE }));
   const c = await Raw.open(port);
   c.send(GET('/quick'));
   await c.reply();
-  // Four stream-idle spells go by before the idle bound: the connection stays.
-  assert.equal(await c.openAfter(IDLE - 150), true, 'closed before the idle timeout');
+  // Several stream-idle spells go by before the idle bound: the connection stays.
+  assert.equal(await c.openAfter(IDLE - 300), true, 'closed before the idle timeout');
   // A request now is activity: the idle count starts over after it.
   c.send(GET('/quick'));
   await c.reply();
