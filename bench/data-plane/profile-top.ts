@@ -49,6 +49,12 @@ export function areaOf(url: string, fn: string): string {
   return url ? 'other' : 'native (no url)';
 }
 
+/** A frame as the listings name it: function, then file (from dist/ or node_modules/) and 1-based line. */
+function frameName(f: { readonly functionName: string; readonly url: string; readonly lineNumber: number }): string {
+  const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
+  return `${f.functionName || '(anonymous)'} ${where}`.trim();
+}
+
 function top(file: string, n: number): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((x) => [x.id, x]));
@@ -74,8 +80,7 @@ function top(file: string, n: number): string {
     const f = byId.get(id)!.callFrame;
     if (f.functionName === '(idle)') continue;
     busy += us;
-    const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
-    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    const key = frameName(f);
     fns.set(key, (fns.get(key) ?? 0) + us);
     const area = areaCharged(id);
     areas.set(area, (areas.get(area) ?? 0) + us);
@@ -101,8 +106,7 @@ export function heapTop(file: string, n: number, per: number | undefined): strin
     const area = f.url ? areaOf(f.url, f.functionName) : charged;
     if (node.selfSize > 0) {
       total += node.selfSize;
-      const where = f.url ? `${f.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${f.lineNumber + 1}` : '';
-      const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+      const key = frameName(f);
       fns.set(key, (fns.get(key) ?? 0) + node.selfSize);
       areas.set(area, (areas.get(area) ?? 0) + node.selfSize);
     }
