@@ -1,4 +1,5 @@
 /** Mesh-wide settings: the MeshConfig resource with Trellis's defaults applied. */
+import { logFormatEncoding, parseLogFormat } from '../api/access-log-format.js';
 import type { ConfigSet } from '../api/config-set.js';
 import { parseDuration } from '../api/duration.js';
 import type { MeshConfigSpec } from '../api/kinds/mesh-config.js';
@@ -16,6 +17,7 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     connectTimeout?: string;
     accessLogFile?: string;
     accessLogEncoding?: 'JSON' | 'TEXT';
+    accessLogFormat?: string;
   };
   const tracing = tracingSettings(spec as MeshConfigSpec);
   const istioNames = prometheusProvider(spec as MeshConfigSpec);
@@ -28,10 +30,23 @@ export function meshSettings(config: ConfigSet): MeshSettings {
     enableAutoMtls: spec.enableAutoMtls ?? DEFAULTS.enableAutoMtls,
     connectTimeoutMs: (spec.connectTimeout ? parseDuration(spec.connectTimeout) : undefined) ?? DEFAULTS.connectTimeoutMs,
     ...(spec.accessLogFile !== undefined ? { accessLogFile: spec.accessLogFile } : {}),
-    ...(spec.accessLogEncoding !== undefined ? { accessLogEncoding: spec.accessLogEncoding } : {}),
+    ...accessLogFormat(spec.accessLogFormat, spec.accessLogEncoding),
     ...(tracing ? { tracing } : {}),
     ...(istioNames ? { metricsPrefix: 'istio_' as const } : {}),
   });
+}
+
+/**
+ * `accessLogEncoding` and the parsed `accessLogFormat`. A format without an
+ * encoding decides it (an object is JSON, anything else TEXT, Istio's
+ * default); validation refused a format that does not parse, so one that
+ * fails here is left out (the proxies keep their default lines).
+ */
+function accessLogFormat(format: string | undefined, encoding: 'JSON' | 'TEXT' | undefined): Pick<MeshSettings, 'accessLogEncoding' | 'accessLogFormat'> {
+  if (!format) return encoding !== undefined ? { accessLogEncoding: encoding } : {};
+  const e = logFormatEncoding(format, encoding);
+  const parsed = parseLogFormat(format, e);
+  return 'error' in parsed ? { accessLogEncoding: e } : { accessLogEncoding: e, accessLogFormat: parsed.format };
 }
 
 /**

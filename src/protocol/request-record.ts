@@ -72,6 +72,16 @@ export interface RequestRecord {
   readonly grpc?: boolean;
   /** The `grpc-status` the response carried in its headers (trailers-only responses), when it did. */
   readonly grpcStatus?: string;
+  /**
+   * Only while the access log's format (MeshConfig `accessLogFormat`) names
+   * them: those request headers (`%REQ(X)%`) and response headers
+   * (`%RESP(X)%`) of the exchange, by lower-case name, and the downstream
+   * connection's addresses (`address:port`).
+   */
+  readonly requestHeaders?: Readonly<Record<string, string>>;
+  readonly responseHeaders?: Readonly<Record<string, string>>;
+  readonly downstreamRemoteAddress?: string;
+  readonly downstreamLocalAddress?: string;
   /** Tracing on: the trace (32 hex digits), this hop's span (16), the span it continues (absent where the trace started), and whether the trace is sampled. */
   readonly traceId?: string;
   readonly spanId?: string;

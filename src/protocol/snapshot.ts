@@ -7,9 +7,12 @@
  * Parts that do not depend on the proxy (virtual hosts, clusters, endpoint
  * lists) are shared between snapshots: the same objects, not copies.
  */
+import type { LogFormat } from '../api/access-log-format.js';
 import type { WorkloadAuthz } from './authz.js';
 import type { WorkloadRateLimits } from './rate-limit.js';
 import type { WorkloadRequestAuthn } from './request-authn.js';
+
+export type { LogFormat, LogOperator, LogPart } from '../api/access-log-format.js';
 
 export const SNAPSHOT_SCHEMA = 'trellis.dev/snapshot/v1';
 
@@ -88,8 +91,10 @@ export interface MeshSettings {
   readonly connectTimeoutMs: number;
   /** MeshConfig `accessLogFile`, when set: `""` off, `/dev/stdout`, or a path. */
   readonly accessLogFile?: string;
-  /** MeshConfig `accessLogEncoding`, when set. */
+  /** MeshConfig `accessLogEncoding`, when set (or decided by `accessLogFormat`). */
   readonly accessLogEncoding?: 'JSON' | 'TEXT';
+  /** MeshConfig `accessLogFormat`, parsed: a TEXT template or JSON fields of Envoy command operators (src/api/access-log-format.ts); absent: Trellis's default lines. */
+  readonly accessLogFormat?: LogFormat;
   /** Distributed tracing, present only when MeshConfig turns it on (an OpenTelemetry provider in `defaultProviders.tracing`). */
   readonly tracing?: TracingSettings;
   /**

@@ -60,6 +60,8 @@ export class Exchange implements StageContext {
   readonly grpc: boolean;
   /** gRPC: the `grpc-status` sent downstream (in headers, trailers or the proxy's own answer), for the record. */
   grpcStatus: string | undefined;
+  /** The upstream response's fields as sent downstream (the forwarder's), for an access log format that names response headers. */
+  responseFields: Headers | undefined = undefined;
   authority = '';
   path: string;
   requestId = '';

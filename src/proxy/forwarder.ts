@@ -149,6 +149,7 @@ class Forwarding {
     else if (decision === 'overflow') ex.flag(UO);
     const gs = upstreamHeaders['grpc-status'];
     if (typeof gs === 'string') ex.grpcStatus = gs;
+    ex.responseFields = h;
     ex.beforeHead();
     try {
       ex.res.writeHead(status, h);

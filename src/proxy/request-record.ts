@@ -6,6 +6,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { REQUEST_CHANNEL, type RequestRecord, type ResponseFlag } from '../protocol/request-record.js';
 import type { Direction, Exchange } from './exchange.js';
+import { capturesOf, type RecordCaptures } from '../telemetry/log-format.js';
 
 const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
 
@@ -53,7 +54,53 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
     const gs = (ex as { readonly grpcStatus?: string | number }).grpcStatus ?? ex.res.getHeader('grpc-status');
     if (gs !== undefined) r.grpcStatus = String(gs);
   }
+  const c = capturesFor(ex);
+  if (c) capture(r, ex, c);
   return Object.freeze(r);
+}
+
+/** What the access log's format wants copied into records, per parsed format (one per snapshot's mesh settings). */
+const CAPTURES = new WeakMap<object, RecordCaptures | null>();
+
+function capturesFor(ex: Exchange): RecordCaptures | null {
+  const f = ex.state?.snapshot.mesh.accessLogFormat;
+  if (f === undefined) return null;
+  let c = CAPTURES.get(f);
+  if (c === undefined) CAPTURES.set(f, (c = capturesOf(f) ?? null));
+  return c;
+}
+
+const joinValue = (v: number | string | readonly string[] | undefined): string | undefined =>
+  v === undefined ? undefined : typeof v === 'object' ? v.join(', ') : String(v);
+
+const addressOf = (host: string | undefined, port: number | undefined): string | undefined =>
+  host === undefined ? undefined : `${host.includes(':') ? `[${host}]` : host}${port === undefined ? '' : `:${port}`}`;
+
+function capture(r: { -readonly [K in keyof RequestRecord]: RequestRecord[K] }, ex: Exchange, c: RecordCaptures): void {
+  if (c.requestHeaders.length) {
+    const h: Record<string, string> = {};
+    for (const name of c.requestHeaders) {
+      const v = joinValue(ex.req.headers[name]);
+      if (v !== undefined) h[name] = v;
+    }
+    r.requestHeaders = h;
+  }
+  if (c.responseHeaders.length) {
+    const h: Record<string, string> = {};
+    for (const name of c.responseHeaders) {
+      // The forwarder's fields (written with writeHead), else what the proxy set on the response itself.
+      const v = joinValue(ex.responseFields?.[name] ?? ex.res.getHeader(name));
+      if (v !== undefined) h[name] = v;
+    }
+    r.responseHeaders = h;
+  }
+  if (c.addresses) {
+    const s = ex.req.socket;
+    const remote = addressOf(s?.remoteAddress, s?.remotePort);
+    const local = addressOf(s?.localAddress, s?.localPort);
+    if (remote !== undefined) r.downstreamRemoteAddress = remote;
+    if (local !== undefined) r.downstreamLocalAddress = local;
+  }
 }
 
 export function publishRecord(ex: Exchange, status: number): void {

@@ -10,11 +10,15 @@
  * Configured as Istio's MeshConfig does: `accessLogFile` ("" off,
  * "/dev/stdout", or a path) and `accessLogEncoding` (JSON | TEXT); `filter`
  * `errors` keeps only responses ≥ 500, no response, or any response flag.
+ * `accessLogFormat` (Envoy's command operators, as a TEXT template or JSON
+ * fields) replaces the default lines: log-format.ts.
  */
 import { createRequire } from 'node:module';
 import type { DestinationStream, pino as Pino } from 'pino';
 import type { RequestRecord } from '../protocol/request-record.js';
+import type { LogFormat } from '../protocol/snapshot.js';
 import { peersOf, UNKNOWN, type LabelTables, type Peer } from './istio-labels.js';
+import { formatLines } from './log-format.js';
 
 export interface AccessLogOptions {
   /** "/dev/stdout", "/dev/stderr" or a file path ("" turns logging off). */
@@ -23,6 +27,8 @@ export interface AccessLogOptions {
   readonly encoding?: 'JSON' | 'TEXT';
   /** `all` (the default) or `errors`: status ≥ 500, no response at all, or any response flag. */
   readonly filter?: 'all' | 'errors';
+  /** MeshConfig `accessLogFormat`, parsed: lines in it instead of the default ones (`encoding` is then the format's own). */
+  readonly format?: LogFormat;
 }
 
 /** The marker every JSON access log line carries. */
@@ -159,6 +165,8 @@ interface PeerSegment {
 export class AccessLog {
   readonly #dest: Sonic;
   readonly #jsonLines: boolean;
+  /** The lines of a format of the user's, when there is one. */
+  readonly #formatted: ((r: RequestRecord) => string) | undefined;
   readonly #errorsOnly: boolean;
   readonly #flusher: NodeJS.Timeout;
   /** Lines not handed to the destination yet, encoded, and how many bytes of the batch they fill. */
@@ -176,6 +184,7 @@ export class AccessLog {
     this.#flusher.unref();
     this.#errorsOnly = options.filter === 'errors';
     this.#jsonLines = (options.encoding ?? 'JSON') === 'JSON';
+    this.#formatted = options.format ? formatLines(options.format) : undefined;
   }
 
   useTables(t: LabelTables): void {
@@ -184,7 +193,8 @@ export class AccessLog {
 
   log(r: RequestRecord): void {
     if (this.#errorsOnly && !(r.status >= 500 || r.status === 0 || r.responseFlags.length > 0)) return;
-    if (this.#jsonLines) this.#json(r);
+    if (this.#formatted) this.#line(this.#formatted(r));
+    else if (this.#jsonLines) this.#json(r);
     else this.#line(this.#text(r));
   }
 

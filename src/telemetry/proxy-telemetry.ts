@@ -46,7 +46,7 @@ export interface TelemetryOptions {
 }
 
 /** The mesh settings telemetry reads (MeshConfig's access-log fields, carried in the snapshot). */
-type MeshTelemetrySettings = Pick<MeshSettings, 'accessLogFile' | 'accessLogEncoding'>;
+type MeshTelemetrySettings = Pick<MeshSettings, 'accessLogFile' | 'accessLogEncoding' | 'accessLogFormat'>;
 
 /**
  * Options from the environment, for processes started without flags for them
@@ -69,7 +69,8 @@ export function telemetryOptionsFromEnv(env: Readonly<Record<string, string | un
 }
 
 const sameLog = (a: AccessLogOptions | undefined, b: AccessLogOptions | undefined) =>
-  (a?.file ?? '') === (b?.file ?? '') && (a?.encoding ?? 'JSON') === (b?.encoding ?? 'JSON') && (a?.filter ?? 'all') === (b?.filter ?? 'all');
+  (a?.file ?? '') === (b?.file ?? '') && (a?.encoding ?? 'JSON') === (b?.encoding ?? 'JSON') && (a?.filter ?? 'all') === (b?.filter ?? 'all') &&
+  (a?.format === b?.format || JSON.stringify(a?.format) === JSON.stringify(b?.format));
 
 export class ProxyTelemetry {
   /** The proxy's registry: service metrics and whatever the proxy registers. */
@@ -129,10 +130,13 @@ export class ProxyTelemetry {
   }
 
   #configureAccessLog(mesh: MeshTelemetrySettings): void {
+    // MeshConfig's format also shapes a log the environment turned on (`trellis up` with TRELLIS_ACCESS_LOG_FILE).
+    const format = mesh.accessLogFormat ? { format: mesh.accessLogFormat, encoding: mesh.accessLogEncoding ?? 'JSON' } : {};
     const fromMesh: AccessLogOptions | undefined = mesh.accessLogFile !== undefined
-      ? { file: mesh.accessLogFile, encoding: mesh.accessLogEncoding ?? 'JSON' }
+      ? { file: mesh.accessLogFile, encoding: mesh.accessLogEncoding ?? 'JSON', ...format }
       : undefined;
-    const want = this.options.accessLog ?? fromMesh ?? this.options.defaultAccessLog;
+    const fromEnv = this.options.defaultAccessLog && { ...this.options.defaultAccessLog, ...format };
+    const want = this.options.accessLog ?? fromMesh ?? fromEnv;
     const next = want && want.file !== '' ? want : undefined;
     if (sameLog(this.#accessLog?.options, next)) return;
     if (this.#accessLog) this.#closingLogs.push(this.#accessLog.close());

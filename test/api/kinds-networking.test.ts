@@ -99,6 +99,9 @@ const sidecar: Row[] = [
   { name: 'a wildcard in the workload selector', spec: { workloadSelector: { labels: { app: '*' } }, outboundTrafficPolicy: { mode: 'ALLOW_ANY' } }, code: 'TRL0106', field: 'spec.workloadSelector.labels.app' },
 ];
 
+/** Istio's default TEXT access log format (its MeshConfig documentation). */
+const ISTIO_TEXT_FORMAT = '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+
 const meshConfig: Row[] = [
   { name: 'an empty spec (every default)', spec: {} },
   { name: 'the common settings', spec: {
@@ -115,6 +118,14 @@ const meshConfig: Row[] = [
     localityLbSetting: { enabled: true, failover: [{ from: 'us-east', to: 'eu-west' }] },
   } },
   { name: 'an unknown encoding', spec: { accessLogEncoding: 'XML' }, code: 'TRL0106', field: 'spec.accessLogEncoding' },
+  { name: "Istio's default TEXT access log format", spec: { accessLogFile: '/dev/stdout', accessLogFormat: ISTIO_TEXT_FORMAT } },
+  { name: 'a JSON access log format with typed fields and literals', spec: { accessLogEncoding: 'JSON', accessLogFormat: '{"code":"%RESPONSE_CODE%","ua":"%REQ(USER-AGENT):20%","v":1,"on":true,"none":null}' } },
+  { name: 'an access log format with an operator Envoy has and Trellis does not', spec: { accessLogFormat: '%RESPONSE_CODE% %DYNAMIC_METADATA(istio.mixer:status)%' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
+  { name: 'an access log format with a stray %', spec: { accessLogFormat: '100% %RESPONSE_CODE%' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
+  { name: 'a REQ operator without its header', spec: { accessLogFormat: '%REQ%' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
+  { name: 'a START_TIME conversion Trellis does not format', spec: { accessLogFormat: '%START_TIME(%A)%' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
+  { name: 'a JSON access log format that is not an object', spec: { accessLogEncoding: 'JSON', accessLogFormat: '[%RESPONSE_CODE%]' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
+  { name: 'a JSON access log format with a nested object', spec: { accessLogFormat: '{"a":{"b":"%RESPONSE_CODE%"}}' }, code: 'TRL0106', field: 'spec.accessLogFormat' },
   { name: 'a trust domain with an underscore', spec: { trustDomain: 'my_domain.local' }, code: 'TRL0106', field: 'spec.trustDomain' },
   { name: 'a root namespace that is not a name', spec: { rootNamespace: 'Istio System' }, code: 'TRL0106', field: 'spec.rootNamespace' },
   { name: 'an unknown normalization', spec: { pathNormalization: { normalization: 'LOWERCASE' } }, code: 'TRL0106', field: 'spec.pathNormalization.normalization' },

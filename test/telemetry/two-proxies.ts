@@ -19,8 +19,9 @@ export interface TwoProxies {
   close(): Promise<void>;
 }
 
-export async function startTwoProxies(caller: TelemetryOptions, callee: TelemetryOptions): Promise<TwoProxies> {
-  const mesh = meshFromYaml(TWO_SERVICES);
+/** `extraYaml`: more resources for the mesh (a MeshConfig, say). */
+export async function startTwoProxies(caller: TelemetryOptions, callee: TelemetryOptions, extraYaml = ''): Promise<TwoProxies> {
+  const mesh = meshFromYaml(TWO_SERVICES + extraYaml);
   const app = await startApp('api-v2.shop', (req, res, a) => {
     if (req.url === '/fail') { req.resume(); res.writeHead(503, { 'content-type': 'text/plain' }); res.end('down\n'); return; }
     // A trailers-only gRPC answer: NOT_FOUND in the headers.

@@ -7,6 +7,7 @@
 import { atMostOne, duration, exactlyOne, labels, noDuplicates, percentage, port, z, type DeepReadonly } from '../schema.js';
 import { defineKind, type ValueWarning } from '../kind.js';
 import { parseDuration } from '../duration.js';
+import { logFormatEncoding, parseLogFormat } from '../access-log-format.js';
 import { localityLbSetting } from './locality-lb.js';
 import { isDnsLabel, isDnsLabels } from './names.js';
 
@@ -123,6 +124,10 @@ export const meshConfigSpec = z.strictObject({
   /** How long to wait for a client to speak first before treating a connection as TCP; `0s` turns detection off. */
   protocolDetectionTimeout: duration().optional(),
 }).superRefine((m, ctx) => {
+  if (m.accessLogFormat) {
+    const f = parseLogFormat(m.accessLogFormat, logFormatEncoding(m.accessLogFormat, m.accessLogEncoding));
+    if ('error' in f) ctx.addIssue({ code: 'custom', path: ['accessLogFormat'], message: f.error });
+  }
   noDuplicates(m.extensionProviders, (p) => p.name, ctx, (i) => ['extensionProviders', i, 'name'], (name) => `Duplicate value: extension provider "${name}" is defined twice`);
   m.defaultProviders?.tracing?.forEach((name, i) => {
     if (!m.extensionProviders?.some((p) => p.name === name)) {
