@@ -16,7 +16,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import { labelsMatch } from '../policy/route-match.js';
 import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
-  type RouteTable, type Snapshot, type TcpRoute, type TlsRoute, type VirtualHost,
+  type RouteTable, type Snapshot, type TcpRoute, type TlsRoute, type VirtualHost, type WorkloadAccessLogging,
 } from '../protocol/snapshot.js';
 import type { WorkloadAuthz } from '../protocol/authz.js';
 import type { WorkloadRequestAuthn } from '../protocol/request-authn.js';
@@ -28,6 +28,7 @@ import { GenerationalMemo } from './memo.js';
 import { compileAuthz } from './authorization.js';
 import { compileOutboundRateLimits, compileRateLimits, enforcedOutbound } from './rate-limits.js';
 import type { WorkloadRateLimits } from '../protocol/rate-limit.js';
+import { compileAccessLogging } from './access-logging.js';
 import { peerAuthnSignature, withPeerAuthn } from './peer-authn.js';
 import { compileRequestAuthn, type JwksEntry } from './request-authentication.js';
 import { inboundListeners, isGateway, makeNode, selectingServices, selectorSignature, workloadNotFound } from './proxy-node.js';
@@ -113,7 +114,7 @@ export function createCompiler(): Compiler {
     return lastTrust;
   };
   /** Security policies of one workload, memoized on the policies, the registry and the workload. */
-  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn; rateLimits?: WorkloadRateLimits }>>>();
+  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn; rateLimits?: WorkloadRateLimits; accessLogging?: WorkloadAccessLogging }>>>();
   const policiesOf = (index: ConfigIndex, registry: Registry, node: ProxyNode, jwks: ReadonlyMap<string, JwksEntry> | undefined) => {
     let byReg = policyMemo.get(index);
     if (!byReg) policyMemo.set(index, (byReg = new WeakMap()));
@@ -129,7 +130,8 @@ export function createCompiler(): Compiler {
     });
     const requestAuthn = compileRequestAuthn({ config: index.config, rootNamespace: index.mesh.rootNamespace, workload, jwks: jwks ?? NO_JWKS });
     const rateLimits = compileRateLimits({ policies: index.config.ofKind('RateLimitPolicy'), workload, trustDomain: index.mesh.trustDomain, registry });
-    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}) };
+    const accessLogging = compileAccessLogging(index.config, index.mesh, { namespace: node.namespace, labels: node.labels, kind: node.kind === 'gateway' ? 'gateway' : 'sidecar' });
+    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}), ...(accessLogging ? { accessLogging } : {}) };
     m.set(node.id, entry);
     return entry;
   };
@@ -298,11 +300,11 @@ export function createCompiler(): Compiler {
         shared.set(viewKey, view);
       }
       const trust = security?.trustBundle.length ? trustOf(security.trustBundle) : undefined;
-      const { authz, requestAuthn, rateLimits } = policiesOf(index, registry, node, security?.jwks);
+      const { authz, requestAuthn, rateLimits, accessLogging } = policiesOf(index, registry, node, security?.jwks);
       const outboundRateLimits = outboundLimitsOf(index, registry, node, view);
       const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}${trust ? `|${trust.hash}` : ''}` +
         `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}${rateLimits ? `|rl:${hashOf(rateLimits)}` : ''}` +
-        `${outboundRateLimits ? `|orl:${hashOf(outboundRateLimits)}` : ''}`);
+        `${outboundRateLimits ? `|orl:${hashOf(outboundRateLimits)}` : ''}${accessLogging ? `|al:${hashOf(accessLogging)}` : ''}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
         outbound: view.outbound, clusters: view.clusters, endpoints: view.endpoints,
@@ -311,6 +313,7 @@ export function createCompiler(): Compiler {
         ...(requestAuthn ? { requestAuthn } : {}),
         ...(rateLimits ? { rateLimits } : {}),
         ...(outboundRateLimits ? { outboundRateLimits } : {}),
+        ...(accessLogging ? { accessLogging } : {}),
       });
     },
   };

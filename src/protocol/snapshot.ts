@@ -8,11 +8,13 @@
  * lists) are shared between snapshots: the same objects, not copies.
  */
 import type { LogFormat } from '../api/access-log-format.js';
+import type { FilterExpr } from '../api/log-filter.js';
 import type { WorkloadAuthz } from './authz.js';
 import type { WorkloadRateLimits } from './rate-limit.js';
 import type { WorkloadRequestAuthn } from './request-authn.js';
 
 export type { LogFormat, LogOperator, LogPart } from '../api/access-log-format.js';
+export type { FilterExpr } from '../api/log-filter.js';
 
 export const SNAPSHOT_SCHEMA = 'trellis.dev/snapshot/v1';
 
@@ -50,6 +52,8 @@ export interface Snapshot {
    * no policy targets a service it serves.
    */
   readonly rateLimits?: WorkloadRateLimits;
+  /** Access logging as a Telemetry resource decides it for this workload (src/compile/access-logging.ts); absent: MeshConfig's access log, as it says. */
+  readonly accessLogging?: WorkloadAccessLogging;
   /**
    * The limits this workload sheds load with on its outbound side, as a
    * caller: those of every RateLimitPolicy with `enforce: InboundAndOutbound`
@@ -503,4 +507,23 @@ export interface SnapshotEndpoint {
 export interface ClusterEndpoints {
   readonly cluster: string;
   readonly endpoints: readonly SnapshotEndpoint[];
+}
+
+/** One side of the proxy that a Telemetry resource logs: every request, or those its filter is true for. */
+export interface AccessLogSide {
+  readonly filter?: FilterExpr;
+}
+
+/** Telemetry `accessLogging` for one workload. */
+export interface WorkloadAccessLogging {
+  /** The Telemetry that decided (`namespace/name`). */
+  readonly source: string;
+  /** The listeners whose requests are logged; a direction not here is not. */
+  readonly directions: { readonly inbound?: AccessLogSide; readonly outbound?: AccessLogSide; readonly gateway?: AccessLogSide };
+  /** A file, `/dev/stdout`, or `""` (nothing to write); absent: the proxy's own (its environment's access log, else /dev/stdout). */
+  readonly file?: string;
+  readonly encoding?: 'JSON' | 'TEXT';
+  readonly format?: LogFormat;
+  /** Request headers the filters read (lower case), for the proxy to copy into records. */
+  readonly filterHeaders?: readonly string[];
 }

@@ -6,7 +6,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { REQUEST_CHANNEL, type RequestRecord, type ResponseFlag } from '../protocol/request-record.js';
 import type { Direction, Exchange } from './exchange.js';
-import { capturesOf, type RecordCaptures } from '../telemetry/log-format.js';
+import { snapshotCaptures, type RecordCaptures } from '../telemetry/log-format.js';
 
 const channel = diagnostics_channel.channel(REQUEST_CHANNEL);
 
@@ -59,14 +59,14 @@ export function toRecord(ex: Exchange, status: number): RequestRecord {
   return Object.freeze(r);
 }
 
-/** What the access log's format wants copied into records, per parsed format (one per snapshot's mesh settings). */
+/** What the access log's format and filters want copied into records, per snapshot. */
 const CAPTURES = new WeakMap<object, RecordCaptures | null>();
 
 function capturesFor(ex: Exchange): RecordCaptures | null {
-  const f = ex.state?.snapshot.mesh.accessLogFormat;
-  if (f === undefined) return null;
-  let c = CAPTURES.get(f);
-  if (c === undefined) CAPTURES.set(f, (c = capturesOf(f) ?? null));
+  const s = ex.state?.snapshot;
+  if (s === undefined || (s.accessLogging === undefined && s.mesh.accessLogFormat === undefined)) return null;
+  let c = CAPTURES.get(s);
+  if (c === undefined) CAPTURES.set(s, (c = snapshotCaptures(s) ?? null));
   return c;
 }
 

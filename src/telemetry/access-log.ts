@@ -16,7 +16,8 @@
 import { createRequire } from 'node:module';
 import type { DestinationStream, pino as Pino } from 'pino';
 import type { RequestRecord } from '../protocol/request-record.js';
-import type { LogFormat } from '../protocol/snapshot.js';
+import type { LogFormat, WorkloadAccessLogging } from '../protocol/snapshot.js';
+import { compileLogFilter } from './log-filter.js';
 import { peersOf, UNKNOWN, type LabelTables, type Peer } from './istio-labels.js';
 import { formatLines } from './log-format.js';
 
@@ -29,6 +30,8 @@ export interface AccessLogOptions {
   readonly filter?: 'all' | 'errors';
   /** MeshConfig `accessLogFormat`, parsed: lines in it instead of the default ones (`encoding` is then the format's own). */
   readonly format?: LogFormat;
+  /** A Telemetry resource's sides: only the directions listed are logged, each for the requests its filter is true for. */
+  readonly directions?: WorkloadAccessLogging['directions'];
 }
 
 /** The marker every JSON access log line carries. */
@@ -162,11 +165,23 @@ interface PeerSegment {
   readonly bytes: Buffer;
 }
 
+/** The records a Telemetry resource's sides keep: those of a listed direction that its filter (if any) is true for. */
+function keeper(d: WorkloadAccessLogging['directions']): (r: RequestRecord) => boolean {
+  const side = (s: { readonly filter?: Parameters<typeof compileLogFilter>[0] } | undefined) =>
+    (s === undefined ? () => false : s.filter ? compileLogFilter(s.filter) : () => true);
+  const inbound = side(d.inbound);
+  const outbound = side(d.outbound);
+  const gateway = side(d.gateway);
+  return (r) => (r.direction === 'inbound' ? inbound(r) : r.direction === 'outbound' ? outbound(r) : gateway(r));
+}
+
 export class AccessLog {
   readonly #dest: Sonic;
   readonly #jsonLines: boolean;
   /** The lines of a format of the user's, when there is one. */
   readonly #formatted: ((r: RequestRecord) => string) | undefined;
+  /** Which records a Telemetry resource keeps, when one decides. */
+  readonly #keep: ((r: RequestRecord) => boolean) | undefined;
   readonly #errorsOnly: boolean;
   readonly #flusher: NodeJS.Timeout;
   /** Lines not handed to the destination yet, encoded, and how many bytes of the batch they fill. */
@@ -185,6 +200,7 @@ export class AccessLog {
     this.#errorsOnly = options.filter === 'errors';
     this.#jsonLines = (options.encoding ?? 'JSON') === 'JSON';
     this.#formatted = options.format ? formatLines(options.format) : undefined;
+    this.#keep = options.directions ? keeper(options.directions) : undefined;
   }
 
   useTables(t: LabelTables): void {
@@ -193,6 +209,7 @@ export class AccessLog {
 
   log(r: RequestRecord): void {
     if (this.#errorsOnly && !(r.status >= 500 || r.status === 0 || r.responseFlags.length > 0)) return;
+    if (this.#keep && !this.#keep(r)) return;
     if (this.#formatted) this.#line(this.#formatted(r));
     else if (this.#jsonLines) this.#json(r);
     else this.#line(this.#text(r));

@@ -17,7 +17,7 @@
  * Envoy splits a request into) give no value.
  */
 import { hostname } from 'node:os';
-import type { LogFormat, LogOperator, LogPart } from '../protocol/snapshot.js';
+import type { LogFormat, LogOperator, LogPart, Snapshot } from '../protocol/snapshot.js';
 import type { RequestRecord } from '../protocol/request-record.js';
 
 type Value = string | number | undefined;
@@ -150,6 +150,17 @@ export function formatLines(format: LogFormat): (r: RequestRecord) => string {
   };
 }
 
+/**
+ * What the proxy copies into records for a snapshot's access log: the
+ * Telemetry's format and the headers its filters read, else MeshConfig's
+ * format.
+ */
+export function snapshotCaptures(s: Pick<Snapshot, 'mesh' | 'accessLogging'>): RecordCaptures | undefined {
+  const al = s.accessLogging;
+  if (!al) return s.mesh.accessLogFormat ? capturesOf(s.mesh.accessLogFormat) : undefined;
+  return capturesOf(al.format, al.filterHeaders);
+}
+
 /** What the proxy must copy into a record for `format`: headers by lower-case name, and whether the downstream addresses. */
 export interface RecordCaptures {
   readonly requestHeaders: readonly string[];
@@ -157,8 +168,8 @@ export interface RecordCaptures {
   readonly addresses: boolean;
 }
 
-export function capturesOf(format: LogFormat): RecordCaptures | undefined {
-  const req = new Set<string>();
+export function capturesOf(format: LogFormat | undefined, filterHeaders: readonly string[] = []): RecordCaptures | undefined {
+  const req = new Set<string>(filterHeaders);
   const resp = new Set<string>();
   let addresses = false;
   const visit = (p: LogPart) => {
@@ -171,8 +182,8 @@ export function capturesOf(format: LogFormat): RecordCaptures | undefined {
       addresses = true;
     }
   };
-  if ('text' in format) format.text.forEach(visit);
-  else for (const f of format.json) if (Array.isArray(f.value)) (f.value as readonly LogPart[]).forEach(visit);
+  if (format && 'text' in format) format.text.forEach(visit);
+  else if (format) for (const f of format.json) if (Array.isArray(f.value)) (f.value as readonly LogPart[]).forEach(visit);
   if (req.size === 0 && resp.size === 0 && !addresses) return undefined;
   return { requestHeaders: [...req], responseHeaders: [...resp], addresses };
 }

@@ -16,7 +16,7 @@
  */
 import { Counter, Registry } from 'prom-client';
 import type { RequestRecord } from '../protocol/request-record.js';
-import type { MeshSettings, Snapshot } from '../protocol/snapshot.js';
+import type { MeshSettings, Snapshot, WorkloadAccessLogging } from '../protocol/snapshot.js';
 import { AccessLog, type AccessLogOptions } from './access-log.js';
 import { render, type Exposition } from './exposition.js';
 import { prepareLabelTables } from './istio-labels.js';
@@ -70,7 +70,8 @@ export function telemetryOptionsFromEnv(env: Readonly<Record<string, string | un
 
 const sameLog = (a: AccessLogOptions | undefined, b: AccessLogOptions | undefined) =>
   (a?.file ?? '') === (b?.file ?? '') && (a?.encoding ?? 'JSON') === (b?.encoding ?? 'JSON') && (a?.filter ?? 'all') === (b?.filter ?? 'all') &&
-  (a?.format === b?.format || JSON.stringify(a?.format) === JSON.stringify(b?.format));
+  (a?.format === b?.format || JSON.stringify(a?.format) === JSON.stringify(b?.format)) &&
+  (a?.directions === b?.directions || JSON.stringify(a?.directions) === JSON.stringify(b?.directions));
 
 export class ProxyTelemetry {
   /** The proxy's registry: service metrics and whatever the proxy registers. */
@@ -105,7 +106,7 @@ export class ProxyTelemetry {
     // The records so far go where the settings they ended under sent them.
     this.#drain();
     this.#configureMetrics(s.mesh);
-    this.#configureAccessLog(s.mesh);
+    this.#configureAccessLog(s.mesh, s.accessLogging);
     this.#configureTracing(s.mesh.tracing, s.node.id);
     const wanted = this.#metrics !== undefined || this.#accessLog !== undefined || this.#tracing !== undefined;
     if (wanted) {
@@ -129,18 +130,34 @@ export class ProxyTelemetry {
     this.#metrics = new ServiceMetrics(this.registry, { prefix });
   }
 
-  #configureAccessLog(mesh: MeshTelemetrySettings): void {
+  #configureAccessLog(mesh: MeshTelemetrySettings, telemetry: WorkloadAccessLogging | undefined): void {
     // MeshConfig's format also shapes a log the environment turned on (`trellis up` with TRELLIS_ACCESS_LOG_FILE).
     const format = mesh.accessLogFormat ? { format: mesh.accessLogFormat, encoding: mesh.accessLogEncoding ?? 'JSON' } : {};
     const fromMesh: AccessLogOptions | undefined = mesh.accessLogFile !== undefined
       ? { file: mesh.accessLogFile, encoding: mesh.accessLogEncoding ?? 'JSON', ...format }
       : undefined;
     const fromEnv = this.options.defaultAccessLog && { ...this.options.defaultAccessLog, ...format };
-    const want = this.options.accessLog ?? fromMesh ?? fromEnv;
+    const want = this.options.accessLog ?? (telemetry ? this.#fromTelemetry(telemetry) : fromMesh ?? fromEnv);
     const next = want && want.file !== '' ? want : undefined;
     if (sameLog(this.#accessLog?.options, next)) return;
     if (this.#accessLog) this.#closingLogs.push(this.#accessLog.close());
     this.#accessLog = next ? new AccessLog(next) : undefined;
+  }
+
+  /**
+   * A Telemetry resource's access log: its file (Istio's `envoy` provider
+   * without MeshConfig's file: the environment's log, else /dev/stdout), its
+   * format, and the sides and filters it logs (the environment's `errors`
+   * filter does not apply then).
+   */
+  #fromTelemetry(t: WorkloadAccessLogging): AccessLogOptions {
+    const env = this.options.defaultAccessLog;
+    return {
+      file: t.file ?? env?.file ?? '/dev/stdout',
+      encoding: t.encoding ?? (t.file === undefined ? env?.encoding : undefined) ?? 'JSON',
+      ...(t.format ? { format: t.format } : {}),
+      directions: t.directions,
+    };
   }
 
   #configureTracing(settings: MeshSettings['tracing'], nodeId: string): void {

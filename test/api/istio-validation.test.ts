@@ -25,7 +25,7 @@ import { parseYaml } from '../../src/api/load.js';
 
 const ROOT = process.env.TRELLIS_ROOT ?? join(new URL('.', import.meta.url).pathname, '..', '..', '..');
 const DIR = join(ROOT, 'test', 'fixtures', 'istio-validation');
-const UNSUPPORTED = new Set(['EnvoyFilter', 'WasmPlugin', 'Telemetry', 'ProxyConfig', 'WorkloadGroup']);
+const UNSUPPORTED = new Set(['EnvoyFilter', 'WasmPlugin', 'ProxyConfig', 'WorkloadGroup']);
 
 type Expected = string | { readonly field: string; readonly message?: string };
 const expectedFields = JSON.parse(readFileSync(join(DIR, 'expected-fields.json'), 'utf8')) as Record<string, Expected>;

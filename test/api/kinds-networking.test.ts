@@ -177,7 +177,6 @@ test('fields Trellis does not enforce yet are accepted with a warning (TRL1005)'
 const unsupported: [apiVersion: string, kind: string, instead: RegExp][] = [
   ['networking.istio.io/v1alpha3', 'EnvoyFilter', /no Envoy/],
   ['extensions.istio.io/v1alpha1', 'WasmPlugin', /Trellis filter in TypeScript/],
-  ['telemetry.istio.io/v1', 'Telemetry', /MeshConfig \(enableTracing/],
   ['networking.istio.io/v1beta1', 'ProxyConfig', /MeshConfig\.defaultConfig/],
   ['networking.istio.io/v1', 'WorkloadGroup', /WorkloadEntry.*App manifest/],
   ['gateway.networking.k8s.io/v1', 'HTTPRoute', /VirtualService/],

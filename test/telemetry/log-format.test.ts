@@ -14,7 +14,7 @@ import type { LogFormat } from '../../src/protocol/snapshot.js';
 import type { RequestRecord } from '../../src/protocol/request-record.js';
 import { capturesOf, formatLines } from '../../src/telemetry/log-format.js';
 import { eventually } from '../helpers/proxy.js';
-import { startTwoProxies, type TwoProxies } from './two-proxies.js';
+import { meshConfigYaml, startTwoProxies, type TwoProxies } from './two-proxies.js';
 
 const parsed = (f: string, encoding: 'JSON' | 'TEXT'): LogFormat => {
   const r = parseLogFormat(f, encoding);
@@ -113,14 +113,7 @@ function describeThroughProxies(): void {
   const lines = (): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
   before(async () => {
     const format = '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% "%REQ(USER-AGENT)%" "%RESP(CONTENT-TYPE)%" %DOWNSTREAM_REMOTE_ADDRESS% %UPSTREAM_CLUSTER% %REQ(X-REQUEST-ID)%';
-    p = await startTwoProxies({ metrics: false }, { metrics: false }, `---
-apiVersion: trellis.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh }
-spec:
-  accessLogFile: ${JSON.stringify(file)}
-  accessLogFormat: ${JSON.stringify(format)}
-`);
+    p = await startTwoProxies({ metrics: false }, { metrics: false }, meshConfigYaml(`  accessLogFile: ${JSON.stringify(file)}\n  accessLogFormat: ${JSON.stringify(format)}\n`));
   });
   after(async () => {
     await p?.close();

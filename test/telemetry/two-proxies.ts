@@ -19,6 +19,14 @@ export interface TwoProxies {
   close(): Promise<void>;
 }
 
+/** A MeshConfig document for `extraYaml`, with `spec` lines as given (indented by two spaces). */
+export const meshConfigYaml = (spec: string): string => `---
+apiVersion: trellis.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec:
+${spec}`;
+
 /** `extraYaml`: more resources for the mesh (a MeshConfig, say). */
 export async function startTwoProxies(caller: TelemetryOptions, callee: TelemetryOptions, extraYaml = ''): Promise<TwoProxies> {
   const mesh = meshFromYaml(TWO_SERVICES + extraYaml);

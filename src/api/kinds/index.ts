@@ -21,6 +21,7 @@ import { RateLimitPolicy } from './rate-limit-policy.js';
 import { RequestAuthentication } from './request-authentication.js';
 import { ServiceEntry } from './service-entry.js';
 import { Sidecar } from './sidecar.js';
+import { Telemetry } from './telemetry.js';
 import { unsupportedKinds } from './unsupported.js';
 import { VirtualService } from './virtual-service.js';
 import { WorkloadEntry } from './workload-entry.js';
@@ -29,7 +30,7 @@ const defs = {
   VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar,
   PeerAuthentication, AuthorizationPolicy, RequestAuthentication,
   Service, Pod, Deployment, Namespace, ServiceAccount,
-  MeshConfig, App, RateLimitPolicy, CompliancePolicy,
+  MeshConfig, App, RateLimitPolicy, CompliancePolicy, Telemetry,
 } as const;
 
 type BodyOf<D> = D extends KindDef<infer B> ? DeepReadonly<B> : never;

@@ -25,10 +25,6 @@ export const unsupportedKinds: readonly UnsupportedKindDef[] = [
     instead: 'Trellis runs no Wasm or Lua filters; write the extension as a Trellis filter in TypeScript',
   },
   {
-    kind: 'Telemetry', group: 'telemetry.istio.io',
-    instead: 'configure tracing and access logs mesh-wide in MeshConfig (enableTracing, defaultProviders, extensionProviders, accessLogFile, accessLogFormat)',
-  },
-  {
     kind: 'ProxyConfig', group: 'networking.istio.io',
     instead: 'set proxy settings mesh-wide in MeshConfig.defaultConfig (concurrency, drainDuration, terminationDrainDuration, …)',
   },
