@@ -46,6 +46,7 @@ import { acceptExpectContinue } from './expect-continue.js';
 import { DEFAULT_WEBSOCKET_IDLE_MS, Upgrades } from './upgrade.js';
 import { tlsObserver } from './tls/tls-events.js';
 import { WorkloadTls } from './tls/workload-tls.js';
+import { sharedIdleScavenger } from './idle-gc.js';
 
 export type { DataPlane, DataPlaneOptions, DataPlaneAddresses, ApplyResult } from './types.js';
 
@@ -75,10 +76,14 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
   const outboundBind = opts.outboundHost ?? '127.0.0.1';
   const telemetry = new ProxyTelemetry({ ...(opts.telemetry ?? telemetryOptionsFromEnv(process.env)), ...(opts.log ? { log: opts.log } : {}) });
   const workload = new WorkloadTls();
-  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version, certificate: workload.certificate, outliers: outlierStoreFor(pools).stats() }));
+  const metrics = new ProxyMetrics(telemetry.registry, () => ({ activeRequests: exchanges.inflight, upstreamPools: pools.size, snapshotVersion: state?.snapshot.version, certificate: workload.certificate, outliers: outlierStoreFor(pools).stats(), idleCollections: scavenger?.collections }));
   const tls = { workload, observer: tlsObserver(metrics, workload) };
   const pools = new UpstreamPools({ ...tls, withoutCertificate: opts.mtlsWithoutCertificate ?? 'refuse' });
-  const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false };
+  const scavenger = opts.idleGc ? sharedIdleScavenger() : null;
+  /** close() waiting for the last request in flight. */
+  let drained: (() => void) | undefined;
+  const exchanges: ExchangeHost = { metrics, inflight: 0, closing: false, onIdle: () => { scavenger?.idle(); drained?.(); } };
+  scavenger?.watch(exchanges);
   const rateLimits = new RateLimitRuntime(metrics);
   let state: AppliedSnapshot | undefined;
   let agent: Agent | undefined;
@@ -205,10 +210,11 @@ export function createDataPlane(opts: DataPlaneOptions & DataPlaneTelemetryOptio
         const timer = setTimeout(finish, graceMs);
         // Connections that go idle after their last response are closed as they do.
         const tick = setInterval(() => { for (const l of traffic) l.server.closeIdleConnections(); }, 50);
-        exchanges.onIdle = finish;
+        drained = finish;
       });
     }
-    exchanges.onIdle = undefined;
+    drained = undefined;
+    scavenger?.unwatch(exchanges);
     for (const l of traffic) l.server.closeAllConnections();
     tunnels.destroyAll();
     upgrades.destroyAll();

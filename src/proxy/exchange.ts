@@ -32,7 +32,7 @@ export interface ExchangeHost {
   inflight: number;
   /** While closing, responses say `connection: close`. */
   closing: boolean;
-  /** Called when an exchange ends (close() waits on it). */
+  /** Called when the last request (or tunnel) in flight has ended: close() waits on it, the idle collection starts from it. */
   onIdle?: (() => void) | undefined;
 }
 

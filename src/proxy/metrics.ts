@@ -27,6 +27,8 @@ export interface ProxyGauges {
   readonly certificate?: CertificateInfo | undefined;
   /** Outlier state of the clusters that detect outliers (`outlierStoreFor(pools).stats()`); absent: none shown. */
   readonly outliers?: readonly OutlierClusterStats[];
+  /** Young-generation collections made while idle (idle-gc.ts); absent: not on. */
+  readonly idleCollections?: number | undefined;
 }
 
 export type ListenerKind = 'outbound' | 'inbound' | 'gateway';
@@ -120,6 +122,10 @@ export class ProxyMetrics {
     });
     gauge('trellis_proxy_control_plane_connected', '1 while the agent holds a stream to the control plane.', [], (g) => g.set(self.#connected));
     gauge('trellis_proxy_active_requests', 'Requests in flight.', [], (g) => g.set(gauges().activeRequests));
+    counter('trellis_proxy_idle_gc_total', 'Young-generation collections the proxy made while no request was in flight, so that fewer land in requests (0 with --no-idle-gc).', [], (c) => {
+      const n = gauges().idleCollections;
+      if (n !== undefined) c.inc(n);
+    });
     gauge('trellis_proxy_upstream_pools', 'Connection pools to upstream addresses.', [], (g) => g.set(gauges().upstreamPools));
     gauge('trellis_proxy_certificate_expiry_seconds', 'Seconds until the workload certificate in use expires, by its SPIFFE ID (negative once it has; absent: no certificate). Rotation renews it at half its lifetime.', ['identity'], (g) => {
       const c = gauges().certificate;

@@ -50,6 +50,13 @@ export interface DataPlaneOptions {
    * Once `setCertificate` has been called, ISTIO_MUTUAL is always mTLS.
    */
   readonly mtlsWithoutCertificate?: 'plaintext' | 'refuse';
+  /**
+   * Collect the young generation when no request is in flight and it is
+   * mostly full (idle-gc.ts), so that V8's own collections land in requests
+   * less often. Off by default (an embedding process has garbage of its
+   * own); `trellis proxy` turns it on unless `--no-idle-gc`.
+   */
+  readonly idleGc?: boolean;
 }
 
 /** A local port for one service port. */

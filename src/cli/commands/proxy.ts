@@ -33,6 +33,8 @@ interface Flags {
   claimLabel: string[];
   claimServiceAccount?: string;
   claimIdentity?: string;
+  /** false with --no-idle-gc. */
+  idleGc: boolean;
   headersTimeout?: number;
   idleTimeout?: number;
   streamIdleTimeout?: number;
@@ -198,6 +200,7 @@ export function proxyCommand(): Command {
     .option('--claim-label <key=value>', 'a label the proxy claims; registration is refused if the configuration disagrees (repeatable)', collect, [] as string[])
     .option('--claim-service-account <name>', 'a service account the proxy claims (checked like --claim-label)')
     .option('--claim-identity <spiffe-id>', 'an identity the proxy claims (checked like --claim-label)')
+    .option('--no-idle-gc', 'do not collect young garbage while no request is in flight (also $TRELLIS_IDLE_GC=off); by default the proxy does, so that fewer of V8\'s collections land in requests')
     .action(async (f: Flags) => {
       if (f.healthPath !== undefined && !f.healthPath.startsWith('/')) throw new CliError(`--health-path must start with "/", not "${f.healthPath}"`, 2);
       if (f.healthPath !== undefined && f.appPort === undefined) throw new CliError('--health-path needs --app-port', 2);
@@ -230,6 +233,7 @@ export function proxyCommand(): Command {
         ...(f.gateway ? { gatewayPorts: gatewayPorts(f.listen) } : { inboundPort: f.inboundPort }),
         ...(f.appPort !== undefined ? { appPort: f.appPort } : {}),
         limits: limitsOf(f),
+        idleGc: f.idleGc && process.env['TRELLIS_IDLE_GC'] !== 'off',
       });
       let addresses;
       try {
