@@ -20,6 +20,7 @@
  */
 import type { FilterExpr } from '../protocol/snapshot.js';
 import type { RequestRecord } from '../protocol/request-record.js';
+import { codeDetails } from './log-format.js';
 
 type Value = string | number | boolean | null | undefined;
 type Getter = (r: RequestRecord) => Value;
@@ -29,8 +30,7 @@ const urlPath = (path: string): string => { const q = path.indexOf('?'); return 
 /** Each attribute from the record, with Istio's meaning for it. */
 const ATTRIBUTES: Readonly<Record<string, Getter>> = {
   'response.code': (r) => r.status,
-  // Envoy's details for a response the upstream sent as it was; Trellis keeps no other details.
-  'response.code_details': (r) => (r.status > 0 && r.upstream !== undefined && r.responseFlags.length === 0 ? 'via_upstream' : ''),
+  'response.code_details': (r) => codeDetails(r) ?? '',
   'response.flags': (r) => (r.responseFlags.length ? r.responseFlags.join(',') : '-'),
   'response.grpc_status': (r) => (r.grpcStatus !== undefined && /^\d+$/.test(r.grpcStatus) ? Number(r.grpcStatus) : undefined),
   'response.size': (r) => r.bytesSent,

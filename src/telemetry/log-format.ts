@@ -37,6 +37,10 @@ const RESPONSE_FIELDS: Readonly<Record<string, Getter>> = {
 };
 
 const none: Getter = () => undefined;
+
+/** Envoy's response code details as far as the record tells them: `via_upstream` for a response the upstream sent as it was (local replies have their flag). */
+export const codeDetails = (r: RequestRecord): string | undefined =>
+  (r.status > 0 && r.upstream !== undefined && r.responseFlags.length === 0 ? 'via_upstream' : undefined);
 const withoutPort = (a: string | undefined): string | undefined => {
   if (a === undefined) return undefined;
   if (a.startsWith('[')) return a.slice(1, a.indexOf(']'));
@@ -47,8 +51,7 @@ const withoutPort = (a: string | undefined): string | undefined => {
 const FIELDS: Readonly<Record<string, Getter>> = {
   RESPONSE_CODE: (r) => r.status,
   RESPONSE_FLAGS: (r) => (r.responseFlags.length ? r.responseFlags.join(',') : undefined),
-  // Envoy's detail for a response that came from the upstream; local replies have their flag.
-  RESPONSE_CODE_DETAILS: (r) => (r.status > 0 && r.upstream !== undefined && r.responseFlags.length === 0 ? 'via_upstream' : undefined),
+  RESPONSE_CODE_DETAILS: codeDetails,
   BYTES_RECEIVED: (r) => r.bytesReceived,
   BYTES_SENT: (r) => r.bytesSent,
   DURATION: (r) => Math.round(r.durationMs),

@@ -7,9 +7,11 @@
  * on, so a proxy with both off builds no records at all.
  *
  * Where the access log settings come from, first found wins: the options
- * given, MeshConfig (`accessLogFile`, `accessLogEncoding` in the snapshot's
- * mesh settings, once the compiler carries them), the environment
- * (`telemetryOptionsFromEnv`, as `defaultAccessLog`).
+ * given; the Telemetry resource that decides for this workload (the
+ * snapshot's `accessLogging`: file, format, sides and filters); MeshConfig
+ * (`accessLogFile`, `accessLogEncoding`, `accessLogFormat` in the snapshot's
+ * mesh settings); the environment (`telemetryOptionsFromEnv`, as
+ * `defaultAccessLog`, shaped by MeshConfig's format when it has one).
  *
  * Tracing (tracing.ts) is on while the snapshot's mesh settings carry
  * `tracing`; it subscribes the same way and only then loads the exporter.
