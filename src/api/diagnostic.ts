@@ -64,7 +64,9 @@ export function parsePath(text: string): (string | number)[] {
 export function formatDiagnostic(d: Diagnostic): string {
   const where = d.position ? `${d.position.file}:${d.position.line}:${d.position.col}: ` : '';
   const what = [d.resource, d.field].filter(Boolean).join(' ');
-  return `${where}${d.level} ${d.code}${what ? ` ${what}` : ''}: ${d.message}`;
+  // A schema message leads with its field, so that it reads alone (JSON output, hints quoting it); the line names the field already.
+  const message = d.field && d.message.startsWith(`${d.field}: `) ? d.message.slice(d.field.length + 2) : d.message;
+  return `${where}${d.level} ${d.code}${what ? ` ${what}` : ''}: ${message}`;
 }
 
 export function hasErrors(ds: readonly Diagnostic[]): boolean {

@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { formatDiagnostic } from '../../src/api/diagnostic.js';
 import { parseYaml } from '../../src/api/load.js';
 import { at, lines, where } from './load-helpers.js';
 
@@ -131,4 +132,14 @@ test('TRL1005 (accepted, not enforced) is a warning at the key of the field, and
     { level: 'warning', code: 'TRL1005', field: 'spec.http[0].match[1].statPrefix', resource: 'VirtualService bank/reviews', position: at('warn.yaml', 11, 7) },
   ]);
   assert.equal(r.resources.length, 1);
+});
+
+test('a printed schema error names its field once: the line has it, the message leads with it for readers of the message alone', () => {
+  const { diagnostics } = parseYaml('apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: web }\nspec:\n  hosts: [web]\n  http: [{ timeout: forever, route: [{ destination: { host: web } }] }]\n', 'vs.yaml');
+  const d = diagnostics.find((x) => x.code === 'TRL0106')!;
+  assert.equal(d.field, 'spec.http[0].timeout');
+  assert.ok(d.message.startsWith('spec.http[0].timeout: '), d.message);
+  const line = formatDiagnostic(d);
+  assert.match(line, /^vs\.yaml:6:\d+: error TRL0106 VirtualService default\/web spec\.http\[0\]\.timeout: "forever" is not a valid duration/);
+  assert.equal(line.split('spec.http[0].timeout').length, 2, `the field once: ${line}`);
 });
