@@ -16,7 +16,8 @@
  * else the proxy's environment, else /dev/stdout. A MeshConfig extension
  * provider with `envoyFileAccessLog` gives its `path` and `logFormat`
  * (`text`: a TEXT template; `labels`: JSON fields). An entry without
- * providers uses MeshConfig `defaultProviders.accessLogging`, else `envoy`.
+ * providers uses MeshConfig `defaultProviders.accessLogging`; without those
+ * either it is ignored, as Istio ignores it: that side logs nothing.
  * A proxy writes one access log: the first provider Trellis can write is
  * used, the others are ignored.
  */
@@ -75,7 +76,8 @@ export function compileAccessLogging(config: ConfigSet, mesh: MeshSettings, w: W
 
 /** Where an entry's first usable provider writes, and how. */
 function destination(e: Entry, meshSpec: MeshConfigSpec, mesh: MeshSettings): Pick<WorkloadAccessLogging, 'file' | 'encoding' | 'format'> {
-  const names = e.providers?.map((p) => p.name) ?? meshSpec.defaultProviders?.accessLogging ?? ['envoy'];
+  // As in Istio: no providers named here and no default in MeshConfig, and the entry is ignored (nothing logged; the analyzers warn).
+  const names = e.providers?.map((p) => p.name) ?? meshSpec.defaultProviders?.accessLogging ?? [];
   for (const name of names) {
     if (name === 'envoy') {
       return {

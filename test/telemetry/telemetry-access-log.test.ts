@@ -74,6 +74,10 @@ spec:
   assert.deepEqual([json.file, json.encoding, json.format], ['/tmp/json.log', 'JSON', { json: [{ key: 'code', value: [{ op: 'RESPONSE_CODE' }] }, { key: 'path', value: [{ op: 'REQ', arg: ':path' }] }] }]);
   assert.equal(withProvider('otel').file, '', 'not an access log provider');
   assert.equal(withProvider('nowhere').file, '', 'a name MeshConfig does not define');
+  const unnamed = telemetry('mesh', 'istio-system', '  accessLogging: [{ filter: { expression: "response.code >= 400" } }]\n');
+  assert.equal(decide(meshConfig + unnamed, WEB)!.file, '', 'no providers and no MeshConfig default: ignored, as Istio ignores it');
+  const withDefault = meshConfig.replace('  extensionProviders:', '  defaultProviders: { accessLogging: [text-file] }\n  extensionProviders:');
+  assert.equal(decide(withDefault + unnamed, WEB)!.file, '/tmp/text.log', 'no providers: MeshConfig defaultProviders.accessLogging');
   const gateway = decide(meshConfig + telemetry('mesh', 'istio-system', '  accessLogging: [{ match: { mode: CLIENT } }]\n'), { ...WEB, kind: 'gateway' })!;
   assert.deepEqual(gateway.directions, { gateway: {} }, 'a gateway\'s listeners are the CLIENT side');
 });
