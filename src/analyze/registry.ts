@@ -5,6 +5,7 @@
 import type { Analyzer } from './analyzer.js';
 import { destinationRuleAnalyzers } from './analyzers/destination-rule.js';
 import { gatewaySidecarAnalyzers } from './analyzers/gateway-sidecar.js';
+import { telemetryAnalyzers } from './analyzers/telemetry.js';
 import { securityAnalyzers } from './analyzers/security.js';
 import { trellisAnalyzers } from './analyzers/trellis.js';
 import { virtualServiceAnalyzers } from './analyzers/virtual-service.js';
@@ -13,6 +14,7 @@ export const analyzers: readonly Analyzer[] = Object.freeze([
   ...virtualServiceAnalyzers,
   ...destinationRuleAnalyzers,
   ...gatewaySidecarAnalyzers,
+  ...telemetryAnalyzers,
   ...securityAnalyzers,
   ...trellisAnalyzers,
 ]);

@@ -49,6 +49,21 @@ const table = {
     template: 'namespace {namespace} has more than one Sidecar without a workloadSelector ({others}); only one namespace-wide Sidecar applies: merge them',
     docs: 'A namespace may have one Sidecar without a workloadSelector; with several, which one applies is undefined.',
   },
+  InvalidTelemetryProvider: {
+    code: 'TRL0157', level: 'warning',
+    template: 'accessLogging[{index}] names no provider and MeshConfig has no defaultProviders.accessLogging: the entry is ignored; name a provider (envoy, or a MeshConfig extension provider)',
+    docs: 'A Telemetry accessLogging entry that names no provider, in a mesh whose MeshConfig has no default access log provider, configures nothing (Istio ignores it too).',
+  },
+  ConflictingTelemetryWorkloadSelectors: {
+    code: 'TRL0159', level: 'error',
+    template: 'selects workload {workload}, which {others} selects too; a workload takes one Telemetry: make the selectors disjoint',
+    docs: 'Two Telemetry resources with selectors pick the same workload; Trellis takes the first by namespace and name, Istio calls it invalid.',
+  },
+  MultipleTelemetriesWithoutWorkloadSelectors: {
+    code: 'TRL0160', level: 'error',
+    template: 'namespace {namespace} has more than one Telemetry without a selector ({others}); only one namespace-wide Telemetry applies: merge them',
+    docs: 'A namespace (the root namespace included) may have one Telemetry without a selector; with several, Trellis takes the first by name and Istio calls it invalid.',
+  },
   VirtualServiceDestinationPortSelectorRequired: {
     code: 'TRL0112', level: 'error',
     template: 'destination {host} has more than one port ({ports}) and the route does not say which: the proxy then uses the port the request came in on, which the destination may not have; set destination.port.number',
