@@ -45,7 +45,7 @@ const NO_ARGUMENT = new Set([
 const HEADER = new Map([['REQ', 'REQ'], ['REQUEST_HEADER', 'REQ'], ['RESP', 'RESP'], ['RESPONSE_HEADER', 'RESP'], ['TRAILER', 'TRAILER'], ['RESPONSE_TRAILER', 'TRAILER']]);
 
 /** Every operator name accepted, for messages. */
-export const LOG_OPERATORS: readonly string[] = ['START_TIME', ...HEADER.keys(), 'ENVIRONMENT', ...NO_ARGUMENT].sort();
+const LOG_OPERATORS: readonly string[] = ['START_TIME', ...HEADER.keys(), 'ENVIRONMENT', ...NO_ARGUMENT].sort();
 
 /** The strftime conversions START_TIME takes (`%3f`, `%6f`, `%9f` and `%f`: fractions of the second). */
 const TIME_CONVERSION = /%(?:[YmdHMSsjzZ%]|[369]?f)/g;

@@ -8,7 +8,7 @@
  */
 import type { ResourceOf } from '../../api/config-set.js';
 import type { Analyzer } from '../analyzer.js';
-import { checkSelectorScope } from './selector-scope.js';
+import { checkSelectorScope, selectorLabels } from './selector-scope.js';
 import { gatewayCertificatesAnalyzer } from './gw-certificates.js';
 import { gatewayConflictsAnalyzer } from './gw-conflicts.js';
 import { gatewayPortsAnalyzer } from './gw-ports.js';
@@ -16,10 +16,7 @@ import { gatewaySelectorAnalyzer } from './gw-selector.js';
 
 type SidecarResource = ResourceOf<'Sidecar'>;
 
-function selectorOf(s: SidecarResource): Readonly<Record<string, string>> | undefined {
-  const labels = s.body.spec.workloadSelector?.labels;
-  return labels && Object.keys(labels).length > 0 ? labels : undefined;
-}
+const selectorOf = (s: SidecarResource) => selectorLabels(s.body.spec.workloadSelector?.labels);
 
 export const sidecarSelectorAnalyzer: Analyzer = {
   name: 'sidecar.selector',

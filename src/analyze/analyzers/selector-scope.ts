@@ -11,6 +11,10 @@ import type { AnalysisContext } from '../analyzer.js';
 import { workloadsSelected } from '../lookup.js';
 import { selectorText } from './gw-common.js';
 
+/** Selector labels as these rules read them: none when absent or empty. */
+export const selectorLabels = (labels: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | undefined =>
+  (labels && Object.keys(labels).length > 0 ? labels : undefined);
+
 export interface SelectorScopeRule<R extends Resource> {
   readonly kind: string;
   readonly resources: readonly R[];

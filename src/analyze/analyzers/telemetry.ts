@@ -11,14 +11,11 @@
 import type { ResourceOf } from '../../api/config-set.js';
 import type { MeshConfigSpec } from '../../api/kinds/mesh-config.js';
 import type { Analyzer } from '../analyzer.js';
-import { checkSelectorScope } from './selector-scope.js';
+import { checkSelectorScope, selectorLabels } from './selector-scope.js';
 
 type TelemetryResource = ResourceOf<'Telemetry'>;
 
-function selectorOf(t: TelemetryResource): Readonly<Record<string, string>> | undefined {
-  const labels = t.body.spec.selector?.matchLabels;
-  return labels && Object.keys(labels).length > 0 ? labels : undefined;
-}
+const selectorOf = (t: TelemetryResource) => selectorLabels(t.body.spec.selector?.matchLabels);
 
 export const telemetrySelectorAnalyzer: Analyzer = {
   name: 'telemetry.selector',

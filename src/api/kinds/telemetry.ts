@@ -72,7 +72,6 @@ export const telemetrySpec = z.strictObject({
 });
 
 export type TelemetrySpec = DeepReadonly<z.infer<typeof telemetrySpec>>;
-export type TelemetryMode = z.infer<typeof mode>;
 
 export const Telemetry = defineKind({
   kind: 'Telemetry',

@@ -24,8 +24,9 @@ export function logsCommand(): Command {
       '\n' +
       '--access prints only the access log lines (JSON, "type":"access") of the\n' +
       'proxies of <name>, or of every proxy when no name is given. Proxies log\n' +
-      'requests to their own log when MeshConfig accessLogFile is /dev/stdout\n' +
-      '(for now: start the mesh with TRELLIS_ACCESS_LOG_FILE=/dev/stdout).',
+      'requests to their own log when MeshConfig accessLogFile is /dev/stdout, when a\n' +
+      'Telemetry resource\'s envoy provider logs and MeshConfig names no file, or when\n' +
+      'the mesh was started with TRELLIS_ACCESS_LOG_FILE=/dev/stdout.',
     )
     .argument('[name]', 'a service, workload, instance, gateway, or control-plane (optional with --access)')
     .option('--proxy', 'the sidecar\'s log instead of the app\'s')
