@@ -15,7 +15,7 @@
  * left-padded to 128 bits, and go out in B3 as 64 bits again.
  *
  * Cost: a few string slices and one regex test per format present; the ids
- * are hex from a pooled buffer of random bytes, refilled 256 ids at a time.
+ * are cut from the hex text of pooled random bytes, refilled 256 ids at a time.
  */
 import { randomFillSync } from 'node:crypto';
 import type { MeshSettings } from '../protocol/snapshot.js';
@@ -50,14 +50,24 @@ interface Incoming {
   sampled: boolean | undefined;
 }
 
-const pool = Buffer.allocUnsafe(4096);
-let poolAt = pool.length;
+/**
+ * Ids are cut from the hex text of a pool of random bytes, made in one call
+ * per 256 ids: a `toString('hex')` per id was a call into C++ for 16 or 32
+ * characters, three a request in a traced mesh. The cuts share the pool's
+ * text (V8 makes slices of 13 characters or more without copying), so an
+ * id that is kept (a span waiting for export) keeps its pool's 8 KiB alive,
+ * so what keeps ids copies them (trace-spans.ts).
+ */
+const POOL_BYTES = 4096;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let poolHex = '';
+let poolAt = POOL_BYTES;
 
 /** Random lowercase hex of `bytes` bytes, never all zeros (invalid in both W3C and B3). */
 export function randomHex(bytes: 8 | 16): string {
   for (;;) {
-    if (poolAt + bytes > pool.length) { randomFillSync(pool); poolAt = 0; }
-    const s = pool.toString('hex', poolAt, poolAt + bytes);
+    if (poolAt + bytes > POOL_BYTES) { randomFillSync(pool); poolHex = pool.toString('hex'); poolAt = 0; }
+    const s = poolHex.slice(poolAt * 2, (poolAt + bytes) * 2);
     poolAt += bytes;
     if (s !== ZERO16 && s !== ZERO32) return s;
   }
@@ -74,7 +84,9 @@ function fromTraceparent(v: string | undefined, into: Incoming): boolean {
   if (traceId === ZERO32 || spanId === ZERO16) return false;
   into.traceId = traceId;
   into.spanId = spanId;
-  into.sampled = (parseInt(v.slice(53, 55), 16) & 1) === 1;
+  // The sampled flag is the low bit of the flags' second hex digit (the regex let only 0-9a-f through).
+  const c = v.charCodeAt(54);
+  into.sampled = ((c <= 57 ? c - 48 : c - 87) & 1) === 1;
   return true;
 }
 
@@ -120,6 +132,9 @@ function fromB3Multi(h: Headers, into: Incoming): boolean {
 /** B3 writes a 64-bit trace id as 64 bits (it came that way, or is indistinguishable from one that did). */
 const b3TraceId = (traceId: string): string => (traceId.startsWith(ZERO16) ? traceId.slice(16) : traceId);
 
+/** What startHop reads into, reused: it holds nothing past the call. */
+const incoming: Incoming = { traceId: undefined, spanId: undefined, sampled: undefined };
+
 /**
  * Reads the incoming context from `h` (the upstream request headers, a copy
  * of the downstream's), starts this hop, and rewrites the context headers in
@@ -131,7 +146,10 @@ export function startHop(h: Headers, samplingPercent: number, random: () => numb
   const b3 = h['b3'];
   const formats = (tp !== undefined ? W3C : 0) | (b3 !== undefined ? B3_SINGLE : 0)
     | (h['x-b3-traceid'] !== undefined || h['x-b3-spanid'] !== undefined || h['x-b3-sampled'] !== undefined ? B3_MULTI : 0);
-  const inc: Incoming = { traceId: undefined, spanId: undefined, sampled: undefined };
+  const inc = incoming;
+  inc.traceId = undefined;
+  inc.spanId = undefined;
+  inc.sampled = undefined;
   const w3c = formats !== 0 && fromTraceparent(one(tp), inc);
   if (!w3c && formats !== 0) {
     if (!fromB3Single(one(b3), inc)) fromB3Multi(h, inc);

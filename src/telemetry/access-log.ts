@@ -111,31 +111,89 @@ function str(v: string): string {
 const opt = (v: string | null | undefined): string => (v === undefined || v === null ? 'null' : str(v));
 
 /**
- * Writes `s` (Latin-1, here only ever ASCII) into `b` at `at`: Buffer's own
- * latin1Write where it has one (every Node line so far; not in Node's
- * typings), which spares `write`'s argument and encoding checks on every line.
+ * The tail of a JSON line (what changes with every request) is written into
+ * the batch byte by byte, with no string made for it: its constant parts
+ * are pre-encoded, numbers are written as digits, ids copied a character at
+ * a time. Built as one template string, a line cost ~950 bytes of
+ * allocation (the string, its pieces, the numbers' strings, the flattened
+ * copy that encoding needs), 9 % of all a sidecar allocated a request;
+ * written this way, ~15 bytes.
  */
-type Latin1Writer = { latin1Write?: (s: string, at: number) => number };
-const writeLatin1: (b: Buffer, s: string, at: number) => number = typeof (Buffer.prototype as Latin1Writer).latin1Write === 'function'
-  ? (b, s, at) => (b as Latin1Writer).latin1Write!(s, at)
-  : (b, s, at) => b.write(s, at, 'latin1');
+const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const START_TIME = ascii(',"start_time":"');
+const BYTES_RECEIVED = ascii('","bytes_received":');
+const BYTES_SENT = ascii(',"bytes_sent":');
+const DURATION = ascii(',"duration":');
+const UPSTREAM_SERVICE_TIME = ascii(',"upstream_service_time":');
+const REQUEST_ID = ascii(',"request_id":');
+const ATTEMPTS = ascii(',"attempts":');
+const TRACE_ID = ascii(',"trace_id":');
+const NULL = ascii('null');
+const END = ascii('}\n');
+/** The most a tail takes besides its two ids: constants, six numbers of at most 22 characters each, the time. */
+const TAIL_FIXED = 160 + 6 * 22;
 
-/** Ids made of ASCII characters JSON never escapes (UUIDs, hex trace ids): quoted as they are, not cached (they never repeat). */
-const PLAIN_ID = /^[0-9A-Za-z._-]*$/;
+/** Copies the bytes of a (short) constant: a loop beats a typed-array `set` call at these lengths. */
+function put(b: Buffer, at: number, src: Uint8Array): number {
+  for (let i = 0; i < src.length; i++) b[at + i] = src[i]!;
+  return at + src.length;
+}
+
+/** Copies a segment (a few hundred bytes): memcpy through `set`. */
+function copy(b: Buffer, at: number, src: Uint8Array): number {
+  b.set(src, at);
+  return at + src.length;
+}
+
+/** Writes `n` as JSON: digits for the integers requests carry, else JavaScript's own text (null when not finite). */
+function putNumber(b: Buffer, at: number, n: number): number {
+  if (n >= 0 && n <= 0xffffffff && Number.isInteger(n)) {
+    let digits = 1;
+    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+    let i = at + digits;
+    do { const q = Math.floor(n / 10); b[--i] = 48 + n - q * 10; n = q; } while (n > 0);
+    return at + digits;
+  }
+  const t = Number.isFinite(n) ? String(n) : 'null';
+  for (let i = 0; i < t.length; i++) b[at + i] = t.charCodeAt(i);
+  return at + t.length;
+}
 
 /**
- * The ISO time of epoch milliseconds `ms`: the text up to the second is
- * kept for the last second asked for. Records arrive in the order requests
- * end, so their start times go back and forth between milliseconds, but
- * stay within a second or two.
+ * Writes `v` as a JSON string literal. Printable ASCII other than the quote
+ * and the backslash (every UUID and hex id) is copied as it is; a value
+ * with anything else goes through JSON.stringify. Room for six bytes a
+ * character must be there.
+ */
+function putString(b: Buffer, at: number, v: string): number {
+  b[at] = 34;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 34 || c === 92) return at + b.write(JSON.stringify(v), at, 'utf8');
+    b[at + 1 + i] = c;
+  }
+  b[at + 1 + v.length] = 34;
+  return at + v.length + 2;
+}
+
+/**
+ * The ISO time of epoch milliseconds `ms` (24 ASCII bytes): the part up to
+ * the second is kept for the last second asked for. Records arrive in the
+ * order requests end, so their start times go back and forth between
+ * milliseconds, but stay within a second or two.
  */
 let isoSecond = NaN;
-let isoPrefix = '';
-function isoTime(ms: number): string {
+let isoPrefix: Uint8Array = new Uint8Array(0);
+function putIsoTime(b: Buffer, at: number, ms: number): number {
   const sec = Math.floor(ms / 1000);
-  if (sec !== isoSecond) { isoSecond = sec; isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20); }
+  if (sec !== isoSecond) { isoSecond = sec; isoPrefix = ascii(new Date(sec * 1000).toISOString().slice(0, 20)); }
+  at = put(b, at, isoPrefix);
   const m = Math.floor(ms) - sec * 1000;
-  return `${isoPrefix}${m < 10 ? '00' : m < 100 ? '0' : ''}${m}Z`;
+  b[at] = 48 + Math.floor(m / 100);
+  b[at + 1] = 48 + (Math.floor(m / 10) % 10);
+  b[at + 2] = 48 + (m % 10);
+  b[at + 3] = 90; // Z
+  return at + 4;
 }
 
 const dash = (v: string | number | undefined): string | number => (v === undefined || v === '' ? '-' : v);
@@ -244,33 +302,44 @@ export class AccessLog {
    * numbers and the proxy's own tokens as they are. The two parts that
    * repeat from request to request come from the segment caches already
    * encoded, and are copied in; the rest, what changes with every request,
-   * is one string of ASCII (times, numbers, plain ids), written as Latin-1.
-   * No whole line string is built: a line is written for every request in
-   * every sidecar, and flattening and encoding a 700-byte concatenation
-   * cost more than these copies.
+   * is written byte by byte (see putNumber, putString). No string is built
+   * for a line: one is written for every request in every sidecar, and
+   * flattening and encoding a 700-byte concatenation cost more than these
+   * copies.
    */
   #json(r: RequestRecord): void {
     const req = this.#requestSegment(r);
     const peer = this.#peerSegment(r);
     const rid = r.requestId;
-    const plain = PLAIN_ID.test(rid) && (r.traceId === undefined || PLAIN_ID.test(r.traceId));
-    const tail = `,"start_time":"${isoTime(r.startTime)}","bytes_received":${r.bytesReceived},"bytes_sent":${r.bytesSent}` +
-      `,"duration":${Math.round(r.durationMs)},"upstream_service_time":${r.upstreamMs === undefined ? 'null' : Math.round(r.upstreamMs)}` +
-      `,"request_id":${rid ? (plain ? `"${rid}"` : JSON.stringify(rid)) : 'null'},"attempts":${r.attempts ?? 'null'}` +
-      // Only while tracing is on (then every request has one, sampled or not).
-      (r.traceId !== undefined ? `,"trace_id":${plain ? `"${r.traceId}"` : JSON.stringify(r.traceId)}}\n` : '}\n');
-    const bound = req.length + peer.length + (plain ? tail.length : tail.length * 3);
+    const tid = r.traceId;
+    const bound = req.length + peer.length + TAIL_FIXED + 6 * (rid.length + (tid === undefined ? 0 : tid.length));
     if (this.#used + bound > BATCH_BYTES) {
       this.#handOver();
-      if (bound > BATCH_BYTES) { this.#write(Buffer.concat([req, peer, Buffer.from(tail, 'utf8')])); return; }
+      if (bound > BATCH_BYTES) {
+        const b = Buffer.allocUnsafe(bound);
+        this.#write(b.subarray(0, this.#tail(b, copy(b, copy(b, 0, req), peer), r)));
+        return;
+      }
     }
     const b = this.#batch;
-    let at = this.#used;
-    b.set(req, at);
-    at += req.length;
-    b.set(peer, at);
-    at += peer.length;
-    this.#used = at + (plain ? writeLatin1(b, tail, at) : b.write(tail, at, 'utf8'));
+    this.#used = this.#tail(b, copy(b, copy(b, this.#used, req), peer), r);
+  }
+
+  /** The tail of a JSON line at `at` in `b`, which has room for it; the offset after it. */
+  #tail(b: Buffer, at: number, r: RequestRecord): number {
+    at = putIsoTime(b, put(b, at, START_TIME), r.startTime);
+    at = putNumber(b, put(b, at, BYTES_RECEIVED), r.bytesReceived);
+    at = putNumber(b, put(b, at, BYTES_SENT), r.bytesSent);
+    at = putNumber(b, put(b, at, DURATION), Math.round(r.durationMs));
+    at = put(b, at, UPSTREAM_SERVICE_TIME);
+    at = r.upstreamMs === undefined ? put(b, at, NULL) : putNumber(b, at, Math.round(r.upstreamMs));
+    at = put(b, at, REQUEST_ID);
+    at = r.requestId ? putString(b, at, r.requestId) : put(b, at, NULL);
+    at = put(b, at, ATTEMPTS);
+    at = r.attempts === undefined ? put(b, at, NULL) : putNumber(b, at, r.attempts);
+    // Only while tracing is on (then every request has one, sampled or not).
+    if (r.traceId !== undefined) at = putString(b, put(b, at, TRACE_ID), r.traceId);
+    return put(b, at, END);
   }
 
   #requestSegment(r: RequestRecord): Buffer {

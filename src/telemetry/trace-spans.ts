@@ -36,6 +36,13 @@ const SCOPE = Object.freeze({ name: 'trellis-proxy' });
 const NONE: never[] = [];
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
 
+/**
+ * A copy of an id with text of its own: the proxy cuts its ids from the hex
+ * text of a pool of random bytes (src/proxy/trace-context.ts), and a span
+ * that waits for export must not keep the pool's 8 KiB alive.
+ */
+const ownCopy = (id: string): string => Buffer.from(id, 'latin1').toString('latin1');
+
 const hrTime = (ms: number): HrTime => {
   const s = Math.floor(ms / 1000);
   return [s, Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6))];
@@ -102,13 +109,14 @@ export function spanOf(r: RequestRecord, settings: TracingSettings, resource: Re
     const v = a[k];
     if (typeof v === 'string' && v.length > settings.maxTagLength) a[k] = v.slice(0, settings.maxTagLength);
   }
-  const ctx: SpanContext = { traceId: r.traceId!, spanId: r.spanId!, traceFlags: SAMPLED };
+  const traceId = ownCopy(r.traceId!);
+  const ctx: SpanContext = { traceId, spanId: ownCopy(r.spanId!), traceFlags: SAMPLED };
   const startTime = hrTime(r.startTime);
   return {
     name: spanName(r),
     kind: client ? CLIENT : SERVER,
     spanContext: () => ctx,
-    ...(r.parentSpanId ? { parentSpanContext: { traceId: r.traceId!, spanId: r.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
+    ...(r.parentSpanId ? { parentSpanContext: { traceId, spanId: r.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
     startTime,
     endTime: hrTime(r.startTime + r.durationMs),
     duration: hrTime(r.durationMs),

@@ -38,6 +38,10 @@ test('a W3C context is continued: same trace, this hop as parent, the sampled fl
   const off: Headers = { traceparent: `00-${TRACE}-${SPAN}-00` };
   assert.equal(startHop(off, 100, always).sampled, false, 'an unsampled trace stays unsampled at 100 %');
   assert.match(off['traceparent'] as string, /-00$/);
+  // Sampled is the flags' lowest bit, whatever the other bits (hex letters included).
+  for (const [flags, sampled] of [['0b', true], ['0a', false], ['03', true], ['10', false], ['ff', true], ['fe', false]] as const) {
+    assert.equal(startHop({ traceparent: `00-${TRACE}-${SPAN}-${flags}` }, 50, () => 0.99).sampled, sampled, `flags ${flags}`);
+  }
 });
 
 test('a later W3C version with more fields is read; malformed traceparents start a new trace and drop tracestate', () => {

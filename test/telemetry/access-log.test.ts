@@ -146,7 +146,8 @@ test('JSON lines escape what a request or the configuration can put in a string:
   const nasty = '/a"b\\c\n\u0001d/é/☃/"},"response_code":999';
   const r: RequestRecord = {
     direction: 'inbound', proxy: 'web."shop"', requestId: 'id\\"x', method: 'GET', authority: 'h"ost:80', path: nasty, protocol: 'HTTP/1.1',
-    status: 200, responseFlags: [], route: 'r\u2028oute', startTime: Date.now(), durationMs: 1, bytesReceived: 0, bytesSent: 2,
+    status: 200, responseFlags: [], route: 'r\u2028oute', startTime: Date.now(), durationMs: 1.5, bytesReceived: 0, bytesSent: 5_000_000_123,
+    upstreamMs: 0.4, attempts: 3, traceId: 'tr"ace',
   };
   log.log(r);
   await log.close();
@@ -159,6 +160,12 @@ test('JSON lines escape what a request or the configuration can put in a string:
   assert.equal(l!['route_name'], 'r\u2028oute');
   assert.equal(l!['upstream_host'], null);
   assert.equal(l!['grpc_status'], null);
+  // Numbers past 32 bits, rounded times, and an id that is not plain.
+  assert.equal(l!['bytes_sent'], 5_000_000_123);
+  assert.equal(l!['duration'], 2);
+  assert.equal(l!['upstream_service_time'], 0);
+  assert.equal(l!['attempts'], 3);
+  assert.equal(l!['trace_id'], 'tr"ace');
 });
 
 test('many lines across batches, lines longer than a batch, and fields that change between lines: every line whole, in order, with its own values', async () => {
@@ -167,8 +174,8 @@ test('many lines across batches, lines longer than a batch, and fields that chan
   const statuses = [200, 503, 200, 404];
   const t0 = Date.UTC(2026, 11, 31, 23, 59, 58, 5);
   const rec = (i: number): RequestRecord => ({
-    // Most ids plain ASCII (written as they are), some that JSON escapes or that are not ASCII (encoded as UTF-8).
-    direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: i % 9 === 4 ? `r"${i}\u00e9` : i % 9 === 7 ? `r-${i}-\u2603` : `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
+    // Most ids plain ASCII (written as they are), some that JSON escapes or that are not ASCII (encoded as UTF-8), a few that make a line longer than a batch.
+    direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: i % 1499 === 3 ? `\u0001${i}`.repeat(12_000) : i % 9 === 4 ? `r"${i}\u00e9` : i % 9 === 7 ? `r-${i}-\u2603` : `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
     // A path of 40 000 characters every 997 lines: longer than a batch (64 KiB) once encoded, with a two-byte character.
     path: i % 997 === 0 ? `/long/${'é'.repeat(40_000)}` : `/p/${i % 7}`, protocol: 'HTTP/1.1',
     status: statuses[i % 4]!, responseFlags: i % 4 === 1 ? ['UF', 'URX'] : [], cluster: `outbound|80||api${i % 11}.shop.svc.cluster.local`, route: i % 2 ? 'a' : 'b',
