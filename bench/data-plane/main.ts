@@ -41,13 +41,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { Children, type Child } from './children.js';
 import { Collector } from './collector.js';
 import { RATE_RPS, runLoad, type LoadTarget, type Mode } from './h2load.js';
-import { checkObservability, checkRateLimit, checkResilient, partsOf, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
+import { checkObservability, nodeFlagsOf, checkRateLimit, checkResilient, partsOf, startMesh, TRACE_SAMPLING_PERCENT, TRELLIS_MAIN, UPSTREAM_AUTHORITY, type Observability } from './mesh.js';
 import { REDIS_INSTALL, redisVersion, startRedis, type Redis } from './redis.js';
 import { hopPki, startHop, startUpstream, type Nginx } from './nginx.js';
 import { CLK_TCK, groupCpu, sampleRss } from './proc-stats.js';
@@ -144,24 +143,6 @@ function baselineOf(given: string): { dir: string; main: string } {
   return { dir, main };
 }
 
-/**
- * The node flags the baseline build starts its sidecars with (its
- * `PROXY_NODE_FLAGS`), so that a change of flags is measured like a change
- * of code; a build from before that constant existed gets this build's.
- */
-async function nodeFlagsOf(dir: string): Promise<readonly string[]> {
-  const module = join(dir, 'dist', 'src', 'cli', 'proxy-process.js');
-  if (!existsSync(module)) return PROXY_NODE_FLAGS;
-  let theirs: unknown;
-  try {
-    theirs = ((await import(pathToFileURL(module).href)) as { PROXY_NODE_FLAGS?: unknown }).PROXY_NODE_FLAGS;
-  } catch (e) {
-    throw new Error(`--baseline ${dir}: cannot read its sidecars' node flags from ${module}: ${(e as Error).message}`);
-  }
-  if (theirs === undefined) return PROXY_NODE_FLAGS;
-  if (!Array.isArray(theirs) || !theirs.every((f) => typeof f === 'string')) throw new Error(`--baseline ${dir}: PROXY_NODE_FLAGS in ${module} is not a list of strings`);
-  return theirs as readonly string[];
-}
 
 function settings(argv: string[]): Settings | 'help' {
   let v;

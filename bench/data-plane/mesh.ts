@@ -28,9 +28,9 @@
  */
 import { mintJoinTokens } from '../../src/cli/join-tokens.js';
 import { loadMesh } from '../../src/cli/mesh-input.js';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PROXY_NODE_FLAGS } from '../../src/cli/proxy-process.js';
 import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
 import type { Snapshot } from '../../src/protocol/snapshot.js';
@@ -201,14 +201,15 @@ export interface Mesh {
   readonly accessLog?: string;
 }
 
-function meshConfig(accessLog: string | undefined, collectorPort: number | undefined): string {
+/** The MeshConfig that turns on the access log (to `accessLog`) and tracing (to the collector at `collectorPort`, `sampling` percent), each when given. */
+export function meshConfig(accessLog: string | undefined, collectorPort: number | undefined, sampling = TRACE_SAMPLING_PERCENT): string {
   return `apiVersion: trellis.dev/v1alpha1
 kind: MeshConfig
 metadata: { name: mesh }
 spec:
 ` + (accessLog ? `  accessLogFile: ${JSON.stringify(accessLog)}
   accessLogEncoding: JSON
-` : '') + (collectorPort ? `  defaultConfig: { tracing: { sampling: ${TRACE_SAMPLING_PERCENT} } }
+` : '') + (collectorPort ? `  defaultConfig: { tracing: { sampling: ${sampling} } }
   extensionProviders: [{ name: bench-collector, opentelemetry: { service: 127.0.0.1, port: ${collectorPort}, http: { path: /v1/traces } } }]
   defaultProviders: { tracing: [bench-collector] }
 ` : '');
@@ -337,4 +338,23 @@ export async function checkRateLimit(m: Mesh, scope: 'local' | 'global'): Promis
   if (!((counts.get('allowed') ?? 0) > 0)) throw new Error(`${what}: http://${admin}/metrics counts no allowed decision for ${RATE_LIMIT_POLICY} after the warm-up: the limit is not on the path`);
   const other = [...counts].filter(([d, n]) => d !== 'allowed' && n > 0);
   if (other.length) throw new Error(`${what}: the limit, far above the load, decided ${other.map(([d, n]) => `${n} ${d}`).join(', ')} during the warm-up`);
+}
+
+/**
+ * The node flags another build (a checkout or worktree, built) starts its sidecars with (its
+ * `PROXY_NODE_FLAGS`), so that a change of flags is measured like a change
+ * of code; a build from before that constant existed gets this build's.
+ */
+export async function nodeFlagsOf(dir: string): Promise<readonly string[]> {
+  const module = join(dir, 'dist', 'src', 'cli', 'proxy-process.js');
+  if (!existsSync(module)) return PROXY_NODE_FLAGS;
+  let theirs: unknown;
+  try {
+    theirs = ((await import(pathToFileURL(module).href)) as { PROXY_NODE_FLAGS?: unknown }).PROXY_NODE_FLAGS;
+  } catch (e) {
+    throw new Error(`${dir}: cannot read its sidecars' node flags from ${module}: ${(e as Error).message}`);
+  }
+  if (theirs === undefined) return PROXY_NODE_FLAGS;
+  if (!Array.isArray(theirs) || !theirs.every((f) => typeof f === 'string')) throw new Error(`${dir}: PROXY_NODE_FLAGS in ${module} is not a list of strings`);
+  return theirs as readonly string[];
 }

@@ -58,6 +58,8 @@ const FIELDS: Readonly<Record<string, Getter>> = {
   PROTOCOL: (r) => r.protocol || undefined,
   UPSTREAM_HOST: (r) => r.upstream,
   UPSTREAM_CLUSTER: (r) => r.cluster,
+  // Envoy's cluster name without its alt_stat_name (Istio's default format since 1.22); Trellis's clusters have no other name.
+  UPSTREAM_CLUSTER_RAW: (r) => r.cluster,
   ROUTE_NAME: (r) => r.route,
   UPSTREAM_REQUEST_ATTEMPT_COUNT: (r) => r.attempts,
   DOWNSTREAM_REMOTE_ADDRESS: (r) => r.downstreamRemoteAddress,

@@ -75,6 +75,8 @@ test('TEXT lines: each operator\'s value, "-" where there is none, a newline add
   assert.equal(line(RECORD),
     '[2026-01-02T03:04:05.006Z] "POST /orders?id=7 HTTP/1.1" 201 - via_upstream 17 230 13 3 "-" "curl/7.88.1" "r-1" "api" "127.0.0.1:9000" inbound|9000|| ' +
     '- [::1]:15006 127.0.0.1:50412 - default spiffe://cluster.local/ns/shop/sa/web - application/json curl\n');
+  // Istio's default format since 1.22 names the cluster %UPSTREAM_CLUSTER_RAW%.
+  assert.equal(formatLines(parsed('%UPSTREAM_CLUSTER_RAW% %UPSTREAM_CLUSTER%', 'TEXT'))(RECORD), 'inbound|9000|| inbound|9000||\n');
   const failed = formatLines(parsed('%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %UPSTREAM_HOST% %GRPC_STATUS% %TRACE_ID%\n', 'TEXT'));
   assert.equal(failed({ ...RECORD, status: 503, responseFlags: ['UF', 'URX'], upstream: undefined }), '503 UF,URX - - - -\n');
   const times = formatLines(parsed('%START_TIME(%Y/%m/%d %H:%M:%S.%6f %j %s %z %%)%', 'TEXT'));

@@ -22,11 +22,14 @@ export function logsCommand(): Command {
       '  trellis logs control-plane -n 20\n' +
       '  trellis logs --access accounts     the access log lines of its sidecars\n' +
       '\n' +
-      '--access prints only the access log lines (JSON, "type":"access") of the\n' +
+      '--access prints only the access log lines (JSON, with "type":"access", or\n' +
+      'TEXT in the default shape, [<start time>] "<method> <path> ...) of the\n' +
       'proxies of <name>, or of every proxy when no name is given. Proxies log\n' +
       'requests to their own log when MeshConfig accessLogFile is /dev/stdout, when a\n' +
       'Telemetry resource\'s envoy provider logs and MeshConfig names no file, or when\n' +
-      'the mesh was started with TRELLIS_ACCESS_LOG_FILE=/dev/stdout.',
+      'the mesh was started with TRELLIS_ACCESS_LOG_FILE=/dev/stdout. Lines of a\n' +
+      'TEXT accessLogFormat of your own are not told apart from the proxy\'s other\n' +
+      'lines: read them with --proxy, or log them to a file of their own.',
     )
     .argument('[name]', 'a service, workload, instance, gateway, or control-plane (optional with --access)')
     .option('--proxy', 'the sidecar\'s log instead of the app\'s')
@@ -74,9 +77,19 @@ export function logsCommand(): Command {
     });
 }
 
-/** A JSON access log line of a proxy (src/telemetry/access-log.ts marks each with `"type":"access"`). */
+/**
+ * A TEXT access log line in the default shape: Trellis's own and Istio's
+ * default format both begin `[<start time, ISO 8601>] "<method> `.
+ */
+const TEXT_ACCESS_LINE = /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\] "[A-Z-]* /;
+
+/**
+ * An access log line of a proxy: JSON (src/telemetry/access-log.ts marks
+ * each with `"type":"access"`), or TEXT in the default shape. Lines of an
+ * accessLogFormat of the user's own carry no mark, and are not picked out.
+ */
 export function isAccessLine(line: string): boolean {
-  return line.startsWith('{"type":"access"');
+  return line.startsWith('{"type":"access"') || TEXT_ACCESS_LINE.test(line);
 }
 
 /** The logs of every proxy of the running mesh: sidecars and ingress gateways. */
