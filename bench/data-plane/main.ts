@@ -143,7 +143,6 @@ function baselineOf(given: string): { dir: string; main: string } {
   return { dir, main };
 }
 
-
 function settings(argv: string[]): Settings | 'help' {
   let v;
   try {

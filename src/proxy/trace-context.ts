@@ -54,9 +54,9 @@ interface Incoming {
  * Ids are cut from the hex text of a pool of random bytes, made in one call
  * per 256 ids: a `toString('hex')` per id was a call into C++ for 16 or 32
  * characters, three a request in a traced mesh. The cuts share the pool's
- * text (V8 makes slices of 13 characters or more without copying), so an
- * id that is kept (a span waiting for export) keeps its pool's 8 KiB alive,
- * so what keeps ids copies them (trace-spans.ts).
+ * text (V8 makes slices of 13 characters or more without copying): an id
+ * that outlives its request (a span waiting for export) would keep its
+ * pool's 8 KiB alive, so what keeps ids copies them (trace-spans.ts).
  */
 const POOL_BYTES = 4096;
 const pool = Buffer.allocUnsafe(POOL_BYTES);

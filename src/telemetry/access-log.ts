@@ -45,7 +45,7 @@ export const ACCESS_LOG_TYPE = 'access';
 let loaded: typeof Pino | undefined;
 const pinoModule = (): typeof Pino => (loaded ??= (createRequire(import.meta.url)('pino') as { pino: typeof Pino }).pino);
 
-type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end(): void; flush(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void };
+type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end(): void; flush(): void; once(ev: string, fn: () => void): void; on(ev: 'error', fn: (err: Error) => void): void; on(ev: 'write', fn: (n: number) => void): void; on(ev: 'drop', fn: (b: Buffer) => void): void };
 
 /**
  * Lines are encoded straight into a batch buffer of about this many bytes,
@@ -62,6 +62,8 @@ type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end
  */
 const BATCH_BYTES = 64 * 1024;
 const FLUSH_MS = 250;
+/** Written batch buffers kept for reuse (one is being filled, one or two being written). */
+const FREE_BATCHES = 2;
 /**
  * What may wait for a slow destination; lines beyond it are dropped (with one
  * warning), not held in memory. A sidecar's whole budget is 80 MB of RSS
@@ -243,8 +245,19 @@ export class AccessLog {
   readonly #errorsOnly: boolean;
   readonly #flusher: NodeJS.Timeout;
   /** Lines not handed to the destination yet, encoded, and how many bytes of the batch they fill. */
-  #batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  #batch: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   #used = 0;
+  /**
+   * Batch buffers the destination has written out, for the next batches: a
+   * fresh 64 KiB buffer per batch is memory no cache holds, and every line
+   * written into it misses. The destination reports written bytes in order
+   * (`write` events), so a batch is free once the bytes up to its end are.
+   */
+  readonly #free: Buffer[] = [];
+  readonly #handed: { readonly buf: Buffer | undefined; readonly end: number }[] = [];
+  #bytesHanded = 0;
+  #bytesWritten = 0;
+  #lastDropped: Buffer | undefined;
   #tables: LabelTables | undefined;
   readonly #requestSegments: RequestSegment[] = [];
   readonly #peerSegments: PeerSegment[] = [];
@@ -253,6 +266,8 @@ export class AccessLog {
 
   constructor(readonly options: AccessLogOptions) {
     this.#dest = destinationFor(options.file);
+    this.#dest.on('write', (n: number) => this.#written(n));
+    this.#dest.on('drop', (b: Buffer) => { this.#lastDropped = b; });
     this.#flusher = setInterval(() => this.#handOver(), FLUSH_MS);
     this.#flusher.unref();
     this.#errorsOnly = options.filter === 'errors';
@@ -283,17 +298,39 @@ export class AccessLog {
     this.#used += this.#batch.write(line, this.#used);
   }
 
-  /** Gives the batch to the destination, which writes it asynchronously (and owns it from then on). */
+  /** Gives the batch to the destination, which writes it asynchronously; its buffer comes back for reuse once written. */
   #handOver(): void {
     if (this.#used === 0) return;
-    const batch = this.#batch.subarray(0, this.#used);
-    this.#batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    const full = this.#batch;
+    const batch = full.subarray(0, this.#used);
+    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#used = 0;
-    this.#write(batch);
+    this.#write(batch, full);
   }
 
-  #write(b: Buffer): void {
-    try { this.#dest.write(b); } catch { /* closing */ }
+  /** Hands `b` to the destination; `pooled`, the batch buffer it is a view of, is reused once `b` is written (or dropped). */
+  #write(b: Buffer, pooled?: Buffer): void {
+    this.#lastDropped = undefined;
+    try { this.#dest.write(b); } catch { return; /* closing */ }
+    if (this.#lastDropped === b) {
+      if (pooled) this.#release(pooled);
+      return;
+    }
+    this.#bytesHanded += b.length;
+    this.#handed.push({ buf: pooled, end: this.#bytesHanded });
+  }
+
+  #written(n: number): void {
+    this.#bytesWritten += n;
+    const h = this.#handed;
+    while (h.length && h[0]!.end <= this.#bytesWritten) {
+      const done = h.shift()!;
+      if (done.buf) this.#release(done.buf);
+    }
+  }
+
+  #release(b: Buffer): void {
+    if (this.#free.length < FREE_BATCHES) this.#free.push(b);
   }
 
   /**

@@ -199,6 +199,25 @@ test('many lines across batches, lines longer than a batch, and fields that chan
   }
 });
 
+test('batch buffers are reused once written: rounds of lines with the writes completing between them, every line whole and in order', async () => {
+  const file = join(dir, 'reuse.log');
+  const log = new AccessLog({ file });
+  const rec = (i: number): RequestRecord => ({
+    direction: 'outbound', proxy: 'web-v1.shop', requestId: `req-${i}-${'x'.repeat(i % 200)}`, method: 'GET', authority: 'api', path: `/p/${i}`,
+    protocol: 'HTTP/1.1', status: 200, responseFlags: [], startTime: Date.UTC(2026, 0, 1) + i, durationMs: i % 90, bytesReceived: i, bytesSent: 3 * i,
+  });
+  // Each round fills several 64 KiB batches; between rounds the destination writes them out and their buffers come back.
+  let n = 0;
+  for (let round = 0; round < 12; round++) {
+    for (let k = 0; k < 400; k++) log.log(rec(n++));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await log.close();
+  const got = lines(file);
+  assert.equal(got.length, n);
+  got.forEach((l, i) => assert.deepEqual([l['request_id'], l['path'], l['bytes_sent']], [rec(i).requestId, `/p/${i}`, 3 * i], `line ${i}`));
+});
+
 test('a destination that takes nothing (a FIFO nobody reads yet) holds at most 16 MiB: later lines are dropped with one warning, the proxy goes on', async () => {
   const { execFileSync } = await import('node:child_process');
   const { createReadStream } = await import('node:fs');
