@@ -301,6 +301,14 @@ export class AccessLog {
   /** Gives the batch to the destination, which writes it asynchronously; its buffer comes back for reuse once written. */
   #handOver(): void {
     if (this.#used === 0) return;
+    // A batch the timer flushes mostly empty goes out as a copy of its lines, and its buffer stays: while the
+    // destination is stalled, each one waiting would otherwise hold 64 KiB for a few lines.
+    if (this.#used < BATCH_BYTES / 4) {
+      const copy = Buffer.from(this.#batch.subarray(0, this.#used));
+      this.#used = 0;
+      this.#write(copy);
+      return;
+    }
     const full = this.#batch;
     const batch = full.subarray(0, this.#used);
     this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
