@@ -199,23 +199,96 @@ test('many lines across batches, lines longer than a batch, and fields that chan
   }
 });
 
-test('batch buffers are reused once written: rounds of lines with the writes completing between them, every line whole and in order', async () => {
-  const file = join(dir, 'reuse.log');
-  const log = new AccessLog({ file });
-  const rec = (i: number): RequestRecord => ({
-    direction: 'outbound', proxy: 'web-v1.shop', requestId: `req-${i}-${'x'.repeat(i % 200)}`, method: 'GET', authority: 'api', path: `/p/${i}`,
-    protocol: 'HTTP/1.1', status: 200, responseFlags: [], startTime: Date.UTC(2026, 0, 1) + i, durationMs: i % 90, bytesReceived: i, bytesSent: 3 * i,
-  });
-  // Each round fills several 64 KiB batches; between rounds the destination writes them out and their buffers come back.
+const reuseRecord = (i: number): RequestRecord => ({
+  direction: 'outbound', proxy: 'web-v1.shop', requestId: `req-${i}-${'x'.repeat(i % 200)}`, method: 'GET', authority: 'api', path: `/p/${i}`,
+  protocol: 'HTTP/1.1', status: 200, responseFlags: [], startTime: Date.UTC(2026, 0, 1) + i, durationMs: i % 90, bytesReceived: i, bytesSent: 3 * i,
+});
+
+/** Rounds of lines, each filling several batches, with the destination writing them out between rounds; the number of lines logged. */
+async function reuseRounds(log: AccessLog): Promise<number> {
   let n = 0;
   for (let round = 0; round < 12; round++) {
-    for (let k = 0; k < 400; k++) log.log(rec(n++));
+    for (let k = 0; k < 1600; k++) log.log(reuseRecord(n++));
     await new Promise((r) => setTimeout(r, 20));
   }
   await log.close();
-  const got = lines(file);
+  return n;
+}
+
+const assertReuseLines = (text: string, n: number): void => {
+  const got = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(got.length, n);
-  got.forEach((l, i) => assert.deepEqual([l['request_id'], l['path'], l['bytes_sent']], [rec(i).requestId, `/p/${i}`, 3 * i], `line ${i}`));
+  got.forEach((l, i) => assert.deepEqual([l['request_id'], l['path'], l['bytes_sent']], [reuseRecord(i).requestId, `/p/${i}`, 3 * i], `line ${i}`));
+};
+
+test('batch buffers are reused once written, through the thread pool (a FIFO being read): rounds of lines, every line whole and in order', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { createReadStream } = await import('node:fs');
+  const fifo = join(dir, 'reuse.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const chunks: Buffer[] = [];
+  const reader = createReadStream(fifo).on('data', (b: Buffer | string) => chunks.push(Buffer.from(b)));
+  const n = await reuseRounds(new AccessLog({ file: fifo }));
+  await new Promise<void>((r) => reader.on('close', () => r()));
+  assertReuseLines(Buffer.concat(chunks).toString('utf8'), n);
+});
+
+test('batch buffers are reused once written, to a regular file (written on the proxy\'s thread): rounds of lines, every line whole and in order', async () => {
+  const file = join(dir, 'reuse.log');
+  const n = await reuseRounds(new AccessLog({ file }));
+  assertReuseLines(readFileSync(file, 'utf8'), n);
+});
+
+test('a regular file is written on the proxy\'s thread: a full batch is in the file when handed over; after a slow write, one warning and the thread pool, nothing lost', async () => {
+  const { statSync } = await import('node:fs');
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    // At once on this thread: more than a batch (256 KiB) of lines leaves the first batch in the file before any callback could run.
+    const fast = join(dir, 'fast.log');
+    const a = new AccessLog({ file: fast });
+    let n = 0;
+    while (n < 800) a.log(reuseRecord(n++));
+    assert.ok(statSync(fast).size > 200 * 1024, `${statSync(fast).size} bytes in the file after 800 lines`);
+    await a.close();
+    assertReuseLines(readFileSync(fast, 'utf8'), n);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings, []);
+
+    // Every write counts as slow here: the first batch is written on this thread, and then the log moves to the thread pool.
+    const slow = join(dir, 'slow.log');
+    const b = new AccessLog({ file: slow, slowWriteMs: -1 });
+    n = 0;
+    while (n < 800) b.log(reuseRecord(n++));
+    const first = statSync(slow).size;
+    assert.ok(first > 200 * 1024, `${first} bytes after the first batch`);
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    assert.equal(warnings.filter((w) => /slow\.log: a write took \d+ ms; the log is written from libuv's thread pool from now on/.test(w)).length, 1, warnings.join('\n'));
+    while (n < 1600) b.log(reuseRecord(n++));
+    assert.equal(statSync(slow).size, first, 'the second batch went to the thread pool: not in the file within the call');
+    await b.close();
+    assertReuseLines(readFileSync(slow, 'utf8'), n);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('a file that cannot be opened: one warning that names it, and logging goes on doing nothing', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    // A directory where the file should be: opened neither on this thread nor through the pool.
+    const log = new AccessLog({ file: dir });
+    for (let i = 0; i < 2000; i++) log.log(reuseRecord(i));
+    await log.close();
+    await eventually(() => warnings.find((w) => w.startsWith(`access log ${dir}: `) && w.endsWith('; nothing is logged')), 5000, () => `warnings: ${warnings.join('\n')}`);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+  } finally {
+    process.off('warning', onWarning);
+  }
 });
 
 test('a destination that takes nothing (a FIFO nobody reads yet) holds at most 16 MiB: later lines are dropped with one warning, the proxy goes on', async () => {
