@@ -371,15 +371,16 @@ export class AccessLog {
     }
     const full = this.#batch;
     const batch = full.subarray(0, this.#used);
-    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
     this.#used = 0;
+    // Written first: a file written on this thread hands the buffer straight back, and one buffer serves every batch.
     this.#write(batch, full);
+    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
   }
 
   /** Hands `b` to the destination; `pooled`, the batch buffer it is a view of, is reused once `b` is written (or dropped). */
   #write(b: Buffer, pooled?: Buffer): void {
     const dest = this.#dest;
-    if (dest === undefined) return;
+    if (dest === undefined) { if (pooled) this.#release(pooled); return; }
     this.#lastDropped = undefined;
     // Counted before the write: a file written on this thread reports the bytes written within the call.
     const n = b.length;
