@@ -1,8 +1,7 @@
 /**
- * Access logs: one line per request, batched and written with pino's
- * sonic-boom destination to a file or to stdout/stderr (see BATCH_BYTES for
- * which writes run on the proxy's thread). JSON lines use the
- * keys of Istio's default JSON access log plus both peers' principals and
+ * Access logs: one line per request, written asynchronously in batches with
+ * pino's sonic-boom destination to a file or to stdout/stderr. JSON lines use
+ * the keys of Istio's default JSON access log plus both peers' principals and
  * workloads, and carry `"type":"access"` so that `trellis logs --access` can
  * pick them out of a proxy's log. TEXT lines follow Envoy's default format.
  *
@@ -14,7 +13,6 @@
  * `accessLogFormat` (Envoy's command operators, as a TEXT template or JSON
  * fields) replaces the default lines: log-format.ts.
  */
-import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { DestinationStream, pino as Pino } from 'pino';
 import type { RequestRecord } from '../protocol/request-record.js';
@@ -34,8 +32,6 @@ export interface AccessLogOptions {
   readonly format?: LogFormat;
   /** A Telemetry resource's sides: only the directions listed are logged, each for the requests its filter is true for. */
   readonly directions?: WorkloadAccessLogging['directions'];
-  /** For tests: a write to a regular file slower than this moves the log to the thread pool (default SLOW_WRITE_MS). */
-  readonly slowWriteMs?: number;
 }
 
 /** The marker every JSON access log line carries. */
@@ -62,21 +58,15 @@ type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end
  * in one write of its own, and batches queued behind a slow write are never
  * concatenated into a bigger copy.
  *
- * A regular file is written on the proxy's own thread (sonic-boom's `sync`
- * mode), in batches of FILE_BATCH_BYTES: a write into the page cache takes
- * some 0.3 ms a MiB, while a write handed to libuv's thread pool costs a
- * thread's wake-up and the event loop's wake-up when it is done, on cores the
- * proxy needs. Measured with crossover.js (the log's cost on ÷ off, CPU per
- * request): 64 KiB batches through the pool 1.06–1.10, 16 KiB 1.19; on the
- * proxy's thread 16 KiB 1.07, 256 KiB 1.02–1.05. Anything else (stdout, a
- * pipe, a FIFO: a reader may stall) goes through the thread pool in batches
- * of BATCH_BYTES, and so does a file once one write of it has taken longer
- * than SLOW_WRITE_MS (a disk throttling dirty pages, a network file system):
- * the proxy's thread must not wait for a disk.
+ * Each write goes through libuv's thread pool, and on two busy cores the
+ * hand-off (a pool thread's wake-up, then the event loop's) costs more than
+ * the write itself: measured with crossover.js (the log's cost, on ÷ off),
+ * 16 KiB batches 1.19, 64 KiB 1.06–1.10, 256 KiB 1.03–1.06. Written on the
+ * proxy's thread (sonic-boom's sync mode), 256 KiB batches measured
+ * 1.02–1.05: not enough better to let a slow disk or a network file system
+ * stall every request.
  */
-const BATCH_BYTES = 64 * 1024;
-const FILE_BATCH_BYTES = 256 * 1024;
-const SLOW_WRITE_MS = 20;
+const BATCH_BYTES = 256 * 1024;
 const FLUSH_MS = 250;
 /** Written batch buffers kept for reuse (one is being filled, one or two being written). */
 const FREE_BATCHES = 2;
@@ -88,36 +78,12 @@ const FREE_BATCHES = 2;
  */
 const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
-/**
- * Whether `file` is written on the proxy's thread: anything but what a reader
- * or a device may hold up (stdout and stderr, FIFOs, sockets, terminals and
- * other character devices). A path not there yet becomes a regular file
- * when opened, or fails to open at once, with a warning.
- */
-function writtenOnThread(file: string): boolean {
-  if (file === '/dev/stdout' || file === '/dev/stderr') return false;
-  let st;
-  try {
-    st = statSync(file);
-  } catch {
-    return true;
-  }
-  return !(st.isFIFO() || st.isSocket() || st.isCharacterDevice());
-}
-
-/** The destination of `file`; undefined when a file to be written on this thread cannot be opened (warned: nothing is logged then). */
-function destinationFor(file: string, sync: boolean, batchBytes: number): Sonic | undefined {
+function destinationFor(file: string): Sonic {
   const dest = file === '/dev/stdout' ? 1 : file === '/dev/stderr' ? 2 : file;
-  let s: Sonic;
-  try {
-    s = pinoModule().destination({
-      dest, sync, mkdir: typeof dest === 'string', contentMode: 'buffer', maxWrite: batchBytes, maxLength: MAX_QUEUED_BYTES,
-    } as Parameters<typeof Pino.destination>[0]) as unknown as Sonic;
-  } catch (err) {
-    // Only sync mode opens within the call. A log that cannot be written must not take the proxy down.
-    process.emitWarning(`access log ${file}: ${(err as Error).message}; nothing is logged`);
-    return undefined;
-  }
+  const s = pinoModule().destination({
+    dest, sync: false, mkdir: typeof dest === 'string', contentMode: 'buffer', maxWrite: BATCH_BYTES, maxLength: MAX_QUEUED_BYTES,
+  } as Parameters<typeof Pino.destination>[0]) as unknown as Sonic;
+  // A log that cannot be written must not take the proxy down.
   s.on('error', (err) => process.emitWarning(`access log ${file}: ${err.message}`));
   s.once('drop', () => process.emitWarning(`access log ${file}: the destination is slower than the requests; lines are dropped while ${MAX_QUEUED_BYTES >> 20} MiB wait`));
   return s;
@@ -276,10 +242,7 @@ function keeper(d: WorkloadAccessLogging['directions']): (r: RequestRecord) => b
 }
 
 export class AccessLog {
-  #dest: Sonic | undefined;
-  /** The destination is a regular file written on this thread (see SLOW_WRITE_MS). */
-  #sync: boolean;
-  readonly #batchBytes: number;
+  readonly #dest: Sonic;
   readonly #jsonLines: boolean;
   /** The lines of a format of the user's, when there is one. */
   readonly #formatted: ((r: RequestRecord) => string) | undefined;
@@ -288,7 +251,7 @@ export class AccessLog {
   readonly #errorsOnly: boolean;
   readonly #flusher: NodeJS.Timeout;
   /** Lines not handed to the destination yet, encoded, and how many bytes of the batch they fill. */
-  #batch: Buffer;
+  #batch: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   #used = 0;
   /**
    * Batch buffers the destination has written out, for the next batches: a
@@ -308,32 +271,15 @@ export class AccessLog {
   #nextPeerSlot = 0;
 
   constructor(readonly options: AccessLogOptions) {
-    this.#sync = writtenOnThread(options.file);
-    this.#batchBytes = this.#sync ? FILE_BATCH_BYTES : BATCH_BYTES;
-    this.#batch = Buffer.allocUnsafeSlow(this.#batchBytes);
-    this.#open();
+    this.#dest = destinationFor(options.file);
+    this.#dest.on('write', (n: number) => this.#written(n));
+    this.#dest.on('drop', (b: Buffer) => { this.#lastDropped = b; });
     this.#flusher = setInterval(() => this.#handOver(), FLUSH_MS);
     this.#flusher.unref();
     this.#errorsOnly = options.filter === 'errors';
     this.#jsonLines = (options.encoding ?? 'JSON') === 'JSON';
     this.#formatted = options.format ? formatLines(options.format) : undefined;
     this.#keep = options.directions ? keeper(options.directions) : undefined;
-  }
-
-  /** Opens the destination: written on this thread while #sync, else through the thread pool. */
-  #open(): void {
-    const d = (this.#dest = destinationFor(this.options.file, this.#sync, this.#batchBytes));
-    d?.on('write', (n: number) => this.#written(n));
-    d?.on('drop', (b: Buffer) => { this.#lastDropped = b; });
-  }
-
-  /** After a slow write: the file is reopened for writes from the thread pool (everything so far is written: writes on this thread are whole). */
-  #leaveThread(ms: number): void {
-    const old = this.#dest;
-    this.#sync = false;
-    this.#open();
-    try { old?.end(); } catch { /* closed already */ }
-    process.emitWarning(`access log ${this.options.file}: a write took ${Math.round(ms)} ms; the log is written from libuv's thread pool from now on`);
   }
 
   useTables(t: LabelTables): void {
@@ -351,9 +297,9 @@ export class AccessLog {
   /** A line as a string: encoded into the batch, or on its own when longer than a batch. */
   #line(line: string): void {
     // UTF-8 takes at most three bytes per UTF-16 unit.
-    if (this.#used + line.length * 3 > this.#batchBytes) {
+    if (this.#used + line.length * 3 > BATCH_BYTES) {
       this.#handOver();
-      if (line.length * 3 > this.#batchBytes) return this.#write(Buffer.from(line, 'utf8'));
+      if (line.length * 3 > BATCH_BYTES) return this.#write(Buffer.from(line, 'utf8'));
     }
     this.#used += this.#batch.write(line, this.#used);
   }
@@ -363,7 +309,7 @@ export class AccessLog {
     if (this.#used === 0) return;
     // A batch the timer flushes mostly empty goes out as a copy of its lines, and its buffer stays: while the
     // destination is stalled, each one waiting would otherwise hold a whole batch buffer for a few lines.
-    if (!this.#sync && this.#used < this.#batchBytes / 4) {
+    if (this.#used < BATCH_BYTES / 4) {
       const copy = Buffer.from(this.#batch.subarray(0, this.#used));
       this.#used = 0;
       this.#write(copy);
@@ -372,33 +318,20 @@ export class AccessLog {
     const full = this.#batch;
     const batch = full.subarray(0, this.#used);
     this.#used = 0;
-    // Written first: a file written on this thread hands the buffer straight back, and one buffer serves every batch.
     this.#write(batch, full);
-    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
+    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
   }
 
   /** Hands `b` to the destination; `pooled`, the batch buffer it is a view of, is reused once `b` is written (or dropped). */
   #write(b: Buffer, pooled?: Buffer): void {
-    const dest = this.#dest;
-    if (dest === undefined) { if (pooled) this.#release(pooled); return; }
     this.#lastDropped = undefined;
-    // Counted before the write: a file written on this thread reports the bytes written within the call.
-    const n = b.length;
-    this.#bytesHanded += n;
-    this.#handed.push({ buf: pooled, end: this.#bytesHanded });
-    const sync = this.#sync;
-    const t0 = sync ? performance.now() : 0;
-    try { dest.write(b); } catch { return; /* closing */ }
+    try { this.#dest.write(b); } catch { return; /* closing */ }
     if (this.#lastDropped === b) {
-      this.#handed.pop();
-      this.#bytesHanded -= n;
       if (pooled) this.#release(pooled);
       return;
     }
-    if (sync) {
-      const ms = performance.now() - t0;
-      if (ms > (this.options.slowWriteMs ?? SLOW_WRITE_MS)) this.#leaveThread(ms);
-    }
+    this.#bytesHanded += b.length;
+    this.#handed.push({ buf: pooled, end: this.#bytesHanded });
   }
 
   #written(n: number): void {
@@ -431,9 +364,9 @@ export class AccessLog {
     const rid = r.requestId;
     const tid = r.traceId;
     const bound = req.length + peer.length + TAIL_FIXED + 6 * (rid.length + (tid === undefined ? 0 : tid.length));
-    if (this.#used + bound > this.#batchBytes) {
+    if (this.#used + bound > BATCH_BYTES) {
       this.#handOver();
-      if (bound > this.#batchBytes) {
+      if (bound > BATCH_BYTES) {
         const b = Buffer.allocUnsafe(bound);
         this.#write(b.subarray(0, this.#tail(b, copy(b, copy(b, 0, req), peer), r)));
         return;
@@ -512,7 +445,6 @@ export class AccessLog {
     this.#handOver();
     return new Promise((resolve) => {
       const d = this.#dest;
-      if (d === undefined) return resolve();
       const timer = setTimeout(resolve, 2000);
       d.once('close', () => { clearTimeout(timer); resolve(); });
       try { d.end(); } catch { clearTimeout(timer); resolve(); }

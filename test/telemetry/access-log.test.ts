@@ -175,9 +175,9 @@ test('many lines across batches, lines longer than a batch, and fields that chan
   const t0 = Date.UTC(2026, 11, 31, 23, 59, 58, 5);
   const rec = (i: number): RequestRecord => ({
     // Most ids plain ASCII (written as they are), some that JSON escapes or that are not ASCII (encoded as UTF-8), a few that make a line longer than a batch.
-    direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: i % 1499 === 3 ? `\u0001${i}`.repeat(12_000) : i % 9 === 4 ? `r"${i}\u00e9` : i % 9 === 7 ? `r-${i}-\u2603` : `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
-    // A path of 40 000 characters every 997 lines: longer than a batch (64 KiB) once encoded, with a two-byte character.
-    path: i % 997 === 0 ? `/long/${'é'.repeat(40_000)}` : `/p/${i % 7}`, protocol: 'HTTP/1.1',
+    direction: i % 5 === 0 ? 'inbound' : 'outbound', proxy: 'web-v1.shop', requestId: i % 1499 === 3 ? `\u0001${i}`.repeat(30_000) : i % 9 === 4 ? `r"${i}\u00e9` : i % 9 === 7 ? `r-${i}-\u2603` : `r-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', authority: 'api',
+    // A path of 140 000 characters every 997 lines: longer than a batch (256 KiB) once encoded, with a two-byte character.
+    path: i % 997 === 0 ? `/long/${'é'.repeat(140_000)}` : `/p/${i % 7}`, protocol: 'HTTP/1.1',
     status: statuses[i % 4]!, responseFlags: i % 4 === 1 ? ['UF', 'URX'] : [], cluster: `outbound|80||api${i % 11}.shop.svc.cluster.local`, route: i % 2 ? 'a' : 'b',
     // Start times back and forth across milliseconds and seconds, as records come in the order requests end.
     upstream: `127.0.0.1:${9000 + (i % 13)}`, startTime: t0 + ((i * 7919) % 5003), durationMs: i % 50, bytesReceived: i, bytesSent: 2 * i,
@@ -204,7 +204,7 @@ const reuseRecord = (i: number): RequestRecord => ({
   protocol: 'HTTP/1.1', status: 200, responseFlags: [], startTime: Date.UTC(2026, 0, 1) + i, durationMs: i % 90, bytesReceived: i, bytesSent: 3 * i,
 });
 
-/** Rounds of lines, each filling several batches, with the destination writing them out between rounds; the number of lines logged. */
+/** Rounds of lines, each filling more than one batch, with the destination writing them out between rounds; the number of lines logged. */
 async function reuseRounds(log: AccessLog): Promise<number> {
   let n = 0;
   for (let round = 0; round < 12; round++) {
@@ -221,7 +221,7 @@ const assertReuseLines = (text: string, n: number): void => {
   got.forEach((l, i) => assert.deepEqual([l['request_id'], l['path'], l['bytes_sent']], [reuseRecord(i).requestId, `/p/${i}`, 3 * i], `line ${i}`));
 };
 
-test('batch buffers are reused once written, through the thread pool (a FIFO being read): rounds of lines, every line whole and in order', async () => {
+test('batch buffers are reused once written, to a FIFO being read: rounds of lines, every line whole and in order', async () => {
   const { execFileSync } = await import('node:child_process');
   const { createReadStream } = await import('node:fs');
   const fifo = join(dir, 'reuse.fifo');
@@ -233,62 +233,10 @@ test('batch buffers are reused once written, through the thread pool (a FIFO bei
   assertReuseLines(Buffer.concat(chunks).toString('utf8'), n);
 });
 
-test('batch buffers are reused once written, to a regular file (written on the proxy\'s thread): rounds of lines, every line whole and in order', async () => {
+test('batch buffers are reused once written, to a regular file: rounds of lines, every line whole and in order', async () => {
   const file = join(dir, 'reuse.log');
   const n = await reuseRounds(new AccessLog({ file }));
   assertReuseLines(readFileSync(file, 'utf8'), n);
-});
-
-test('a regular file is written on the proxy\'s thread: a full batch is in the file when handed over; after a slow write, one warning and the thread pool, nothing lost', async () => {
-  const { statSync } = await import('node:fs');
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  try {
-    // At once on this thread: more than a batch (256 KiB) of lines leaves the first batch in the file before any callback could run.
-    const fast = join(dir, 'fast.log');
-    const a = new AccessLog({ file: fast });
-    let n = 0;
-    while (n < 800) a.log(reuseRecord(n++));
-    assert.ok(statSync(fast).size > 200 * 1024, `${statSync(fast).size} bytes in the file after 800 lines`);
-    await a.close();
-    assertReuseLines(readFileSync(fast, 'utf8'), n);
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(warnings, []);
-
-    // Every write counts as slow here: the first batch is written on this thread, and then the log moves to the thread pool.
-    const slow = join(dir, 'slow.log');
-    const b = new AccessLog({ file: slow, slowWriteMs: -1 });
-    n = 0;
-    while (n < 800) b.log(reuseRecord(n++));
-    const first = statSync(slow).size;
-    assert.ok(first > 200 * 1024, `${first} bytes after the first batch`);
-    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
-    assert.equal(warnings.filter((w) => /slow\.log: a write took \d+ ms; the log is written from libuv's thread pool from now on/.test(w)).length, 1, warnings.join('\n'));
-    while (n < 1600) b.log(reuseRecord(n++));
-    assert.equal(statSync(slow).size, first, 'the second batch went to the thread pool: not in the file within the call');
-    await b.close();
-    assertReuseLines(readFileSync(slow, 'utf8'), n);
-    assert.equal(warnings.length, 1, warnings.join('\n'));
-  } finally {
-    process.off('warning', onWarning);
-  }
-});
-
-test('a file that cannot be opened: one warning that names it, and logging goes on doing nothing', async () => {
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => warnings.push(w.message);
-  process.on('warning', onWarning);
-  try {
-    // A directory where the file should be: opened neither on this thread nor through the pool.
-    const log = new AccessLog({ file: dir });
-    for (let i = 0; i < 2000; i++) log.log(reuseRecord(i));
-    await log.close();
-    await eventually(() => warnings.find((w) => w.startsWith(`access log ${dir}: `) && w.endsWith('; nothing is logged')), 5000, () => `warnings: ${warnings.join('\n')}`);
-    assert.equal(warnings.length, 1, warnings.join('\n'));
-  } finally {
-    process.off('warning', onWarning);
-  }
 });
 
 test('a destination that takes nothing (a FIFO nobody reads yet) holds at most 16 MiB: later lines are dropped with one warning, the proxy goes on', async () => {
@@ -316,5 +264,5 @@ test('a destination that takes nothing (a FIFO nobody reads yet) holds at most 1
   const reader = createReadStream(fifo).on('data', (b: Buffer | string) => { bytes += b.length; });
   await log.close();
   await new Promise<void>((r) => reader.on('close', () => r()));
-  assert.ok(bytes > 8 * 1024 * 1024 && bytes <= 16 * 1024 * 1024 + 64 * 1024, `${bytes} bytes reached the reader`);
+  assert.ok(bytes > 8 * 1024 * 1024 && bytes <= 16 * 1024 * 1024 + 256 * 1024, `${bytes} bytes reached the reader`);
 });
