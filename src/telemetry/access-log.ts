@@ -61,10 +61,11 @@ type Sonic = Omit<DestinationStream, 'write'> & { write(b: Buffer): boolean; end
  * Each write goes through libuv's thread pool, and on two busy cores the
  * hand-off (a pool thread's wake-up, then the event loop's) costs more than
  * the write itself: measured with crossover.js (the log's cost, on ÷ off),
- * 16 KiB batches 1.19, 64 KiB 1.06–1.10, 256 KiB 1.03–1.06. Written on the
- * proxy's thread (sonic-boom's sync mode), 256 KiB batches measured
- * 1.02–1.05: not enough better to let a slow disk or a network file system
- * stall every request.
+ * 16 KiB batches 1.19, 64 KiB 1.06–1.10, 256 KiB 1.03–1.07. Written on the
+ * proxy's thread instead (sonic-boom's sync mode), 256 KiB batches gave
+ * 1.070 and 1.045 in runs alternated with 1.062 and 1.063 through the pool:
+ * no better, and a slow disk or a network file system would stall every
+ * request.
  */
 const BATCH_BYTES = 256 * 1024;
 const FLUSH_MS = 250;
