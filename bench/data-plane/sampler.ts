@@ -3,7 +3,10 @@
  * module into the sidecars, and each SIGUSR2 starts or stops V8's sampling
  * profiler. `TRELLIS_SAMPLE=alloc` (the default) samples allocations;
  * `TRELLIS_SAMPLE=cpu` samples the CPU (`--cpu-prof` cannot go in
- * NODE_OPTIONS, and would cover start-up and warm-up too).
+ * NODE_OPTIONS, and would cover start-up and warm-up too);
+ * `TRELLIS_SAMPLE=live` samples allocations and keeps only those still
+ * alive when sampling stops (what grew the heap over the window: a leak's
+ * stacks).
  *
  *   NODE_OPTIONS="--import=$PWD/dist/bench/data-plane/sampler.js" \
  *     node dist/bench/data-plane/stand.js
@@ -29,7 +32,7 @@ import { join } from 'node:path';
 const ALLOC_INTERVAL_BYTES = 512;
 const CPU_INTERVAL_US = 100;
 
-type Kind = 'alloc' | 'cpu';
+type Kind = 'alloc' | 'cpu' | 'live';
 
 function install(instance: string, kind: Kind): void {
   const session = new Session();
@@ -44,13 +47,17 @@ function install(instance: string, kind: Kind): void {
   let on = false;
   process.on('SIGUSR2', () => {
     on = !on;
-    if (kind === 'alloc') {
+    if (kind !== 'cpu') {
       if (on) {
+        const collectedToo = kind === 'alloc';
         session.post('HeapProfiler.startSampling', {
-          samplingInterval: ALLOC_INTERVAL_BYTES, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true,
+          samplingInterval: ALLOC_INTERVAL_BYTES, includeObjectsCollectedByMajorGC: collectedToo, includeObjectsCollectedByMinorGC: collectedToo,
         }, failed);
       } else {
-        session.post('HeapProfiler.stopSampling', (err, r) => { if (!failed(err)) save(r.profile, 'heapprofile'); });
+        const stop = () => session.post('HeapProfiler.stopSampling', (err, r) => { if (!failed(err)) save(r.profile, 'heapprofile'); });
+        // Live: a full collection first, so that only what is still reachable counts.
+        if (kind === 'live') session.post('HeapProfiler.collectGarbage', stop);
+        else stop();
       }
     } else if (on) {
       session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: CPU_INTERVAL_US }, () => session.post('Profiler.start', failed)));
@@ -65,6 +72,6 @@ const argv = process.argv;
 const at = argv.indexOf('--instance');
 const kind = process.env.TRELLIS_SAMPLE ?? 'alloc';
 if (argv.includes('proxy') && at > 0 && argv[at + 1]) {
-  if (kind !== 'alloc' && kind !== 'cpu') process.stderr.write(`sampler: TRELLIS_SAMPLE is "${kind}"; it takes alloc or cpu\n`);
+  if (kind !== 'alloc' && kind !== 'cpu' && kind !== 'live') process.stderr.write(`sampler: TRELLIS_SAMPLE is "${kind}"; it takes alloc, cpu or live\n`);
   else install(argv[at + 1]!, kind);
 }

@@ -40,7 +40,9 @@ async function until<T>(f: () => T | undefined, ms: number, what: string): Promi
   }
 }
 
-for (const kind of ['alloc', 'cpu'] as const) {
+// What the alloc run saw a request allocate; the live run (after it) must keep less.
+let allocatedPerRequest = 0;
+for (const kind of ['alloc', 'live', 'cpu'] as const) {
 test(`stand.js: the mesh and the nginx pair answer where it says; the preloaded sampler (${kind}) writes a profile of the window between two SIGUSR2s; SIGINT leaves no process`, needNginx, async () => {
   const allocDir = mkdtempSync(join(tmpdir(), 'sample-test-'));
   const child = spawn(process.execPath, [join(DP, 'stand.js')], {
@@ -66,13 +68,20 @@ test(`stand.js: the mesh and the nginx pair answer where it says; the preloaded 
     const N = 50;
     for (let i = 0; i < N; i++) assert.equal(await get(where.mesh, 'upstream:8080'), 200);
     process.kill(outbound, 'SIGUSR2');
-    const name = kind === 'alloc' ? `alloc.client.bench.${outbound}.heapprofile` : `cpu.client.bench.${outbound}.cpuprofile`;
+    const name = kind === 'cpu' ? `cpu.client.bench.${outbound}.cpuprofile` : `${kind}.client.bench.${outbound}.heapprofile`;
     const file = await until(() => readdirSync(allocDir).find((f) => f === name), 10_000, `the profile ${name}`);
     if (kind === 'alloc') {
       const report = heapTop(join(allocDir, file), 10, N);
       const perRequest = Number(/: (\d+) B\/req allocated \(50 requests\)/.exec(report)?.[1]);
       assert.ok(perRequest > 0, `no allocation per request in:\n${report}`);
+      allocatedPerRequest = perRequest;
       assert.match(report, /trellis src\/proxy/, 'the proxy\'s own code allocates on the request path');
+    } else if (kind === 'live') {
+      // Only what survived a full collection at the stop: far less than all that the same traffic allocated.
+      const report = heapTop(join(allocDir, file), 10, N);
+      const kept = Number(/: (\d+) B\/req allocated \(50 requests\)/.exec(report)?.[1] ?? 0);
+      assert.ok(allocatedPerRequest > 0, 'the alloc run went first and measured');
+      assert.ok(kept < allocatedPerRequest / 2, `live kept ${kept} B/req of ${allocatedPerRequest} allocated:\n${report}`);
     } else {
       const p = JSON.parse(readFileSync(join(allocDir, file), 'utf8')) as { nodes: { callFrame: { url: string } }[]; samples: number[] };
       assert.ok(p.samples.length > 0, 'no samples');
