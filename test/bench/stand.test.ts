@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,7 @@ test(`stand.js: the mesh and the nginx pair answer where it says; the preloaded 
   } finally {
     clearTimeout(bound);
     if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(allocDir, { recursive: true, force: true });
   }
 });
 }
@@ -134,6 +135,7 @@ test('profile-top: a heap profile is summed by function and by area, per request
   assert.match(report, /60\.0%\s+300 B\/req\s+handle dist\/src\/proxy\/fast-h1\.js:10/);
   const total = heapTop(file, 5, undefined);
   assert.match(total, /: 5 KiB allocated/);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('profile-top: --help explains and exits 0; an unknown flag or a file it cannot read is one line, not a stack trace', () => {
