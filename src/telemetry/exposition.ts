@@ -4,7 +4,9 @@
  * `application/openmetrics-text`. The process's own metrics (memory, CPU,
  * event-loop lag, GC: prom-client's default collectors) live in one
  * registry per process, created on first use and added to every scrape.
+ * A scrape renders in slices between which the proxy's requests go on.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
 export interface Exposition {
@@ -28,18 +30,48 @@ export function wantsOpenMetrics(accept: string | undefined): boolean {
   return accept !== undefined && /application\/openmetrics-text/i.test(accept);
 }
 
-// prom-client renames counters (drops `_total`) while it renders OpenMetrics; scrapes take turns so no render sees a name mid-change.
+/**
+ * Rendering stops for a turn of the event loop after this much work, so that
+ * a scrape does not hold up the requests a proxy is carrying: rendered whole,
+ * a sidecar's scrape (25 families, 130 KB) kept its event loop for 3–10 ms,
+ * and each scrape showed in the latency of the requests in flight.
+ */
+const SLICE_MS = 0.5;
+
+type Rendered = { name: string; readonly type: string };
+
+// Counters lose `_total` while they render as OpenMetrics (prom-client adds it back to each sample); scrapes take turns so no render sees a name mid-change.
 let turn: Promise<unknown> = Promise.resolve();
 
+/**
+ * One family at a time (prom-client's `getSingleMetricAsString`), joined as
+ * prom-client's `metrics()` joins them, with a turn of the event loop
+ * whenever a slice's worth of work is done. A family is rendered whole;
+ * families rendered in different turns may be a few requests apart.
+ */
 async function renderOnce(registries: readonly Registry[], openMetrics: boolean): Promise<Exposition> {
   const merged = Registry.merge([...registries]);
-  if (!openMetrics) return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: await merged.metrics() };
-  const names = merged.getMetricsAsArray().map((m) => [m, (m as unknown as { name: string }).name] as const);
-  (merged as unknown as Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  const metrics = merged.getMetricsAsArray() as unknown as Rendered[];
+  const names = metrics.map((m) => m.name);
+  if (openMetrics) {
+    (merged as unknown as Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    for (const m of metrics) if (m.type === 'counter') m.name = m.name.replace(/_total$/, '');
+  }
   try {
-    return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: await merged.metrics() };
+    const parts: string[] = [];
+    let sliceStart = performance.now();
+    for (const name of names) {
+      parts.push(await merged.getSingleMetricAsString(name));
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
+    }
+    return openMetrics
+      ? { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: `${parts.join('\n')}\n# EOF\n` }
+      : { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: `${parts.join('\n\n')}\n` };
   } finally {
-    for (const [m, name] of names) (m as unknown as { name: string }).name = name;
+    metrics.forEach((m, i) => { m.name = names[i]!; });
   }
 }
 
