@@ -16,7 +16,7 @@ import type { ConfigSet } from '../api/config-set.js';
 import { labelsMatch } from '../policy/route-match.js';
 import {
   SNAPSHOT_SCHEMA, type Cluster, type ClusterEndpoints, type InboundListener, type OutboundConfig, type ProxyNode,
-  type RouteTable, type Snapshot, type TcpRoute, type TlsRoute, type VirtualHost, type WorkloadAccessLogging,
+  type RouteTable, type Snapshot, type TcpRoute, type TlsRoute, type VirtualHost, type WorkloadAccessLogging, type WorkloadMetrics,
 } from '../protocol/snapshot.js';
 import type { WorkloadAuthz } from '../protocol/authz.js';
 import type { WorkloadRequestAuthn } from '../protocol/request-authn.js';
@@ -29,6 +29,7 @@ import { compileAuthz } from './authorization.js';
 import { compileOutboundRateLimits, compileRateLimits, enforcedOutbound } from './rate-limits.js';
 import type { WorkloadRateLimits } from '../protocol/rate-limit.js';
 import { compileAccessLogging } from './access-logging.js';
+import { compileMetricsTelemetry } from './telemetry-metrics.js';
 import { peerAuthnSignature, withPeerAuthn } from './peer-authn.js';
 import { compileRequestAuthn, type JwksEntry } from './request-authentication.js';
 import { inboundListeners, isGateway, makeNode, selectingServices, selectorSignature, workloadNotFound } from './proxy-node.js';
@@ -114,7 +115,7 @@ export function createCompiler(): Compiler {
     return lastTrust;
   };
   /** Security policies of one workload, memoized on the policies, the registry and the workload. */
-  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn; rateLimits?: WorkloadRateLimits; accessLogging?: WorkloadAccessLogging }>>>();
+  const policyMemo = new WeakMap<ConfigIndex, WeakMap<Registry, Map<string, { key: string; authz?: WorkloadAuthz; requestAuthn?: WorkloadRequestAuthn; rateLimits?: WorkloadRateLimits; accessLogging?: WorkloadAccessLogging; metrics?: WorkloadMetrics }>>>();
   const policiesOf = (index: ConfigIndex, registry: Registry, node: ProxyNode, jwks: ReadonlyMap<string, JwksEntry> | undefined) => {
     let byReg = policyMemo.get(index);
     if (!byReg) policyMemo.set(index, (byReg = new WeakMap()));
@@ -131,7 +132,11 @@ export function createCompiler(): Compiler {
     const requestAuthn = compileRequestAuthn({ config: index.config, rootNamespace: index.mesh.rootNamespace, workload, jwks: jwks ?? NO_JWKS });
     const rateLimits = compileRateLimits({ policies: index.config.ofKind('RateLimitPolicy'), workload, trustDomain: index.mesh.trustDomain, registry });
     const accessLogging = compileAccessLogging(index.config, index.mesh, { namespace: node.namespace, labels: node.labels, kind: node.kind === 'gateway' ? 'gateway' : 'sidecar' });
-    const entry = { key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}), ...(accessLogging ? { accessLogging } : {}) };
+    const metrics = compileMetricsTelemetry(index.config, index.mesh, workload);
+    const entry = {
+      key, ...(authz ? { authz } : {}), ...(requestAuthn ? { requestAuthn } : {}), ...(rateLimits ? { rateLimits } : {}),
+      ...(accessLogging ? { accessLogging } : {}), ...(metrics ? { metrics } : {}),
+    };
     m.set(node.id, entry);
     return entry;
   };
@@ -300,11 +305,12 @@ export function createCompiler(): Compiler {
         shared.set(viewKey, view);
       }
       const trust = security?.trustBundle.length ? trustOf(security.trustBundle) : undefined;
-      const { authz, requestAuthn, rateLimits, accessLogging } = policiesOf(index, registry, node, security?.jwks);
+      const { authz, requestAuthn, rateLimits, accessLogging, metrics } = policiesOf(index, registry, node, security?.jwks);
       const outboundRateLimits = outboundLimitsOf(index, registry, node, view);
       const version = hashText(`${hashOf(node)}|${index.meshHash}|${hashOf(inbound)}|${hashOf(view)}${trust ? `|${trust.hash}` : ''}` +
         `${authz ? `|${hashOf(authz)}` : ''}${requestAuthn ? `|${hashOf(requestAuthn)}` : ''}${rateLimits ? `|rl:${hashOf(rateLimits)}` : ''}` +
-        `${outboundRateLimits ? `|orl:${hashOf(outboundRateLimits)}` : ''}${accessLogging ? `|al:${hashOf(accessLogging)}` : ''}`);
+        `${outboundRateLimits ? `|orl:${hashOf(outboundRateLimits)}` : ''}${accessLogging ? `|al:${hashOf(accessLogging)}` : ''}` +
+        `${metrics ? `|tm:${hashOf(metrics)}` : ''}`);
       return Object.freeze({
         schema: SNAPSHOT_SCHEMA, version, node, mesh: index.mesh, inbound,
         outbound: view.outbound, clusters: view.clusters, endpoints: view.endpoints,
@@ -314,6 +320,7 @@ export function createCompiler(): Compiler {
         ...(rateLimits ? { rateLimits } : {}),
         ...(outboundRateLimits ? { outboundRateLimits } : {}),
         ...(accessLogging ? { accessLogging } : {}),
+        ...(metrics ? { metrics } : {}),
       });
     },
   };

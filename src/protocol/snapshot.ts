@@ -54,6 +54,8 @@ export interface Snapshot {
   readonly rateLimits?: WorkloadRateLimits;
   /** Access logging as a Telemetry resource decides it for this workload (src/compile/access-logging.ts); absent: MeshConfig's access log, as it says. */
   readonly accessLogging?: WorkloadAccessLogging;
+  /** The service metrics Telemetry resources turn off for this workload (src/compile/telemetry-metrics.ts); absent: all of them on. */
+  readonly metrics?: WorkloadMetrics;
   /**
    * The limits this workload sheds load with on its outbound side, as a
    * caller: those of every RateLimitPolicy with `enforce: InboundAndOutbound`
@@ -512,6 +514,17 @@ export interface ClusterEndpoints {
 /** One side of the proxy that a Telemetry resource logs: every request, or those its filter is true for. */
 export interface AccessLogSide {
   readonly filter?: FilterExpr;
+}
+
+/** Istio's standard metrics as a Telemetry `metrics` override names them: those a Trellis proxy reports. */
+export type IstioMetric = 'REQUEST_COUNT' | 'REQUEST_DURATION' | 'REQUEST_SIZE' | 'RESPONSE_SIZE'
+  | 'TCP_OPENED_CONNECTIONS' | 'TCP_CLOSED_CONNECTIONS' | 'TCP_SENT_BYTES' | 'TCP_RECEIVED_BYTES';
+
+/** Telemetry `metrics` for one workload: what each side does not report (client: outbound and gateway listeners, reporter=source; server: inbound, reporter=destination). */
+export interface WorkloadMetrics {
+  /** The Telemetry resources that decided (`namespace/name`), least specific first. */
+  readonly sources: readonly string[];
+  readonly disabled: { readonly client: readonly IstioMetric[]; readonly server: readonly IstioMetric[] };
 }
 
 /** Telemetry `accessLogging` for one workload. */

@@ -79,6 +79,8 @@ export class ProxyTelemetry {
   /** The proxy's registry: service metrics and whatever the proxy registers. */
   readonly registry = new Registry();
   #metrics: ServiceMetrics | undefined;
+  /** Some service metric is reported on some side (the workload's Telemetry may turn them all off). */
+  #metricsOn = false;
   readonly #clusterName: string;
   #accessLog: AccessLog | undefined;
   #closingLogs: Promise<void>[] = [];
@@ -110,7 +112,9 @@ export class ProxyTelemetry {
     this.#configureMetrics(s.mesh);
     this.#configureAccessLog(s.mesh, s.accessLogging);
     this.#configureTracing(s.mesh.tracing, s.node.id);
-    const wanted = this.#metrics !== undefined || this.#accessLog !== undefined || this.#tracing !== undefined;
+    // Telemetry resources may turn every service metric off: then records are published only for the access log and tracing.
+    this.#metricsOn = this.#metrics?.useSettings(s.metrics) ?? false;
+    const wanted = this.#metricsOn || this.#accessLog !== undefined || this.#tracing !== undefined;
     if (wanted) {
       const tables = prepareLabelTables(s, this.#clusterName);
       this.#metrics?.useTables(tables);
@@ -204,7 +208,7 @@ export class ProxyTelemetry {
     if (batch.length === 0) return;
     this.#pending = this.#spare;
     // Telemetry must never take the proxy down, nor one bad record the others' lines.
-    const metrics = this.#metrics;
+    const metrics = this.#metricsOn ? this.#metrics : undefined;
     if (metrics) for (let i = 0; i < batch.length; i++) try { metrics.observe(batch[i]!); } catch (err) { this.#dropped('metrics', err); }
     // A TCP connection's opening is for the opened counter only; its record at the end is the one logged and traced.
     const log = this.#accessLog;

@@ -17,6 +17,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { RequestRecord } from '../protocol/request-record.js';
+import type { IstioMetric, WorkloadMetrics } from '../protocol/snapshot.js';
 import { ISTIO_LABELS, istioLabels, type IstioLabels, type LabelTables } from './istio-labels.js';
 
 /** Envoy's default histogram bucket bounds, which Istio's request_duration_milliseconds, request_bytes and response_bytes use. */
@@ -36,14 +37,25 @@ export interface ServiceMetricsOptions {
 class Distribution {
   readonly counts = new Array<number>(ISTIO_BUCKETS.length + 1).fill(0);
   sum = 0;
+  count = 0;
 
   observe(v: number): void {
     let i = 0;
     while (i < ISTIO_BUCKETS.length && v > ISTIO_BUCKETS[i]!) i++;
     this.counts[i]!++;
     this.sum += v;
+    this.count++;
   }
 }
+
+/** One bit per metric a proxy reports (Telemetry's names), for what a side has turned off. */
+const BIT: Readonly<Record<IstioMetric, number>> = Object.freeze({
+  REQUEST_COUNT: 1, REQUEST_DURATION: 2, REQUEST_SIZE: 4, RESPONSE_SIZE: 8,
+  TCP_OPENED_CONNECTIONS: 16, TCP_CLOSED_CONNECTIONS: 32, TCP_SENT_BYTES: 64, TCP_RECEIVED_BYTES: 128,
+});
+const HTTP_BITS = 1 | 2 | 4 | 8;
+const TCP_BITS = 16 | 32 | 64 | 128;
+const bitsOf = (ms: readonly IstioMetric[]) => ms.reduce((b, m) => b | BIT[m], 0);
 
 /** The labels of Istio's TCP metrics: the request labels without the response code and gRPC status. */
 const TCP_LABELS = ISTIO_LABELS.filter((n) => n !== 'response_code' && n !== 'grpc_response_status');
@@ -128,19 +140,21 @@ export class ServiceMetrics {
       registry.registerMetric(m as never);
       this.#names.push(name);
     };
+    // A side that has a metric turned off shows none of its series in that family.
+    const shown = <S extends { labels: Readonly<Record<string, string>> }>(all: Iterable<S>, bit: number) => [...all].filter((s) => !(this.#offFor(s.labels['reporter']!) & bit));
     metric(`${p}requests_total`, 'counter', 'Requests handled, counted by the proxy that reports (source or destination).', () =>
-      [...this.#series.values()].map((s) => ({ labels: NO_LABELS, sharedLabels: s.labels, value: s.count })));
-    const histogram = (name: string, help: string, pick: (s: Series) => Distribution) =>
-      metric(name, 'histogram', help, () => this.#histogramValues(name, pick));
-    histogram(`${p}request_duration_milliseconds`, 'Request durations in milliseconds.', (s) => s.duration);
-    histogram(`${p}request_bytes`, 'Request body sizes in bytes.', (s) => s.requestBytes);
-    histogram(`${p}response_bytes`, 'Response body sizes in bytes.', (s) => s.responseBytes);
-    const tcp = (name: string, help: string, pick: (s: TcpSeries) => number) =>
-      metric(`${p}${name}`, 'counter', help, () => [...this.#tcp.values()].map((s) => ({ labels: NO_LABELS, sharedLabels: s.labels, value: pick(s) })));
-    tcp('tcp_sent_bytes_total', 'Bytes sent to the downstream on TCP connections.', (s) => s.sent);
-    tcp('tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections.', (s) => s.received);
-    tcp('tcp_connections_opened_total', 'TCP connections opened (counted when established; one that never was, when it ends).', (s) => s.opened);
-    tcp('tcp_connections_closed_total', 'TCP connections closed.', (s) => s.closed);
+      shown(this.#series.values(), BIT.REQUEST_COUNT).map((s) => ({ labels: NO_LABELS, sharedLabels: s.labels, value: s.count })));
+    const histogram = (name: string, help: string, bit: number, pick: (s: Series) => Distribution) =>
+      metric(name, 'histogram', help, () => this.#histogramValues(name, shown(this.#series.values(), bit), pick));
+    histogram(`${p}request_duration_milliseconds`, 'Request durations in milliseconds.', BIT.REQUEST_DURATION, (s) => s.duration);
+    histogram(`${p}request_bytes`, 'Request body sizes in bytes.', BIT.REQUEST_SIZE, (s) => s.requestBytes);
+    histogram(`${p}response_bytes`, 'Response body sizes in bytes.', BIT.RESPONSE_SIZE, (s) => s.responseBytes);
+    const tcp = (name: string, help: string, bit: number, pick: (s: TcpSeries) => number) =>
+      metric(`${p}${name}`, 'counter', help, () => shown(this.#tcp.values(), bit).map((s) => ({ labels: NO_LABELS, sharedLabels: s.labels, value: pick(s) })));
+    tcp('tcp_sent_bytes_total', 'Bytes sent to the downstream on TCP connections.', BIT.TCP_SENT_BYTES, (s) => s.sent);
+    tcp('tcp_received_bytes_total', 'Bytes received from the downstream on TCP connections.', BIT.TCP_RECEIVED_BYTES, (s) => s.received);
+    tcp('tcp_connections_opened_total', 'TCP connections opened (counted when established; one that never was, when it ends).', BIT.TCP_OPENED_CONNECTIONS, (s) => s.opened);
+    tcp('tcp_connections_closed_total', 'TCP connections closed.', BIT.TCP_CLOSED_CONNECTIONS, (s) => s.closed);
   }
 
   /** Takes these metrics out of the registry (the names change: another prefix). */
@@ -157,15 +171,39 @@ export class ServiceMetrics {
     this.#nextRecent = 0;
   }
 
+  /** What the workload's Telemetry turns off (absent: everything on); true when any metric is still reported. */
+  useSettings(m: WorkloadMetrics | undefined): boolean {
+    this.#offClient = m ? bitsOf(m.disabled.client) : 0;
+    this.#offServer = m ? bitsOf(m.disabled.server) : 0;
+    return (this.#offClient & this.#offServer) !== (HTTP_BITS | TCP_BITS);
+  }
+
+  /** Metrics turned off on the client side (outbound, gateway: reporter=source) and the server side (inbound: reporter=destination). */
+  #offClient = 0;
+  #offServer = 0;
+
+  #offFor(reporter: string): number {
+    return reporter === 'destination' ? this.#offServer : this.#offClient;
+  }
+
   observe(r: RequestRecord): void {
     const t = this.#tables;
     if (!t) return;
-    if (r.protocol === 'TCP') { this.#observeTcp(r, t); return; }
+    const off = r.direction === 'inbound' ? this.#offServer : this.#offClient;
+    if (r.protocol === 'TCP') { if ((off & TCP_BITS) !== TCP_BITS) this.#observeTcp(r, t, off); return; }
+    if ((off & HTTP_BITS) === HTTP_BITS) return;
     const s = this.#seriesOf(r, t);
-    s.count++;
-    s.duration.observe(r.durationMs);
-    s.requestBytes.observe(r.bytesReceived);
-    s.responseBytes.observe(r.bytesSent);
+    if (off === 0) {
+      s.count++;
+      s.duration.observe(r.durationMs);
+      s.requestBytes.observe(r.bytesReceived);
+      s.responseBytes.observe(r.bytesSent);
+      return;
+    }
+    if (!(off & BIT.REQUEST_COUNT)) s.count++;
+    if (!(off & BIT.REQUEST_DURATION)) s.duration.observe(r.durationMs);
+    if (!(off & BIT.REQUEST_SIZE)) s.requestBytes.observe(r.bytesReceived);
+    if (!(off & BIT.RESPONSE_SIZE)) s.responseBytes.observe(r.bytesSent);
   }
 
   #seriesOf(r: RequestRecord, t: LabelTables): Series {
@@ -208,34 +246,34 @@ export class ServiceMetrics {
    * ended before it was established has only the last record: opened and
    * closed at once.
    */
-  #observeTcp(r: RequestRecord, t: LabelTables): void {
+  #observeTcp(r: RequestRecord, t: LabelTables, off: number): void {
     const all = istioLabels(r, t);
     const labels: Record<string, string> = {};
     for (const n of TCP_LABELS) labels[n] = n === 'request_protocol' ? 'tcp' : all[n];
     const id = TCP_LABELS.map((n) => labels[n]).join('\0');
     let s = this.#tcp.get(id);
     if (!s) this.#tcp.set(id, (s = { labels, opened: 0, closed: 0, sent: 0, received: 0 }));
-    if (r.tcpPhase !== 'close') s.opened++;
+    if (r.tcpPhase !== 'close' && !(off & BIT.TCP_OPENED_CONNECTIONS)) s.opened++;
     if (r.tcpPhase === 'open') return;
-    s.closed++;
-    s.sent += r.bytesSent;
-    s.received += r.bytesReceived;
+    if (!(off & BIT.TCP_CLOSED_CONNECTIONS)) s.closed++;
+    if (!(off & BIT.TCP_SENT_BYTES)) s.sent += r.bytesSent;
+    if (!(off & BIT.TCP_RECEIVED_BYTES)) s.received += r.bytesReceived;
   }
 
   /** prom-client's histogram shape: cumulative `_bucket` samples (`le` first), then `_sum` and `_count`. */
-  #histogramValues(name: string, pick: (s: Series) => Distribution): MetricValue[] {
+  #histogramValues(name: string, series: readonly Series[], pick: (s: Series) => Distribution): MetricValue[] {
     const out: MetricValue[] = [];
     const bucket = `${name}_bucket`;
-    for (const s of this.#series.values()) {
+    for (const s of series) {
       const d = pick(s);
       let cumulative = 0;
       for (let i = 0; i < ISTIO_BUCKETS.length; i++) {
         cumulative += d.counts[i]!;
         out.push({ labels: LE_LABELS[i]!, sharedLabels: s.labels, value: cumulative, metricName: bucket });
       }
-      out.push({ labels: LE_LABELS[ISTIO_BUCKETS.length]!, sharedLabels: s.labels, value: s.count, metricName: bucket });
+      out.push({ labels: LE_LABELS[ISTIO_BUCKETS.length]!, sharedLabels: s.labels, value: d.count, metricName: bucket });
       out.push({ labels: NO_LABELS, sharedLabels: s.labels, value: d.sum, metricName: `${name}_sum` });
-      out.push({ labels: NO_LABELS, sharedLabels: s.labels, value: s.count, metricName: `${name}_count` });
+      out.push({ labels: NO_LABELS, sharedLabels: s.labels, value: d.count, metricName: `${name}_count` });
     }
     return out;
   }

@@ -14,14 +14,9 @@ import { meshSettings } from '../../src/compile/mesh.js';
 import { eventually } from '../helpers/proxy.js';
 import { meshFromYaml } from '../helpers/mesh.js';
 import { parseYaml } from '../../src/api/load.js';
-import { meshConfigYaml, startTwoProxies, type TwoProxies } from './two-proxies.js';
+import { telemetryYaml, meshConfigYaml, startTwoProxies, type TwoProxies } from './two-proxies.js';
 
-const telemetry = (name: string, namespace: string, spec: string) => `---
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: { name: ${name}, namespace: ${namespace} }
-spec:
-${spec}`;
+const telemetry = telemetryYaml;
 
 const decide = (yaml: string, w: { namespace: string; labels: Record<string, string>; kind?: 'sidecar' | 'gateway' }) => {
   const m = meshFromYaml(yaml);

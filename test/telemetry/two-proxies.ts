@@ -27,6 +27,14 @@ metadata: { name: mesh }
 spec:
 ${spec}`;
 
+/** A Telemetry document named `name` in `namespace`, with `spec` lines as given (indented by two spaces). */
+export const telemetryYaml = (name: string, namespace: string, spec: string): string => `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: ${name}, namespace: ${namespace} }
+spec:
+${spec}`;
+
 /** `extraYaml`: more resources for the mesh (a MeshConfig, say). */
 export async function startTwoProxies(caller: TelemetryOptions, callee: TelemetryOptions, extraYaml = ''): Promise<TwoProxies> {
   const mesh = meshFromYaml(TWO_SERVICES + extraYaml);

@@ -2,10 +2,12 @@
  * `telemetry.istio.io` Telemetry: per mesh (the root namespace), namespace
  * or workload (`selector`), which access logs a proxy writes and which
  * requests they keep (`accessLogging`: providers, `disabled`, a
- * `filter.expression` in a subset of CEL, `match.mode`). Istio's `metrics`
- * and `tracing` sections are read and checked as Istio checks them, and not
- * acted on yet (warning TRL1005): metrics and tracing are set mesh-wide in
- * MeshConfig.
+ * `filter.expression` in a subset of CEL, `match.mode`), and which of
+ * Istio's standard metrics each side reports (`metrics[].overrides[]`
+ * `disabled`, src/compile/telemetry-metrics.ts). Metric `tagOverrides`,
+ * `reportingInterval` and custom metrics, and the `tracing` section, are
+ * read and checked as Istio checks them and not acted on yet (warning
+ * TRL1005): tracing is set mesh-wide in MeshConfig.
  */
 import { duration, z, type DeepReadonly } from '../schema.js';
 import { defineKind } from '../kind.js';
@@ -79,6 +81,8 @@ export const Telemetry = defineKind({
   versions: ['v1', 'v1alpha1'],
   namespaced: true,
   body: z.strictObject({ spec: telemetrySpec, status: z.unknown().optional() }),
-  notEnforced: ['spec.metrics', 'spec.tracing'],
-  docs: 'Access logging per mesh, namespace or workload: which providers, on or off, which requests (a CEL filter expression), client or server side. Metrics and tracing sections are checked, not acted on (MeshConfig sets them).',
+  notEnforced: [
+    'spec.metrics[*].overrides[*].tagOverrides', 'spec.metrics[*].overrides[*].match.customMetric', 'spec.metrics[*].reportingInterval', 'spec.tracing',
+  ],
+  docs: 'Access logging per mesh, namespace or workload: which providers, on or off, which requests (a CEL filter expression), client or server side; and which standard metrics each side reports (metrics overrides with disabled). Metric tag overrides, custom metrics and the tracing section are checked, not acted on (MeshConfig sets tracing).',
 });
