@@ -1,26 +1,29 @@
 /**
- * `node dist/bench/data-plane/crossover.js [--parts all|log|trace] [--pairs N] [--duration S] [--json]`:
- * what the access log and tracing cost a sidecar, measured in the same
- * processes, crossed.
+ * `node dist/bench/data-plane/crossover.js [--parts all|log,trace,metrics] [--pairs N] [--duration S] [--json]`:
+ * what the access log, tracing and the service metrics cost a sidecar,
+ * measured in the same processes, crossed.
  *
  * A goal ratio between two meshes is good to about ±10 % on this kind of
  * machine (docs/benchmark.md): a process's speed is partly drawn when it
  * starts, and the machine's speed drifts from second to second. Both cancel
  * in a crossover: two meshes (A and B) start with everything on; in each
  * pair of steps both are loaded at max at the same time, first A with the
- * parts on and B with them off (MeshConfig removed from the config directory,
- * which the control plane watches), then the other way round. For a pair,
+ * parts on and B with them off, then the other way round: the access log and
+ * tracing by removing the MeshConfig from the config directory (which the
+ * control plane watches), the service metrics by adding a mesh-wide
+ * Telemetry that turns them all off (so that with all three off a sidecar
+ * makes no request records, as in the bench's mesh-bare). For a pair,
  *
  *   on ÷ off = √((A_on × B_on) ÷ (A_off × B_off))
  *
  * where each figure is the CPU per request of a mesh's two sidecars in one
  * step: each mesh is compared with itself (its draw cancels), and the
- * machine's drift falls on both halves of each step alike. Service metrics
- * are on in both states (they cannot be switched without a restart; the
- * bench puts them at 1.00×). Before a step is measured, every sidecar's
- * applied snapshot (admin /config_dump) has the parts on or off as asked;
- * after it, a mesh's access log grew, and its collector received spans,
- * exactly when those parts were on (spans: unless sampling is 0).
+ * machine's drift falls on both halves of each step alike. Parts not
+ * switched: the access log and tracing off, the service metrics on. Before a step is measured, every sidecar's applied
+ * snapshot (admin /config_dump) has the parts on or off as asked; after it,
+ * a mesh's access log grew, its collector received spans, and its caller's
+ * trellis_requests_total grew, exactly when those parts were on (spans:
+ * unless sampling is 0).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -36,19 +39,41 @@ import { groupCpu } from './proc-stats.js';
 import { httpGet, pollUntil } from '../../src/cli/up/http-probe.js';
 import type { Snapshot } from '../../src/protocol/snapshot.js';
 
-const PARTS = ['all', 'log', 'trace'] as const;
-type Parts = (typeof PARTS)[number];
+const PART_NAMES = ['log', 'trace', 'metrics'] as const;
+type Part = (typeof PART_NAMES)[number];
+type Parts = ReadonlySet<Part>;
+
+/** `all`, or a comma-separated list of parts. */
+function partsArg(v: string): Parts {
+  if (v === 'all') return new Set(PART_NAMES);
+  const names = v.split(',').map((x) => x.trim());
+  const bad = names.filter((n) => !(PART_NAMES as readonly string[]).includes(n));
+  if (names.length === 0 || bad.length > 0) throw new UsageError(`--parts takes all, or a comma-separated list of ${PART_NAMES.join(', ')} (not "${v}")`);
+  return new Set(names as Part[]);
+}
+
+/** Mesh-wide: every standard metric off on both sides (the off state of the metrics part). */
+const METRICS_OFF = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: crossover-metrics-off, namespace: istio-system }
+spec:
+  metrics:
+  - providers: [{ name: prometheus }]
+    overrides: [{ match: { metric: ALL_METRICS, mode: CLIENT_AND_SERVER }, disabled: true }]
+`;
 
 const USAGE = `node dist/bench/data-plane/crossover.js [flags]
 
-What the access log and tracing (${TRACE_SAMPLING_PERCENT} % sampled) cost the bench's two sidecars, in the
-same processes: two meshes loaded at max at the same time, one with the parts
-on and the other with them off, then swapped; each pair of steps gives
-on ÷ off = sqrt((A_on x B_on) / (A_off x B_off)), in which each process's
-start-up draw and the machine's drift cancel. Service metrics are on
-throughout. Needs nginx and h2load: apt-get install nginx nghttp2-client
+What the access log, tracing (${TRACE_SAMPLING_PERCENT} % sampled) and the service metrics cost the
+bench's two sidecars, in the same processes: two meshes loaded at max at the
+same time, one with the parts on and the other with them off, then swapped;
+each pair of steps gives on ÷ off = sqrt((A_on x B_on) / (A_off x B_off)), in
+which each process's start-up draw and the machine's drift cancel. Parts not
+switched: the access log and tracing off, the service metrics on. Needs nginx and h2load: apt-get install nginx nghttp2-client
 
-  --parts P       all (the access log and tracing, the default), log, or trace
+  --parts P       all (the default: the access log, tracing and the service
+                  metrics, what the bench's mesh-observed adds to mesh-bare),
+                  or a comma-separated list of log, trace, metrics
   --pairs N       pairs of steps (default 5); the median and the spread are printed
   --duration S    seconds of measured load per step (default 4)
   --warmup S      seconds of load before each step is measured (default 1)
@@ -83,8 +108,7 @@ function settings(argv: string[]): Settings | 'help' {
     throw new UsageError((e as Error).message);
   }
   if (v.help) return 'help';
-  const parts = (v.parts ?? 'all') as Parts;
-  if (!PARTS.includes(parts)) throw new UsageError(`--parts takes one of ${PARTS.join(', ')} (not "${v.parts}")`);
+  const parts = partsArg(v.parts ?? 'all');
   const num = (flag: string, given: string | undefined, fallback: number, min: number) => {
     const n = given === undefined ? fallback : Number(given);
     if (!Number.isFinite(n) || n < min) throw new UsageError(`--${flag} takes a number of at least ${min} (not "${given}")`);
@@ -111,6 +135,8 @@ interface Side {
   readonly collector: Collector;
   readonly configFile: string;
   readonly config: string;
+  /** Where the Telemetry that turns the service metrics off goes while they are off. */
+  readonly metricsOffFile: string;
 }
 
 /** Load on both meshes before the first pair. */
@@ -119,36 +145,56 @@ const INITIAL_WARMUP_MS = 3000;
 /** How long the control plane and the sidecars get to apply a swapped MeshConfig. */
 const SETTLE_MS = 10_000;
 
-/** Waits until both sidecars of a side have applied a snapshot with the access log and tracing on or off as asked. */
-async function applied(s: Side, log: boolean, trace: boolean): Promise<void> {
+/** What a side is to run with in a step: each part on or off. */
+interface State { readonly log: boolean; readonly trace: boolean; readonly metrics: boolean }
+
+/** Waits until both sidecars of a side have applied a snapshot with the parts on or off as asked. */
+async function applied(s: Side, want: State): Promise<void> {
   const r = await pollUntil(async () => {
     for (const admin of s.mesh.admin) {
-      const mesh = (JSON.parse((await httpGet(`http://${admin}/config_dump`, 5000)).body) as { snapshot: Snapshot | null }).snapshot?.mesh;
-      if ((mesh?.accessLogFile !== undefined) !== log || (mesh?.tracing !== undefined) !== trace) return `http://${admin}/config_dump`;
+      const snap = (JSON.parse((await httpGet(`http://${admin}/config_dump`, 5000)).body) as { snapshot: Snapshot | null }).snapshot;
+      const mesh = snap?.mesh;
+      if ((mesh?.accessLogFile !== undefined) !== want.log || (mesh?.tracing !== undefined) !== want.trace || (snap?.metrics === undefined) !== want.metrics) return `http://${admin}/config_dump`;
     }
     return true;
   }, { timeoutMs: SETTLE_MS, intervalMs: 100 });
-  if (!r.ok) throw new Error(`mesh ${s.name}: its sidecars did not apply the swapped MeshConfig (access log ${log ? 'on' : 'off'}, tracing ${trace ? 'on' : 'off'}) within ${SETTLE_MS} ms`);
+  if (!r.ok) {
+    const said = `access log ${want.log ? 'on' : 'off'}, tracing ${want.trace ? 'on' : 'off'}, service metrics ${want.metrics ? 'on' : 'off'}`;
+    throw new Error(`mesh ${s.name}: its sidecars did not apply the swapped configuration (${said}) within ${SETTLE_MS} ms`);
+  }
+}
+
+/** The requests the caller's sidecar has counted in trellis_requests_total (0 while the metrics are off: their series are not shown). */
+async function requestsCounted(s: Side): Promise<number> {
+  const text = (await httpGet(`http://${s.mesh.admin[0]}/metrics`, 5000)).body;
+  let n = 0;
+  for (const m of text.matchAll(/^trellis_requests_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+  return n;
 }
 
 /** The CPU per request (µs) of a side's two sidecars over one measured run of both sides at once. */
 async function step(children: Children, sides: readonly [Side, Side], on: readonly [boolean, boolean], o: Settings, dir: string): Promise<[number, number]> {
-  const log = o.parts !== 'trace';
-  const trace = o.parts !== 'log';
+  const log = o.parts.has('log');
+  const trace = o.parts.has('trace');
+  const metrics = o.parts.has('metrics');
+  // Parts not switched: the access log and tracing off (no MeshConfig names them), the service metrics on.
   sides.forEach((s, i) => {
-    if (on[i]) {
+    if (on[i] && (log || trace)) {
       writeFileSync(s.configFile, s.config);
       // A log that grows for the whole run costs more to append to (seen here); each on-step starts it empty.
-      if (s.mesh.accessLog && existsSync(s.mesh.accessLog)) truncateSync(s.mesh.accessLog);
+      if (log && s.mesh.accessLog && existsSync(s.mesh.accessLog)) truncateSync(s.mesh.accessLog);
     } else {
       rmSync(s.configFile, { force: true });
     }
+    if (metrics && !on[i]) writeFileSync(s.metricsOffFile, METRICS_OFF);
+    else rmSync(s.metricsOffFile, { force: true });
   });
-  await Promise.all(sides.map((s, i) => applied(s, on[i]! && log, on[i]! && trace)));
+  await Promise.all(sides.map((s, i) => applied(s, { log: on[i]! && log, trace: on[i]! && trace, metrics: on[i]! || !metrics })));
   const targets = sides.map((s) => ({ port: s.mesh.entryPort, authority: UPSTREAM_AUTHORITY }));
   if (o.warmupMs > 0) await Promise.all(targets.map((t, i) => runLoad(children, t, 'max', o.warmupMs, join(dir, `warmup.${i}.log`))));
   const logSize = (s: Side) => (s.mesh.accessLog ? statSync(s.mesh.accessLog, { throwIfNoEntry: false })?.size ?? 0 : 0);
-  const before = sides.map((s) => ({ cpu: [s.mesh.outbound, s.mesh.inbound].map((c) => groupCpu(c.pgid)), log: logSize(s), spans: s.collector.spans }));
+  const counted = await Promise.all(sides.map(requestsCounted));
+  const before = sides.map((s, i) => ({ cpu: [s.mesh.outbound, s.mesh.inbound].map((c) => groupCpu(c.pgid)), log: logSize(s), spans: s.collector.spans, counted: counted[i]! }));
   const loads = await Promise.all(targets.map((t, i) => runLoad(children, t, 'max', o.durationMs, join(dir, `load.${i}.log`))));
   children.checkAlive();
   const perRequest = sides.map((s, i) => {
@@ -160,7 +206,10 @@ async function step(children: Children, sides: readonly [Side, Side], on: readon
   });
   // Spans leave in batches, at least every second: wait for the last ones before checking.
   await new Promise((r) => setTimeout(r, 1500));
+  const countedAfter = await Promise.all(sides.map(requestsCounted));
   sides.forEach((s, i) => {
+    const counting = countedAfter[i]! > before[i]!.counted;
+    if (counting !== (on[i]! || !metrics)) throw new Error(`mesh ${s.name}: its caller's trellis_requests_total ${counting ? 'grew' : 'did not grow'} while the service metrics were ${on[i] || !metrics ? 'on' : 'off'}`);
     const grew = logSize(s) > before[i]!.log;
     const spans = s.collector.spans > before[i]!.spans;
     const state = on[i] ? 'on' : 'off';
@@ -217,8 +266,9 @@ async function main(argv: string[]): Promise<number> {
       const collectorPort = await collector.start();
       const meshDir = join(dir, `mesh-${name}`);
       const mesh = await startMesh(children, { dir: meshDir, upstreamPort: up.port, observability: 'all', collectorPort, ...build });
-      const config = meshConfig(o.parts === 'trace' ? undefined : mesh.accessLog, o.parts === 'log' ? undefined : collectorPort, o.sampling);
-      sides.push({ name, mesh, collector, configFile: join(meshDir, 'config', 'mesh.yaml'), config });
+      // The MeshConfig of the on state: the access log and tracing, those of them that are switched.
+      const config = meshConfig(o.parts.has('log') ? mesh.accessLog : undefined, o.parts.has('trace') ? collectorPort : undefined, o.sampling);
+      sides.push({ name, mesh, collector, configFile: join(meshDir, 'config', 'mesh.yaml'), config, metricsOffFile: join(meshDir, 'config', 'crossover-metrics-off.yaml') });
       say(`mesh ${name} is up`);
     }
     const pair = sides as unknown as readonly [Side, Side];
@@ -240,10 +290,12 @@ async function main(argv: string[]): Promise<number> {
     const ratios = pairs.map((x) => x.ratio);
     const summary = { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
     if (o.json) {
-      process.stdout.write(`${JSON.stringify({ ...(o.build ? { build: o.build.dir } : {}), parts: o.parts, sampling_percent: o.sampling, duration_s: o.durationMs / 1000, pairs, ...summary })}\n`);
+      process.stdout.write(`${JSON.stringify({ ...(o.build ? { build: o.build.dir } : {}), parts: PART_NAMES.filter((p) => o.parts.has(p)), sampling_percent: o.sampling, duration_s: o.durationMs / 1000, pairs, ...summary })}\n`);
     } else {
       const tracing = `tracing (${o.sampling} % sampled)`;
-      const what = o.parts === 'all' ? `the access log and ${tracing}` : o.parts === 'log' ? 'the access log' : tracing;
+      const names = { log: 'the access log', trace: tracing, metrics: 'the service metrics' } as const;
+      const list = PART_NAMES.filter((p) => o.parts.has(p)).map((p) => names[p]);
+      const what = list.length > 1 ? `${list.slice(0, -1).join(', ')} and ${list.at(-1)}` : list[0]!;
       process.stdout.write(`${what} on ÷ off, CPU per request in the same sidecars: ${summary.median.toFixed(3)}× (${summary.min.toFixed(3)}–${summary.max.toFixed(3)} over ${pairs.length} pair${pairs.length > 1 ? 's' : ''})\n`);
     }
     return 0;

@@ -1,8 +1,9 @@
 /**
- * crossover.js, the instrument for what the access log and tracing cost in
- * the same sidecars: a short run (one pair of steps) goes through, the
- * switch is seen to take in both meshes (the tool fails otherwise: a log
- * that grew or spans that came while a mesh's parts were off), the figures
+ * crossover.js, the instrument for what the access log, tracing and the
+ * service metrics cost in the same sidecars: a short run (one pair of steps)
+ * goes through, the switch is seen to take in both meshes (the tool fails
+ * otherwise: a log that grew, spans that came or requests counted while a
+ * mesh's parts were off), the figures
  * combine as documented, and nothing it started is left running. Needs
  * nginx and h2load (`.ci/run` installs them); skipped here without them.
  */
@@ -40,16 +41,16 @@ function leftovers(): string[] {
 }
 
 interface Report {
-  parts: string; sampling_percent: number; duration_s: number;
+  parts: string[]; sampling_percent: number; duration_s: number;
   pairs: { aOn: number; aOff: number; bOn: number; bOff: number; ratio: number }[];
   median: number; min: number; max: number;
 }
 
-test('crossover.js: one pair of steps with the access log and tracing swapped between two meshes; both switches take; on ÷ off from the four figures; nothing left running', needTools, async () => {
+test('crossover.js: one pair of steps with the access log, tracing and the service metrics swapped between two meshes; the switches take; on ÷ off from the four figures; nothing left running', needTools, async () => {
   const r = await run(['--pairs', '1', '--duration', '1', '--warmup', '0.5', '--json']);
   assert.equal(r.code, 0, r.err);
   const rep = JSON.parse(r.out) as Report;
-  assert.equal(rep.parts, 'all');
+  assert.deepEqual(rep.parts, ['log', 'trace', 'metrics']);
   assert.equal(rep.sampling_percent, 1);
   assert.equal(rep.duration_s, 1);
   assert.equal(rep.pairs.length, 1);
@@ -61,10 +62,18 @@ test('crossover.js: one pair of steps with the access log and tracing swapped be
   assert.deepEqual(leftovers(), []);
 });
 
+test('crossover.js: the service metrics alone (the access log and tracing stay off), human-readable', needTools, async () => {
+  const r = await run(['--parts', 'metrics', '--pairs', '1', '--duration', '1', '--warmup', '0.5']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^pair 1: A [\d.]+ on \/ [\d.]+ off, B [\d.]+ on \/ [\d.]+ off µs a request \(both sidecars\): on ÷ off [\d.]+$/m);
+  assert.match(r.out, /^the service metrics on ÷ off, CPU per request in the same sidecars: [\d.]+× \([\d.]+–[\d.]+ over 1 pair\)$/m);
+  assert.deepEqual(leftovers(), []);
+});
+
 test('crossover.js: a bad flag exits 2 with the usage', async () => {
-  const r = await run(['--parts', 'metrics']);
+  const r = await run(['--parts', 'log,traces']);
   assert.equal(r.code, 2);
-  assert.match(r.err, /--parts takes one of all, log, trace \(not "metrics"\)/);
+  assert.match(r.err, /--parts takes all, or a comma-separated list of log, trace, metrics \(not "log,traces"\)/);
   assert.match(r.err, /--pairs N/);
   const n = await run(['--pairs', '0']);
   assert.equal(n.code, 2);
