@@ -58,10 +58,18 @@ export interface TopologyOptions {
 
 const MAX_EXPOSITION = 32 * 1024 * 1024;
 
+/**
+ * The families a scrape reads (`seriesOf`), asked of the proxy by name
+ * (`/metrics?filter=`): a third of a sidecar's exposition, rendered and
+ * parsed every interval. A proxy that ignores the filter sends everything,
+ * which `seriesOf` reads as well.
+ */
+const TOPOLOGY_FAMILIES = encodeURIComponent('^(?!nodejs_|trellis_proxy_)\\w*(requests_total|request_duration_milliseconds)$|^process_start_time_seconds$');
+
 /** GET `http://<admin>/metrics` as text; rejects on errors, non-200 and after `timeoutMs` (the error's `timeout` says which). */
 function scrapeText(admin: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = get(`http://${admin}/metrics`, { timeout: timeoutMs, agent: false, headers: { accept: 'text/plain' } }, (res) => {
+    const req = get(`http://${admin}/metrics?filter=${TOPOLOGY_FAMILIES}`, { timeout: timeoutMs, agent: false, headers: { accept: 'text/plain' } }, (res) => {
       if (res.statusCode !== 200) { res.resume(); return reject(new Error(`HTTP ${res.statusCode}`)); }
       let body = '';
       res.setEncoding('utf8');

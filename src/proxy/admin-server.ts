@@ -4,7 +4,8 @@
  * (`{version, snapshot}` of the snapshot in force), `GET /metrics`
  * (the data plane's prom-client registry: Istio's service metrics, the
  * proxy's own and the process's; Prometheus text, or OpenMetrics when the
- * Accept header asks for it), `GET /certs` (the workload certificate in use
+ * Accept header asks for it; `?filter=<regex>`, as Envoy's
+ * /stats/prometheus takes it: only the families whose name it matches), `GET /certs` (the workload certificate in use
  * and the trust bundle, see `CertsStatus`), `GET /clusters` (outlier
  * detection per cluster: hosts, those ejected now and why, ejections so far;
  * `{clusters: OutlierClusterStats[]}`). Contract: docs/running-mesh.md.
@@ -106,7 +107,16 @@ export function createAdminServer(src: AdminSource) {
         return;
       }
       case '/metrics': {
-        src.telemetry.render(req.headers.accept).then(
+        const query = new URLSearchParams((req.url ?? '').slice(path!.length + 1));
+        const f = query.get('filter');
+        let filter: RegExp | undefined;
+        try {
+          filter = f === null || f === '' ? undefined : new RegExp(f);
+        } catch (err) {
+          send(res, 400, 'text/plain; charset=utf-8', `filter: not a regular expression (${(err as Error).message})\n`);
+          return;
+        }
+        src.telemetry.render(req.headers.accept, filter).then(
           (m) => send(res, 200, m.contentType, m.body),
           (err: Error) => send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${err?.message ?? err}\n`),
         );

@@ -49,9 +49,9 @@ let turn: Promise<unknown> = Promise.resolve();
  * whenever a slice's worth of work is done. A family is rendered whole;
  * families rendered in different turns may be a few requests apart.
  */
-async function renderOnce(registries: readonly Registry[], openMetrics: boolean): Promise<Exposition> {
+async function renderOnce(registries: readonly Registry[], openMetrics: boolean, filter: RegExp | undefined): Promise<Exposition> {
   const merged = Registry.merge([...registries]);
-  const metrics = merged.getMetricsAsArray() as unknown as Rendered[];
+  const metrics = (merged.getMetricsAsArray() as unknown as Rendered[]).filter((m) => !filter || filter.test(m.name));
   const names = metrics.map((m) => m.name);
   if (openMetrics) {
     (merged as unknown as Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>).setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
@@ -75,9 +75,13 @@ async function renderOnce(registries: readonly Registry[], openMetrics: boolean)
   }
 }
 
-/** Renders the registries (plus the process's) in the format the Accept header asks for. */
-export function render(registries: readonly Registry[], accept: string | undefined): Promise<Exposition> {
-  const next = turn.then(() => renderOnce([...registries, processMetrics()], wantsOpenMetrics(accept)));
+/**
+ * Renders the registries (plus the process's) in the format the Accept header
+ * asks for; with `filter`, only the families whose name (as registered: a
+ * counter's with `_total`) it matches.
+ */
+export function render(registries: readonly Registry[], accept: string | undefined, filter?: RegExp): Promise<Exposition> {
+  const next = turn.then(() => renderOnce([...registries, processMetrics()], wantsOpenMetrics(accept), filter));
   turn = next.catch(() => undefined);
   return next;
 }

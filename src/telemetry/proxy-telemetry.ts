@@ -225,10 +225,10 @@ export class ProxyTelemetry {
     this.#warned = true;
   }
 
-  /** The proxy's /metrics: this registry and the process's, as the Accept header asks. */
-  render(accept: string | undefined): Promise<Exposition> {
+  /** The proxy's /metrics: this registry and the process's, as the Accept header asks; `filter`: only the families it matches by name. */
+  render(accept: string | undefined, filter?: RegExp): Promise<Exposition> {
     this.#drain();
-    return render([this.registry], accept);
+    return render([this.registry], accept, filter);
   }
 
   /** Stops listening for records, flushes the access log and sends the spans still queued (bounded in time). */

@@ -119,6 +119,21 @@ test('OpenMetrics when the Accept header asks; Prometheus text stays the default
   assert.ok(!text.text.includes('# EOF'));
 });
 
+test('?filter=<regex>: only the families whose name matches (the topology scrape asks this way); a bad regex is a 400', async () => {
+  const get = async (q: string) => { const r = await fetch(`http://${p.caller.addresses.admin}/metrics${q}`); return { status: r.status, text: await r.text() }; };
+  const some = await get(`?filter=${encodeURIComponent('^(?!nodejs_|trellis_proxy_)\\w*(requests_total|request_duration_milliseconds)$|^process_start_time_seconds$')}`);
+  assert.equal(some.status, 200);
+  const families = [...parsePrometheusText(some.text).keys()].sort();
+  assert.deepEqual(families, ['process_start_time_seconds', 'trellis_request_duration_milliseconds', 'trellis_requests_total']);
+  assert.deepEqual(select(parsePrometheusText(some.text).get('trellis_requests_total'), SOURCE_OK).map((s) => s.value), [5], 'the same values as unfiltered');
+  const om = await fetch(`http://${p.caller.addresses.admin}/metrics?filter=_requests_total$`, { headers: { accept: 'application/openmetrics-text;version=1.0.0' } });
+  assert.match(await om.text(), /^# TYPE trellis_requests counter$[\s\S]*# EOF\n$/m, 'OpenMetrics: counters matched by their registered name');
+  const bad = await get('?filter=(');
+  assert.equal(bad.status, 400);
+  assert.match(bad.text, /^filter: not a regular expression/);
+  assert.ok(parsePrometheusText((await get('?filter=')).text).has('nodejs_heap_size_used_bytes'), 'an empty filter is no filter');
+});
+
 // grpc_response_status needs the forwarder to hand the status it sees (headers or trailers) to the exchange: not asserted yet.
 test('gRPC: request_protocol is grpc on both reporters', async () => {
   const r = await p.client.call('http://api/pkg.Svc/Get', { method: 'POST', headers: { 'content-type': 'application/grpc' }, body: Buffer.alloc(5) });
