@@ -19,8 +19,9 @@
  * where each figure is the CPU per request of a mesh's two sidecars in one
  * step: each mesh is compared with itself (its draw cancels), and the
  * machine's drift falls on both halves of each step alike. Parts not
- * switched: the access log and tracing off, the service metrics on. Before a step is measured, every sidecar's applied
- * snapshot (admin /config_dump) has the parts on or off as asked; after it,
+ * switched: the access log and tracing off, the service metrics on. Before
+ * a step is measured, every sidecar's applied snapshot (admin /config_dump)
+ * has the parts on or off as asked; after it,
  * a mesh's access log grew, its collector received spans, and its caller's
  * trellis_requests_total grew, exactly when those parts were on (spans:
  * unless sampling is 0).
@@ -48,7 +49,7 @@ function partsArg(v: string): Parts {
   if (v === 'all') return new Set(PART_NAMES);
   const names = v.split(',').map((x) => x.trim());
   const bad = names.filter((n) => !(PART_NAMES as readonly string[]).includes(n));
-  if (names.length === 0 || bad.length > 0) throw new UsageError(`--parts takes all, or a comma-separated list of ${PART_NAMES.join(', ')} (not "${v}")`);
+  if (bad.length > 0) throw new UsageError(`--parts takes all, or a comma-separated list of ${PART_NAMES.join(', ')} (not "${v}")`);
   return new Set(names as Part[]);
 }
 
@@ -69,7 +70,8 @@ bench's two sidecars, in the same processes: two meshes loaded at max at the
 same time, one with the parts on and the other with them off, then swapped;
 each pair of steps gives on ÷ off = sqrt((A_on x B_on) / (A_off x B_off)), in
 which each process's start-up draw and the machine's drift cancel. Parts not
-switched: the access log and tracing off, the service metrics on. Needs nginx and h2load: apt-get install nginx nghttp2-client
+switched: the access log and tracing off, the service metrics on.
+Needs nginx and h2load: apt-get install nginx nghttp2-client
 
   --parts P       all (the default: the access log, tracing and the service
                   metrics, what the bench's mesh-observed adds to mesh-bare),

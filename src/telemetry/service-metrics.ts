@@ -193,13 +193,6 @@ export class ServiceMetrics {
     if (r.protocol === 'TCP') { if ((off & TCP_BITS) !== TCP_BITS) this.#observeTcp(r, t, off); return; }
     if ((off & HTTP_BITS) === HTTP_BITS) return;
     const s = this.#seriesOf(r, t);
-    if (off === 0) {
-      s.count++;
-      s.duration.observe(r.durationMs);
-      s.requestBytes.observe(r.bytesReceived);
-      s.responseBytes.observe(r.bytesSent);
-      return;
-    }
     if (!(off & BIT.REQUEST_COUNT)) s.count++;
     if (!(off & BIT.REQUEST_DURATION)) s.duration.observe(r.durationMs);
     if (!(off & BIT.REQUEST_SIZE)) s.requestBytes.observe(r.bytesReceived);
