@@ -4,9 +4,9 @@
  * inbound one, with the ids the proxy chose on the request path (the record
  * carries them), OpenTelemetry's HTTP semantic-convention attributes and
  * the mesh's own (`trellis.*`). The span is a plain `ReadableSpan`, handed
- * to the SDK's batch processor as if its tracer had ended it: the ids are
- * decided before the SDK sees the request, so no tracer, id generator or
- * context is involved.
+ * to the OTLP exporter as if a tracer had ended it: the ids are decided
+ * before the SDK sees the request, so no tracer, id generator or context is
+ * involved.
  *
  * Names follow Istio's operation names, `<service host>:<port>/*`
  * (`<authority>/*` for traffic outside the mesh's services). Errors: a
@@ -36,12 +36,33 @@ const SCOPE = Object.freeze({ name: 'trellis-proxy' });
 const NONE: never[] = [];
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
 
+/** A sampled record's ids, with text of their own (ownIds). */
+export interface SpanIds {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | undefined;
+}
+
 /**
  * A copy of an id with text of its own: the proxy cuts its ids from the hex
  * text of a pool of random bytes (src/proxy/trace-context.ts), and a span
- * that waits for export must not keep the pool's 8 KiB alive.
+ * that waits for export must not keep the pool's 8 KiB alive. The copy is
+ * made of 8-character slices, which V8 copies (it makes views only of 13
+ * characters or more), joined. A round trip through a Buffer did the same
+ * with four calls into C++: ~13 µs a span in a sidecar, where this runs
+ * once in a hundred requests and so always cold (2.6 µs this way, measured
+ * after 4 MB of other work; both well under 1 µs in a warm loop).
  */
-const ownCopy = (id: string): string => Buffer.from(id, 'latin1').toString('latin1');
+function ownCopy(id: string): string {
+  let s = '';
+  for (let i = 0; i < id.length; i += 8) s += id.slice(i, i + 8);
+  return s;
+}
+
+/** The ids of a sampled record (`traceId` and `spanId` set), copied to outlive it. */
+export function ownIds(r: RequestRecord): SpanIds {
+  return { traceId: ownCopy(r.traceId!), spanId: ownCopy(r.spanId!), parentSpanId: r.parentSpanId === undefined ? undefined : ownCopy(r.parentSpanId) };
+}
 
 const hrTime = (ms: number): HrTime => {
   const s = Math.floor(ms / 1000);
@@ -73,8 +94,8 @@ function isError(r: RequestRecord, client: boolean): boolean {
   return r.responseFlags.length > 0 || r.status === 0 || r.status >= 500 || (client && r.status >= 400);
 }
 
-/** The span of a sampled record (`traceId` and `spanId` set), on the proxy's resource. */
-export function spanOf(r: RequestRecord, settings: TracingSettings, resource: Resource, tables: LabelTables | undefined): ReadableSpan {
+/** The span of a sampled record with its ids (ownIds), on the proxy's resource. */
+export function spanOf(r: RequestRecord, ids: SpanIds, settings: TracingSettings, resource: Resource, tables: LabelTables | undefined): ReadableSpan {
   const client = r.direction !== 'inbound';
   const a: Attributes = {};
   const method = r.method.toUpperCase();
@@ -109,14 +130,14 @@ export function spanOf(r: RequestRecord, settings: TracingSettings, resource: Re
     const v = a[k];
     if (typeof v === 'string' && v.length > settings.maxTagLength) a[k] = v.slice(0, settings.maxTagLength);
   }
-  const traceId = ownCopy(r.traceId!);
-  const ctx: SpanContext = { traceId, spanId: ownCopy(r.spanId!), traceFlags: SAMPLED };
+  const traceId = ids.traceId;
+  const ctx: SpanContext = { traceId, spanId: ids.spanId, traceFlags: SAMPLED };
   const startTime = hrTime(r.startTime);
   return {
     name: spanName(r),
     kind: client ? CLIENT : SERVER,
     spanContext: () => ctx,
-    ...(r.parentSpanId ? { parentSpanContext: { traceId, spanId: r.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
+    ...(ids.parentSpanId ? { parentSpanContext: { traceId, spanId: ids.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
     startTime,
     endTime: hrTime(r.startTime + r.durationMs),
     duration: hrTime(r.durationMs),

@@ -2,8 +2,9 @@
  * Distributed tracing for one proxy: one span per sampled request record,
  * exported over OTLP/HTTP. The proxy decides the trace context on the
  * request path (src/proxy/trace-context.ts) and puts the ids in the record;
- * this subscriber only turns sampled records into spans, after the request
- * ended. Records of unsampled requests cost one property check.
+ * this subscriber only hands sampled records to the exporter, which makes
+ * their spans when it sends them, a batch at a time. Records of unsampled
+ * requests cost one property check.
  *
  * The exporter (span-export.ts) is loaded when the first snapshot with
  * tracing on arrives; the sampled records of the moments until it is ready

@@ -66,6 +66,8 @@ export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   /** Export requests received (answered or not). */
   requests = 0;
+  /** Spans in each export request, in the order they came. */
+  readonly batches: number[] = [];
   mode: 'ok' | 'hang' = 'ok';
   /** Content types the exporter sent. */
   readonly contentTypes = new Set<string>();
@@ -98,7 +100,9 @@ export class OtlpReceiver {
       this.requests++;
       this.contentTypes.add(String(req.headers['content-type']));
       if (req.method !== 'POST' || req.url !== '/v1/traces') { res.writeHead(404).end(); return; }
-      this.spans.push(...decodeTraces(Buffer.concat(chunks).toString('utf8')));
+      const spans = decodeTraces(Buffer.concat(chunks).toString('utf8'));
+      this.batches.push(spans.length);
+      this.spans.push(...spans);
       if (this.mode === 'hang') return;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
