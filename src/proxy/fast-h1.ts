@@ -40,6 +40,7 @@ import type { Exchange } from './exchange.js';
 import { lowerName, newFields, type ResponseHeaders } from './h1-response-parser.js';
 import { attachLimits, type ProxyLimits } from './limits.js';
 import { streamIdle } from './request-body.js';
+import { readIntoShared, readIntoStream } from './shared-reads.js';
 
 /** What a fast connection needs of its listener. */
 export interface FastHost {
@@ -525,8 +526,12 @@ export class FastConnection {
   #handedOver = false;
   #paused = false;
 
+  /** Reads come as views of the process's shared buffer (shared-reads.ts); what the socket buffered before still comes as 'data'. */
+  readonly #shared: boolean;
+
   constructor(readonly socket: Socket, readonly host: FastHost, readonly Request: typeof FastRequest) {
     socket.on('data', this.#onData);
+    this.#shared = readIntoShared(socket, this.#onView);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -549,24 +554,38 @@ export class FastConnection {
   }
 
   #onData = (chunk: Buffer): void => {
+    this.#received(chunk, false);
+  };
+
+  /** A read into the shared buffer: `view` is overwritten by the next read, so what is kept is copied. */
+  #onView = (view: Buffer): void => {
+    this.#received(view, true);
+  };
+
+  #received(chunk: Buffer, shared: boolean): void {
+    const pending = this.#pending;
     if (this.#res) {
       // Pipelined: it waits for the answer in flight (bounded: reading stops while a head's worth waits).
-      const p = (this.#pending = this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk);
+      const p = (this.#pending = pending ? Buffer.concat([pending, chunk]) : shared ? Buffer.from(chunk) : chunk);
       if (p.length > this.host.limits.maxRequestHeadersBytes && !this.#paused) { this.#paused = true; this.socket.pause(); }
       return;
     }
-    this.#consume(this.#pending ? Buffer.concat([this.#pending, chunk]) : chunk);
-  };
+    if (pending) this.#consume(Buffer.concat([pending, chunk]), false);
+    else this.#consume(chunk, shared);
+  }
 
-  /** Serves the requests at the start of `data` while they are simple; hands the connection over at the first that is not. */
-  #consume(data: Buffer): void {
+  /**
+   * Serves the requests at the start of `data` while they are simple; hands the connection over at the first that is not.
+   * `shared`: `data` is a view of the shared read buffer, valid until this returns.
+   */
+  #consume(data: Buffer, shared: boolean): void {
     this.#pending = undefined;
     const limit = this.host.limits.maxRequestHeadersBytes;
     const end = data.indexOf(END_OF_HEAD);
-    if (end < 0 || end > limit) { this.#handOver(data); return; }
+    if (end < 0 || end > limit) { this.#handOver(shared ? Buffer.from(data) : data); return; }
     const head = simpleHead(data.toString('latin1', 0, end));
-    if (!head) { this.#handOver(data); return; }
-    if (end + 4 < data.length) this.#pending = data.subarray(end + 4);
+    if (!head) { this.#handOver(shared ? Buffer.from(data) : data); return; }
+    if (end + 4 < data.length) this.#pending = shared ? Buffer.from(data.subarray(end + 4)) : data.subarray(end + 4);
     const req = new this.Request(this.socket, head.method, head.url, head.headers as Record<string, string>, head.minor);
     const res = new FastResponse(this, req, head.keepAlive);
     this.#res = res;
@@ -586,7 +605,7 @@ export class FastConnection {
   #next = (): void => {
     const p = this.#pending;
     if (!p || this.#res || this.#handedOver || this.socket.destroyed) return;
-    this.#consume(p);
+    this.#consume(p, false);
   };
 
   #handOver(unread: Buffer): void {
@@ -599,6 +618,8 @@ export class FastConnection {
     s.off('close', this.#onClose);
     s.off('timeout', this.#onTimeout);
     s.setTimeout(0);
+    // Whoever takes the connection reads a stream: the shared buffer's reads become 'data' again.
+    if (this.#shared) readIntoStream(s);
     this.host.gone(this);
     this.host.fallback(s, unread);
   }

@@ -21,6 +21,7 @@ import { FastRequest, FastResponse } from '../../src/proxy/fast-h1.js';
 import { listen } from '../../src/proxy/http-server.js';
 import { resolveLimits, type ProxyLimits } from '../../src/proxy/limits.js';
 import { ProxyServer } from '../../src/proxy/listener-server.js';
+import { readIntoShared } from '../../src/proxy/shared-reads.js';
 import { eventually } from '../helpers/proxy.js';
 
 /** Every test is bounded: a server that never answers fails its test instead of hanging the run. */
@@ -551,6 +552,38 @@ it('pipelining: three requests in one write are answered in order, the handler a
   assert.deepEqual(rs.map((r) => json(r).url), ['/p1?d=80', '/p2?d=5', '/p3?d=30']);
   assert.equal(c.text.split('HTTP/1.1 200').length - 1, 3, 'three responses, no more');
   assert.ok(seen.every((s) => s.fast && s.port === seen[0]!.port));
+});
+
+it('shared reads: on this Node reads land in one shared buffer; requests kept from a read survive other connections\' reads over it', async () => {
+  const probe = connect(1, '127.0.0.1');
+  probe.on('error', () => { /* refused: only its handle is wanted */ });
+  sockets.push(probe);
+  assert.equal(readIntoShared(probe, () => undefined), true, 'this Node lets accepted sockets read into a shared buffer (shared-reads.ts)');
+  const held: (() => void)[] = [];
+  const { port, seen } = await serve((req, res) => {
+    if (req.url!.startsWith('/hold')) held.push(() => echo(req, res));
+    else echo(req, res);
+  });
+  const a = await Raw.open(port);
+  // A connection's first bytes are read by the listener's sniffing (as 'data'); the reads after them land in the shared buffer.
+  a.send(GET('/first'));
+  assert.equal(json((await a.replies(1))[0]!).url, '/first');
+  // Two requests in one read: the second waits for the first (held), kept beyond the read that brought it.
+  a.send(GET('/hold') + `GET /second-of-a HTTP/1.1\r\nHost: x\r\nX-Mark: ${'a'.repeat(200)}\r\n\r\n`);
+  await eventually(() => (held.length === 1 ? true : undefined), 5000, () => 'the first request never came');
+  // Other connections' reads go through the same buffer meanwhile.
+  for (let i = 0; i < 3; i++) {
+    const b = await Raw.open(port);
+    b.send(GET('/first'));
+    await b.replies(1);
+    b.send(`GET /other-${i} HTTP/1.1\r\nHost: y\r\nX-Mark: ${'b'.repeat(300)}\r\n\r\n`);
+    assert.equal(json((await b.replies(2))[1]!).url, `/other-${i}`);
+  }
+  held.shift()!();
+  const rs = await a.replies(3);
+  assert.deepEqual(rs.map((r) => json(r).url), ['/first', '/hold', '/second-of-a']);
+  assert.equal((json(rs[2]!).headers as Record<string, string>)['x-mark'], 'a'.repeat(200));
+  assert.ok(seen.every((s) => s.fast));
 });
 
 it('pipelining: requests that arrive while one is in flight wait for it, then are answered in order', async () => {
