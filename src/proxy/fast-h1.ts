@@ -6,7 +6,8 @@
  * proxy spends on routing it; this reads the head off the socket, hands the
  * proxy's handler a request and a response with the shape it uses of
  * Node's (`FastRequest`, `FastResponse`), and writes the response head and
- * body with one write.
+ * body with one write. Reads land in the process's shared read buffer
+ * (shared-reads.ts) where this Node allows it: no allocation per read.
  *
  * Anything else goes to Node's server, which then keeps the connection
  * (`FastHost.fallback`, at a request boundary, with the bytes not yet
