@@ -15,8 +15,8 @@
  * spans wait, or when the first of them has waited `scheduledDelayMs`.
  *
  * Nothing here can slow or fail a request: spans are made after their
- * requests ended, the queue is bounded (`maxQueueSize` spans; more are
- * dropped and counted), at most two exports are in flight, each bounded by
+ * requests ended, the queue is bounded (`maxQueueSize` spans, and the
+ * request text they hold: MAX_QUEUED_TEXT; more are dropped and counted), at most two exports are in flight, each bounded by
  * the provider's timeout (and a guard a second longer, should the exporter
  * never answer). A collector that fails gives one log line, not one per
  * span or batch; the next export that succeeds says so, with what was lost
@@ -29,7 +29,7 @@ import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_NAMESPACE, AT
 import type { RequestRecord } from '../protocol/request-record.js';
 import type { TracingSettings } from '../protocol/snapshot.js';
 import type { LabelTables, Peer } from './istio-labels.js';
-import { ownIds, spanOf, type SpanIds } from './trace-spans.js';
+import { ownIds, queuedRecord, requestText, spanOf, type SpanIds } from './trace-spans.js';
 import type { SpanPipeline, TraceCounts, TracingTuning } from './tracing.js';
 
 type ExportResult = Parameters<Parameters<OTLPTraceExporter['export']>[1]>[0];
@@ -51,12 +51,22 @@ function resourceOf(self: Peer, nodeId: string): Resource {
   });
 }
 
-/** A sampled record waiting for its batch, with what its span is made of. */
+/** A sampled record waiting for its batch (queuedRecord), with what its span is made of. */
 interface Waiting {
   readonly r: RequestRecord;
   readonly ids: SpanIds;
   readonly tables: LabelTables | undefined;
+  /** requestText(r) */
+  readonly text: number;
 }
+
+/**
+ * The request text (paths, authorities, request ids) waiting records may
+ * hold together, in characters: 2048 records of ordinary requests hold well
+ * under a megabyte, but heads near the limit (tens of KiB) while the
+ * collector is down would hold far more than a sidecar's memory budget.
+ */
+const MAX_QUEUED_TEXT = 4 * 1024 * 1024;
 
 /** At most this many exports in flight; a full batch waits for one to end. */
 const IN_FLIGHT = 2;
@@ -68,6 +78,8 @@ class OtlpPipeline implements SpanPipeline {
   readonly #delayMs: number;
   readonly #guardMs: number;
   #waiting: Waiting[] = [];
+  /** The request text the waiting records hold (MAX_QUEUED_TEXT). */
+  #text = 0;
   /** Set while the oldest waiting record has a batch timer running. */
   #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -95,13 +107,15 @@ class OtlpPipeline implements SpanPipeline {
   }
 
   add(r: RequestRecord, tables: LabelTables | undefined): void {
-    if (this.#waiting.length >= this.#maxQueue) {
+    const text = requestText(r);
+    if (this.#waiting.length >= this.#maxQueue || this.#text + text > MAX_QUEUED_TEXT) {
       this.counts.dropped++;
       this.#droppedInEpisode++;
-      this.#troubled(`the span queue is full (${this.#maxQueue} spans): the collector at ${this.settings.endpoint} takes them slower than they come, or not at all; spans are dropped until it keeps up (logged once until then)`);
+      this.#troubled(`the span queue is full (${this.#maxQueue} spans, or ${MAX_QUEUED_TEXT >> 20} Mi characters of request text): the collector at ${this.settings.endpoint} takes them slower than they come, or not at all; spans are dropped until it keeps up (logged once until then)`);
       return;
     }
-    this.#waiting.push({ r, ids: ownIds(r), tables });
+    this.#text += text;
+    this.#waiting.push({ r: queuedRecord(r), ids: ownIds(r), tables, text });
     if (this.#waiting.length >= this.#batchSize) this.#send(false);
     else this.#timer ??= setTimeout(this.#due, this.#delayMs).unref();
   }
@@ -125,6 +139,7 @@ class OtlpPipeline implements SpanPipeline {
     const spans: ReadableSpan[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const w = batch[i]!;
+      this.#text -= w.text;
       spans[i] = spanOf(w.r, w.ids, this.settings, this.#resourceFor(w.r.proxy, w.tables), w.tables);
     }
     const seq = ++this.#exports;
@@ -192,6 +207,7 @@ class OtlpPipeline implements SpanPipeline {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#waiting = [];
+    this.#text = 0;
   }
 
   async #flushAll(): Promise<void> {

@@ -59,6 +59,23 @@ function ownCopy(id: string): string {
   return s;
 }
 
+/** A string with text of its own: one cut from a longer string (a request's head) keeps all of that alive. */
+const flat = (s: string): string => (s.length < 13 ? s : (' ' + s).slice(1));
+
+/**
+ * A sampled record as it waits for its batch: the strings that come from
+ * the request's head (method, authority, path, request id) copied, so that
+ * a waiting span holds its own text and not the whole head, and the access
+ * log's captures (headers, addresses) left out.
+ */
+export function queuedRecord(r: RequestRecord): RequestRecord {
+  const { requestHeaders: _q, responseHeaders: _s, downstreamRemoteAddress: _r, downstreamLocalAddress: _l, ...rest } = r;
+  return { ...rest, method: flat(r.method), authority: flat(r.authority), path: flat(r.path), requestId: flat(r.requestId) };
+}
+
+/** The request's text a queued record holds (characters), for the queue's bound. */
+export const requestText = (r: RequestRecord): number => r.method.length + r.authority.length + r.path.length + r.requestId.length;
+
 /** The ids of a sampled record (`traceId` and `spanId` set), copied to outlive it. */
 export function ownIds(r: RequestRecord): SpanIds {
   return { traceId: ownCopy(r.traceId!), spanId: ownCopy(r.spanId!), parentSpanId: r.parentSpanId === undefined ? undefined : ownCopy(r.parentSpanId) };

@@ -7,6 +7,8 @@
  * answers; the spans carry the records' ids, copied.
  */
 import { after, test } from 'node:test';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
 import type { RequestRecord } from '../../src/protocol/request-record.js';
 import type { TracingSettings } from '../../src/protocol/snapshot.js';
@@ -89,7 +91,7 @@ test('a collector that hangs: two exports in flight, the queue bounded, the over
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(rx.requests, 2, 'no third export while two are in flight');
   assert.equal(lines.length, 1);
-  assert.match(lines[0]!, /^tracing: the span queue is full \(30 spans\)/);
+  assert.match(lines[0]!, /^tracing: the span queue is full \(30 spans, or 4 Mi characters of request text\)/);
   // Each export times out (1 s); the next batches go as slots free up, and fail the same way.
   await until(() => c.failed >= 20, 4000, () => `failed ${c.failed}`);
   const started = Date.now();
@@ -97,6 +99,43 @@ test('a collector that hangs: two exports in flight, the queue bounded, the over
   assert.ok(Date.now() - started < 3000, `close took ${Date.now() - started} ms`);
   assert.equal(c.exported, 0);
   assert.ok(c.failed + c.dropped + p.queued <= 100);
+});
+
+test('the request text waiting spans hold is bounded: long paths fill it before the span count does', async () => {
+  const rx = await receiver();
+  rx.mode = 'hang';
+  const c = counts();
+  const lines: string[] = [];
+  const p = createPipeline(settingsFor(rx.port, 1000), { maxQueueSize: 2048, maxExportBatchSize: 2048, scheduledDelayMs: 60_000 }, c, (l) => lines.push(l));
+  // Each path cut from a head ten times its size, as the listeners cut them.
+  const head = `GET /${'p'.repeat(200 * 1024)} HTTP/1.1\r\n${'x-filler: y\r\n'.repeat(20_000)}`;
+  const path = head.slice(4, 4 + 1 + 200 * 1024);
+  for (let i = 0; i < 40; i++) p.add({ ...record(i), path }, undefined);
+  // 4 Mi characters hold 20 paths of 200 Ki.
+  assert.equal(p.queued, 20);
+  assert.equal(c.dropped, 20);
+  assert.equal(lines.length, 1);
+  await p.close();
+});
+
+test('a waiting span keeps its own copy of the path, not the head it was cut from', async () => {
+  const rx = await receiver();
+  const p = createPipeline(settingsFor(rx.port), { maxQueueSize: 100, maxExportBatchSize: 100, scheduledDelayMs: 60_000 }, counts(), () => undefined);
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  const before = v8.getHeapStatistics().used_heap_size;
+  // In a function of its own: an async function's frame would keep the head alive itself across its awaits.
+  ((): void => {
+    const head = `GET /items/${'7'.repeat(40)} HTTP/1.1\r\n${'x-filler: '.repeat(4_000_000)}\r\n`;
+    // V8 makes a slice of 13 characters or more a view of the string it was cut from.
+    p.add({ ...record(0), path: head.slice(4, 4 + 50) }, undefined);
+  })();
+  gc();
+  const kept = v8.getHeapStatistics().used_heap_size - before;
+  assert.equal(p.queued, 1);
+  assert.ok(kept < 10_000_000, `a waiting span keeps ${kept} bytes alive (the head was 40 MB)`);
+  await p.close();
 });
 
 test('close() sends what waits for its delay', async () => {
