@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/mesh.js';
+import { tempDir } from '../up/helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 function trellis(...args: string[]) {
@@ -30,7 +30,7 @@ test('trellis validate accepts the bundled example and exits 0', () => {
 });
 
 test('trellis validate names file, line, column, code and field of a bad edit, and exits 1', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  const dir = tempDir('trellis-cli-');
   writeFileSync(join(dir, 'vs.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: web }\nspec:\n  hosts: [web]\n  http:\n  - timeout: forever\n    route: [{ destination: { host: web } }]\n');
   const r = trellis('validate', dir);
   assert.equal(r.code, 1);
@@ -87,7 +87,7 @@ test('trellis codes lists the catalogue and explains one code', () => {
 });
 
 test('trellis validate rejects a RateLimitPolicy whose target Service does not exist, at the line of the name, and exits 1', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  const dir = tempDir('trellis-cli-');
   writeFileSync(join(dir, 'limits.yaml'), 'apiVersion: trellis.dev/v1alpha1\nkind: RateLimitPolicy\nmetadata: { name: l, namespace: bank }\nspec:\n  targetRef: { kind: Service, name: nosuch }\n  limits:\n  - name: per-caller\n    rate: { requests: 20 }\n');
   const bad = trellis('validate', 'examples/bank', dir);
   assert.equal(bad.code, 1, bad.err);
@@ -98,7 +98,7 @@ test('trellis validate rejects a RateLimitPolicy whose target Service does not e
 });
 
 test('trellis explain --claims: a gateway routes on JWT claims as a valid token would give them; bad JSON is a usage error', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'trellis-cli-'));
+  const dir = tempDir('trellis-cli-');
   writeFileSync(join(dir, 'mesh.yaml'), `apiVersion: v1
 kind: Service
 metadata: { name: admin, namespace: default }

@@ -1,5 +1,5 @@
 /** Helpers of the `trellis up` tests: fixture paths, the journal the fixtures write, bounded waits. */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/mesh.js';
@@ -10,8 +10,19 @@ export const PROC = join(FIXTURES, 'proc.mjs');
 export const FAKE_TRELLIS = join(FIXTURES, 'fake-trellis.mjs');
 export const FAKE_APP = join(FIXTURES, 'fake-app.mjs');
 
+/** Directories made by tempDir in this test process, removed when it exits. */
+const made: string[] = [];
+process.once('exit', () => {
+  for (const d of made) {
+    try { rmSync(d, { recursive: true, force: true }); } catch { /* a file still held open: the system's tmp cleaning takes it */ }
+  }
+});
+
+/** A fresh directory under the system's tmp, removed when the test process exits. */
 export function tempDir(prefix = 'trellis-up-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 export interface JournalEntry {
