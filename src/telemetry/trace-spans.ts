@@ -36,50 +36,37 @@ const SCOPE = Object.freeze({ name: 'trellis-proxy' });
 const NONE: never[] = [];
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE']);
 
-/** A sampled record's ids, with text of their own (ownIds). */
-export interface SpanIds {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string | undefined;
-}
-
 /**
- * A copy of an id with text of its own: the proxy cuts its ids from the hex
- * text of a pool of random bytes (src/proxy/trace-context.ts), and a span
- * that waits for export must not keep the pool's 8 KiB alive. The copy is
- * made of 8-character slices, which V8 copies (it makes views only of 13
- * characters or more), joined. A round trip through a Buffer did the same
- * with four calls into C++: ~13 µs a span in a sidecar, where this runs
- * once in a hundred requests and so always cold (2.6 µs this way, measured
- * after 4 MB of other work; both well under 1 µs in a warm loop).
+ * A string with text of its own. V8 makes a slice of 13 characters or more a
+ * view of the string it was cut from, which it keeps alive: an id cut from
+ * the proxy's pool of random hex (src/proxy/trace-context.ts, 8 KiB), a
+ * path from the request's head. The concatenation is flattened into a new
+ * string before the slice is taken, so the copy's parent is only that.
  */
-function ownCopy(id: string): string {
-  let s = '';
-  for (let i = 0; i < id.length; i += 8) s += id.slice(i, i + 8);
-  return s;
-}
-
-/** A string with text of its own: one cut from a longer string (a request's head) keeps all of that alive. */
 const flat = (s: string): string => (s.length < 13 ? s : (' ' + s).slice(1));
 
 /**
- * A sampled record as it waits for its batch: the strings that come from
- * the request's head (method, authority, path, request id) copied, so that
- * a waiting span holds its own text and not the whole head, and the access
- * log's captures (headers, addresses) left out.
+ * A sampled record as it waits for its batch: the ids and the strings that
+ * come from the request's head (method, authority, path, request id)
+ * copied, so that a waiting span holds its own text and not the pool's or
+ * the whole head, and the access log's captures (headers, addresses) left
+ * out. A Buffer round trip per id did the same through four calls into C++:
+ * ~13 µs a span in a sidecar, where this runs once in a hundred requests and
+ * so always cold; `flat` takes 2–3 µs for both ids, measured after 4 MB of
+ * other work.
  */
 export function queuedRecord(r: RequestRecord): RequestRecord {
   const { requestHeaders: _q, responseHeaders: _s, downstreamRemoteAddress: _r, downstreamLocalAddress: _l, ...rest } = r;
-  return { ...rest, method: flat(r.method), authority: flat(r.authority), path: flat(r.path), requestId: flat(r.requestId) };
+  return {
+    ...rest, method: flat(r.method), authority: flat(r.authority), path: flat(r.path), requestId: flat(r.requestId),
+    ...(r.traceId !== undefined ? { traceId: flat(r.traceId) } : {}),
+    ...(r.spanId !== undefined ? { spanId: flat(r.spanId) } : {}),
+    ...(r.parentSpanId !== undefined ? { parentSpanId: flat(r.parentSpanId) } : {}),
+  };
 }
 
 /** The request's text a queued record holds (characters), for the queue's bound. */
 export const requestText = (r: RequestRecord): number => r.method.length + r.authority.length + r.path.length + r.requestId.length;
-
-/** The ids of a sampled record (`traceId` and `spanId` set), copied to outlive it. */
-export function ownIds(r: RequestRecord): SpanIds {
-  return { traceId: ownCopy(r.traceId!), spanId: ownCopy(r.spanId!), parentSpanId: r.parentSpanId === undefined ? undefined : ownCopy(r.parentSpanId) };
-}
 
 const hrTime = (ms: number): HrTime => {
   const s = Math.floor(ms / 1000);
@@ -111,8 +98,8 @@ function isError(r: RequestRecord, client: boolean): boolean {
   return r.responseFlags.length > 0 || r.status === 0 || r.status >= 500 || (client && r.status >= 400);
 }
 
-/** The span of a sampled record with its ids (ownIds), on the proxy's resource. */
-export function spanOf(r: RequestRecord, ids: SpanIds, settings: TracingSettings, resource: Resource, tables: LabelTables | undefined): ReadableSpan {
+/** The span of a sampled record (`traceId` and `spanId` set; queuedRecord for one that waits), on the proxy's resource. */
+export function spanOf(r: RequestRecord, settings: TracingSettings, resource: Resource, tables: LabelTables | undefined): ReadableSpan {
   const client = r.direction !== 'inbound';
   const a: Attributes = {};
   const method = r.method.toUpperCase();
@@ -147,14 +134,14 @@ export function spanOf(r: RequestRecord, ids: SpanIds, settings: TracingSettings
     const v = a[k];
     if (typeof v === 'string' && v.length > settings.maxTagLength) a[k] = v.slice(0, settings.maxTagLength);
   }
-  const traceId = ids.traceId;
-  const ctx: SpanContext = { traceId, spanId: ids.spanId, traceFlags: SAMPLED };
+  const traceId = r.traceId!;
+  const ctx: SpanContext = { traceId, spanId: r.spanId!, traceFlags: SAMPLED };
   const startTime = hrTime(r.startTime);
   return {
     name: spanName(r),
     kind: client ? CLIENT : SERVER,
     spanContext: () => ctx,
-    ...(ids.parentSpanId ? { parentSpanContext: { traceId, spanId: ids.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
+    ...(r.parentSpanId ? { parentSpanContext: { traceId, spanId: r.parentSpanId, traceFlags: SAMPLED, isRemote: true } } : {}),
     startTime,
     endTime: hrTime(r.startTime + r.durationMs),
     duration: hrTime(r.durationMs),
